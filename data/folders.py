@@ -1,0 +1,121 @@
+"""Dataset readers: a folder with one subfolder per label, or a JSONL file."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".gif"})
+TEXT_SUFFIXES = frozenset({".txt", ".md"})
+CODE_SUFFIXES = frozenset({".js", ".mjs", ".cjs", ".jsx"})
+SUFFIXES = {"image": IMAGE_SUFFIXES, "text": TEXT_SUFFIXES, "code": CODE_SUFFIXES}
+#: JSONL fields that hold the sample, per modality
+JSONL_FIELDS = {"image": ("path", "image"), "text": ("text",), "code": ("code", "text")}
+
+
+class DatasetError(ValueError):
+    """A dataset path or file is unusable; the message says where and why."""
+
+
+@dataclass
+class LabelledSamples:
+    """Samples (paths or in-memory texts), their labels, and where each came from."""
+
+    samples: list[Any] = field(default_factory=list)
+    labels: list[str] = field(default_factory=list)
+    names: list[str] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    @property
+    def classes(self) -> list[str]:
+        return sorted(set(self.labels))
+
+
+def guess_modality(path: str | os.PathLike) -> str:
+    """Guess ``image``, ``text`` or ``code`` from the files a dataset or sample holds."""
+    p = Path(path)
+    if p.is_file() and p.suffix == ".jsonl":
+        with open(p, encoding="utf-8") as fh:
+            for line in fh:
+                if line.strip():
+                    rec = json.loads(line)
+                    if "code" in rec:
+                        return "code"
+                    if "text" in rec:
+                        return "text"
+                    return "image"
+        raise DatasetError(f"{p}: empty JSONL file")
+    files = [p] if p.is_file() else [f for f in p.rglob("*") if f.is_file()][:200]
+    counts = {m: sum(f.suffix.lower() in s for f in files) for m, s in SUFFIXES.items()}
+    best = max(counts, key=counts.get)
+    if counts[best] == 0:
+        raise DatasetError(f"{p}: no image, text or code files found; pass --modality")
+    return best
+
+
+def _read_folder(root: Path, modality: str) -> LabelledSamples:
+    suffixes = SUFFIXES[modality]
+    out = LabelledSamples()
+    subdirs = sorted(d for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
+    if not subdirs:
+        raise DatasetError(f"{root}: expected one subfolder per label, found none")
+    for d in subdirs:
+        files = sorted(f for f in d.rglob("*") if f.is_file() and f.suffix.lower() in suffixes)
+        for f in files:
+            out.samples.append(str(f))
+            out.labels.append(d.name)
+            out.names.append(str(f))
+    if not out.samples:
+        raise DatasetError(f"{root}: no {modality} files ({', '.join(sorted(suffixes))}) in its subfolders")
+    return out
+
+
+def _read_jsonl(path: Path, modality: str) -> LabelledSamples:
+    out = LabelledSamples()
+    fields = JSONL_FIELDS[modality]
+    with open(path, encoding="utf-8") as fh:
+        for lineno, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            try:
+                rec = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise DatasetError(f"{path}:{lineno}: invalid JSON ({exc.msg})") from None
+            if not isinstance(rec, dict) or "label" not in rec:
+                raise DatasetError(f"{path}:{lineno}: each record needs a 'label' field")
+            key = next((k for k in fields if k in rec), None)
+            if key is None:
+                raise DatasetError(f"{path}:{lineno}: no {' or '.join(repr(k) for k in fields)} field")
+            value = rec[key]
+            if modality == "image":
+                value = str((path.parent / value).resolve()) if not os.path.isabs(value) else value
+            out.samples.append(value)
+            out.labels.append(str(rec["label"]))
+            out.names.append(str(rec.get("id", f"{path.name}:{lineno}")))
+    if not out.samples:
+        raise DatasetError(f"{path}: no records")
+    return out
+
+
+def read_labelled(path: str | os.PathLike, modality: str | None = None) -> LabelledSamples:
+    """Read labelled samples from a folder-per-label tree or a ``.jsonl`` file.
+
+    Image samples are file paths; text and code samples from JSONL are the strings
+    themselves, from folders they are file paths (read by the extractor).
+    """
+    p = Path(path)
+    if not p.exists():
+        raise DatasetError(f"{p}: no such file or folder")
+    modality = modality or guess_modality(p)
+    if modality not in SUFFIXES:
+        raise DatasetError(f"unknown modality {modality!r}; choose image, text or code")
+    if p.is_file():
+        if p.suffix != ".jsonl":
+            raise DatasetError(f"{p}: a dataset is a folder (one subfolder per label) or a .jsonl file")
+        return _read_jsonl(p, modality)
+    return _read_folder(p, modality)

@@ -1,0 +1,62 @@
+"""The feature-extractor interface shared by every modality."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any, ClassVar
+
+import numpy as np
+
+ProgressFactory = Callable[..., Any]
+
+
+class Extractor:
+    """Turns samples into fixed-length feature vectors.
+
+    Extraction is split in two steps so one bad sample never sinks a batch:
+    :meth:`load` validates and decodes a single sample (raising
+    :class:`~detectors.errors.SampleError`), :meth:`features` maps a list of loaded
+    samples to an ``(n, dim)`` float32 array.
+
+    Trainable extractors (``trainable = True``) learn from labelled samples in
+    :meth:`fit` and carry their learnt weights in :meth:`state_dict`.
+    """
+
+    #: registry name, e.g. ``"residual-cnn"``
+    name: ClassVar[str] = ""
+    #: ``"image"``, ``"text"`` or ``"code"``
+    modality: ClassVar[str] = ""
+    trainable: ClassVar[bool] = False
+
+    def get_config(self) -> dict[str, Any]:
+        """JSON-serialisable keyword arguments that rebuild this extractor (without weights)."""
+        return {}
+
+    def load(self, sample: Any) -> Any:
+        """Validate and decode one sample; raise ``SampleError`` naming it when unusable."""
+        raise NotImplementedError
+
+    def features(self, loaded: Sequence[Any], progress: bool = False) -> np.ndarray:
+        """Feature vectors ``(len(loaded), dim)`` for samples returned by :meth:`load`."""
+        raise NotImplementedError
+
+    def extract(self, samples: Sequence[Any], progress: bool = False) -> np.ndarray:
+        """Convenience: :meth:`load` then :meth:`features` (raises on the first bad sample)."""
+        return self.features([self.load(s) for s in samples], progress=progress)
+
+    def fit(self, loaded: Sequence[Any], labels: Sequence[str], progress: bool = False) -> Extractor:
+        """Learn from labelled loaded samples; a no-op for frozen extractors."""
+        return self
+
+    def state_dict(self) -> dict[str, np.ndarray]:
+        """Learnt arrays to save beside the config (empty for frozen extractors)."""
+        return {}
+
+    def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
+        """Restore arrays produced by :meth:`state_dict`."""
+        if state:
+            raise ValueError(f"extractor {self.name!r} has no learnt state, got keys {sorted(state)[:5]}")
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
+        return f"{type(self).__name__}({args})"

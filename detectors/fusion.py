@@ -1,0 +1,91 @@
+"""Fusion: several extractors of one modality, their features concatenated."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from detectors.base import Extractor
+
+
+class FusionExtractor(Extractor):
+    """Concatenate the features of ``parts``; each block is standardised and scaled to
+    equal total weight, so a 1280-d block does not drown a 64-d one.
+
+    Trainable parts are trained in :meth:`fit`; block statistics are fitted there too.
+    """
+
+    name = "fusion"
+
+    def __init__(self, parts: Sequence[Extractor]) -> None:
+        if len(parts) < 2:
+            raise ValueError("fusion needs at least two extractors")
+        modalities = {p.modality for p in parts}
+        if len(modalities) != 1:
+            raise ValueError(f"fusion parts must share one modality, got {sorted(modalities)}")
+        self.parts = list(parts)
+        self.block_mean_: list[np.ndarray] | None = None
+        self.block_scale_: list[np.ndarray] | None = None
+
+    @property
+    def modality(self) -> str:  # type: ignore[override]
+        return self.parts[0].modality
+
+    @property
+    def trainable(self) -> bool:  # type: ignore[override]
+        return True  # block statistics are always learnt
+
+    @property
+    def registry_name(self) -> str:
+        return "fusion:" + "+".join(p.name for p in self.parts)
+
+    def get_config(self) -> dict[str, Any]:
+        return {"parts": [{"name": p.name, "config": p.get_config()} for p in self.parts]}
+
+    def load(self, sample: Any) -> Any:
+        # every part of one modality reads the sample the same way; the strictest size check wins
+        loaded = self.parts[0].load(sample)
+        for p in self.parts[1:]:
+            p.load(loaded)
+        return loaded
+
+    def _raw(self, loaded: Sequence[Any], progress: bool) -> list[np.ndarray]:
+        return [p.features(loaded, progress=progress) for p in self.parts]
+
+    def fit(self, loaded: Sequence[Any], labels: Sequence[str], progress: bool = False) -> FusionExtractor:
+        for p in self.parts:
+            if p.trainable:
+                p.fit(loaded, labels, progress=progress)
+        blocks = self._raw(loaded, progress)
+        self.block_mean_ = [b.mean(axis=0) for b in blocks]
+        # one scale per block: unit variance on average, then 1/sqrt(dim) for equal total weight
+        self.block_scale_ = [np.array([b.std(axis=0).mean() * np.sqrt(b.shape[1]) + 1e-8]) for b in blocks]
+        return self
+
+    def features(self, loaded: Sequence[Any], progress: bool = False) -> np.ndarray:
+        if self.block_mean_ is None or self.block_scale_ is None:
+            raise RuntimeError("fusion is not fitted: its block statistics come from fit()")
+        blocks = self._raw(loaded, progress)
+        return np.concatenate(
+            [(b - m) / s for b, m, s in zip(blocks, self.block_mean_, self.block_scale_, strict=True)], axis=1
+        ).astype(np.float32)
+
+    def state_dict(self) -> dict[str, np.ndarray]:
+        if self.block_mean_ is None or self.block_scale_ is None:
+            raise RuntimeError("fusion is not fitted")
+        state: dict[str, np.ndarray] = {}
+        for i, p in enumerate(self.parts):
+            state[f"block{i}.mean"] = self.block_mean_[i]
+            state[f"block{i}.scale"] = self.block_scale_[i]
+            for k, v in p.state_dict().items():
+                state[f"part{i}.{k}"] = v
+        return state
+
+    def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
+        self.block_mean_ = [state[f"block{i}.mean"] for i in range(len(self.parts))]
+        self.block_scale_ = [state[f"block{i}.scale"] for i in range(len(self.parts))]
+        for i, p in enumerate(self.parts):
+            prefix = f"part{i}."
+            p.load_state_dict({k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)})

@@ -1,0 +1,67 @@
+"""A linear probe: standardisation + multinomial logistic regression."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+from sklearn.linear_model import LogisticRegression
+
+from openset.base import Head, check_features, check_labels
+
+
+class LinearHead(Head):
+    """Logistic regression on standardised features.
+
+    Parameters
+    ----------
+    C: inverse L2 regularisation strength.
+    class_weight: ``"balanced"`` weighs classes inversely to their frequency, so a
+        large class does not swamp small ones; ``None`` for plain weights.
+    max_iter: solver iterations.
+    """
+
+    name = "linear"
+
+    def __init__(self, C: float = 1.0, class_weight: str | None = "balanced", max_iter: int = 2000) -> None:
+        self.C = C
+        self.class_weight = class_weight
+        self.max_iter = max_iter
+
+    def get_config(self) -> dict[str, Any]:
+        return {"C": self.C, "class_weight": self.class_weight, "max_iter": self.max_iter}
+
+    def fit(self, X: Any, y: Sequence) -> LinearHead:
+        if not self.C > 0:
+            raise ValueError(f"C must be positive, got {self.C}")
+        if self.class_weight not in (None, "balanced"):
+            raise ValueError(f"class_weight must be 'balanced' or None, got {self.class_weight!r}")
+        X = check_features(X)
+        self.classes_, codes = check_labels(y, X.shape[0])
+        self.mean_ = X.mean(axis=0)
+        self.scale_ = X.std(axis=0) + 1e-6
+        Z = (X - self.mean_) / self.scale_
+        lr = LogisticRegression(C=self.C, class_weight=self.class_weight, max_iter=self.max_iter)
+        lr.fit(Z, codes)
+        coef, intercept = lr.coef_, lr.intercept_
+        if coef.shape[0] == 1:  # binary: sklearn keeps one row; softmax over [0, z] is the same model
+            coef = np.vstack([np.zeros_like(coef), coef])
+            intercept = np.array([0.0, intercept[0]])
+        self.coef_ = coef.astype(np.float32)
+        self.intercept_ = intercept.astype(np.float32)
+        return self
+
+    def decision_function(self, X: Any) -> np.ndarray:
+        self._check_fitted()
+        X = check_features(X, self.mean_.shape[0])
+        return ((X - self.mean_) / self.scale_) @ self.coef_.T + self.intercept_
+
+    def state_dict(self) -> dict[str, np.ndarray]:
+        self._check_fitted()
+        return {"mean": self.mean_, "scale": self.scale_, "coef": self.coef_, "intercept": self.intercept_}
+
+    def load_state_dict(self, state: dict[str, np.ndarray], classes: Sequence[str]) -> None:
+        self.mean_, self.scale_ = state["mean"], state["scale"]
+        self.coef_, self.intercept_ = state["coef"], state["intercept"]
+        self.classes_ = list(classes)

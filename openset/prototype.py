@@ -1,0 +1,77 @@
+"""A nearest-neighbour / prototype head on a faiss cosine index."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from openset.base import Head, check_features, check_labels
+from openset.index import ReferenceIndex
+
+
+class PrototypeHead(Head):
+    """Classify by cosine similarity to each class's references.
+
+    With ``k=0`` each class is its mean vector (a prototype); with ``k>=1`` a class
+    scores the mean similarity of its ``k`` nearest references. Features are
+    standardised first. ``temperature`` turns similarities into probabilities.
+    """
+
+    name = "prototype"
+
+    def __init__(self, k: int = 0, temperature: float = 0.05) -> None:
+        self.k = k
+        self.temperature = temperature
+
+    def get_config(self) -> dict[str, Any]:
+        return {"k": self.k, "temperature": self.temperature}
+
+    def fit(self, X: Any, y: Sequence) -> PrototypeHead:
+        if self.k < 0:
+            raise ValueError(f"k must be >= 0, got {self.k}")
+        if not self.temperature > 0:
+            raise ValueError(f"temperature must be positive, got {self.temperature}")
+        X = check_features(X)
+        self.classes_, codes = check_labels(y, X.shape[0], min_classes=1)
+        self.mean_ = X.mean(axis=0)
+        self.scale_ = X.std(axis=0) + 1e-6
+        Z = (X - self.mean_) / self.scale_
+        self.references_ = Z.astype(np.float32)
+        self.codes_ = codes.astype(np.int64)
+        self._build()
+        return self
+
+    def _build(self) -> None:
+        if self.k == 0:
+            protos = np.stack([self.references_[self.codes_ == c].mean(axis=0) for c in range(len(self.classes_))])
+            self._indexes = [ReferenceIndex(protos[c : c + 1], [c]) for c in range(len(self.classes_))]
+        else:
+            self._indexes = [
+                ReferenceIndex(self.references_[self.codes_ == c], self.codes_[self.codes_ == c])
+                for c in range(len(self.classes_))
+            ]
+
+    def similarities(self, X: Any) -> np.ndarray:
+        """Per-class cosine similarity ``(n, n_classes)``."""
+        self._check_fitted()
+        Z = (check_features(X, self.mean_.shape[0]) - self.mean_) / self.scale_
+        cols = []
+        for index in self._indexes:
+            sims, _ = index.search(Z, max(self.k, 1))
+            cols.append(sims.mean(axis=1))
+        return np.stack(cols, axis=1)
+
+    def decision_function(self, X: Any) -> np.ndarray:
+        return self.similarities(X) / self.temperature
+
+    def state_dict(self) -> dict[str, np.ndarray]:
+        self._check_fitted()
+        return {"mean": self.mean_, "scale": self.scale_, "references": self.references_, "codes": self.codes_}
+
+    def load_state_dict(self, state: dict[str, np.ndarray], classes: Sequence[str]) -> None:
+        self.mean_, self.scale_ = state["mean"], state["scale"]
+        self.references_, self.codes_ = state["references"], state["codes"].astype(np.int64)
+        self.classes_ = list(classes)
+        self._build()

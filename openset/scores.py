@@ -1,0 +1,143 @@
+"""Open-set scores: how much a sample looks like one of the known sources.
+
+Every scorer returns higher values for "known". ``fit`` sees the training features
+(and labels), ``score`` sees features and the head's class probabilities.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, ClassVar
+
+import numpy as np
+
+from openset.base import check_features, check_labels
+from openset.index import ReferenceIndex
+
+
+class OpenSetScore:
+    """Base class: ``fit(X, y)`` then ``score(X, proba)`` -> ``(n,)`` (higher = known)."""
+
+    name: ClassVar[str] = ""
+
+    def get_config(self) -> dict[str, Any]:
+        return {}
+
+    def fit(self, X: Any, y: Sequence) -> OpenSetScore:
+        return self
+
+    def score(self, X: Any, proba: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def state_dict(self) -> dict[str, np.ndarray]:
+        return {}
+
+    def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
+        pass
+
+
+class MaxProbScore(OpenSetScore):
+    """Maximum class probability of the head (the classic softmax baseline)."""
+
+    name = "msp"
+
+    def score(self, X: Any, proba: np.ndarray) -> np.ndarray:
+        return np.asarray(proba).max(axis=1)
+
+
+class _Standardised(OpenSetScore):
+    def _fit_scale(self, X: np.ndarray) -> np.ndarray:
+        self.mean_ = X.mean(axis=0)
+        self.scale_ = X.std(axis=0) + 1e-6
+        return (X - self.mean_) / self.scale_
+
+    def _z(self, X: Any) -> np.ndarray:
+        if not hasattr(self, "mean_"):
+            raise RuntimeError(f"{type(self).__name__} is not fitted")
+        return (check_features(X, self.mean_.shape[0]) - self.mean_) / self.scale_
+
+
+class KNNScore(_Standardised):
+    """Mean cosine similarity to the ``k`` nearest training samples of any class (faiss)."""
+
+    name = "knn"
+
+    def __init__(self, k: int = 5) -> None:
+        self.k = k
+
+    def get_config(self) -> dict[str, Any]:
+        return {"k": self.k}
+
+    def fit(self, X: Any, y: Sequence) -> KNNScore:
+        if self.k < 1:
+            raise ValueError(f"k must be >= 1, got {self.k}")
+        self.references_ = self._fit_scale(check_features(X)).astype(np.float32)
+        self._index = ReferenceIndex(self.references_, np.zeros(len(self.references_)))
+        return self
+
+    def score(self, X: Any, proba: np.ndarray) -> np.ndarray:
+        sims, _ = self._index.search(self._z(X), self.k)
+        return sims.mean(axis=1)
+
+    def state_dict(self) -> dict[str, np.ndarray]:
+        return {"mean": self.mean_, "scale": self.scale_, "references": self.references_}
+
+    def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
+        self.mean_, self.scale_, self.references_ = state["mean"], state["scale"], state["references"]
+        self._index = ReferenceIndex(self.references_, np.zeros(len(self.references_)))
+
+
+class MahalanobisScore(_Standardised):
+    """Negative smallest Mahalanobis distance to a class mean (shared, shrunk covariance).
+
+    A Gaussian density score in feature space: samples far from every known class
+    are unknown even when the head is confident.
+    """
+
+    name = "mahalanobis"
+
+    def __init__(self, shrinkage: float = 0.2) -> None:
+        self.shrinkage = shrinkage
+
+    def get_config(self) -> dict[str, Any]:
+        return {"shrinkage": self.shrinkage}
+
+    def fit(self, X: Any, y: Sequence) -> MahalanobisScore:
+        if not 0.0 <= self.shrinkage <= 1.0:
+            raise ValueError(f"shrinkage must be in [0, 1], got {self.shrinkage}")
+        Z = self._fit_scale(check_features(X))
+        classes, codes = check_labels(y, Z.shape[0], min_classes=1)
+        self.means_ = np.stack([Z[codes == c].mean(axis=0) for c in range(len(classes))]).astype(np.float32)
+        centred = Z - self.means_[codes]
+        cov = centred.T @ centred / max(1, Z.shape[0] - len(classes))
+        cov = (1 - self.shrinkage) * cov + self.shrinkage * np.eye(cov.shape[0]) * np.trace(cov) / cov.shape[0]
+        self.precision_ = np.linalg.pinv(cov).astype(np.float32)
+        return self
+
+    def distances(self, X: Any) -> np.ndarray:
+        """Squared Mahalanobis distance to every class mean ``(n, n_classes)``."""
+        Z = self._z(X)
+        d = Z[:, None, :] - self.means_[None]
+        return np.einsum("ncd,de,nce->nc", d, self.precision_, d)
+
+    def score(self, X: Any, proba: np.ndarray) -> np.ndarray:
+        return -self.distances(X).min(axis=1)
+
+    def state_dict(self) -> dict[str, np.ndarray]:
+        return {"mean": self.mean_, "scale": self.scale_, "means": self.means_, "precision": self.precision_}
+
+    def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
+        self.mean_, self.scale_ = state["mean"], state["scale"]
+        self.means_, self.precision_ = state["means"], state["precision"]
+
+
+OPEN_SET_SCORES: dict[str, type[OpenSetScore]] = {
+    cls.name: cls for cls in (MaxProbScore, KNNScore, MahalanobisScore)
+}
+
+
+def create_open_set_score(name: str, **kwargs: Any) -> OpenSetScore:
+    """Build an open-set scorer by name (``msp``, ``knn``, ``mahalanobis``)."""
+    if name not in OPEN_SET_SCORES:
+        raise ValueError(f"unknown open-set score {name!r}; choose from {sorted(OPEN_SET_SCORES)}")
+    return OPEN_SET_SCORES[name](**kwargs)

@@ -1,0 +1,265 @@
+"""The Attributor: feature extractor + closed-set head + calibrated open-set rule."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import os
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from detectors import create_extractor
+from detectors.base import Extractor
+from detectors.errors import SampleError, describe_sample
+from openset import create_head, create_open_set_score
+from openset.base import Head
+from openset.metrics import accuracy, auroc, macro_f1, oscr, per_class_report, threshold_at_tpr
+from openset.scores import OpenSetScore
+from provenance.result import UNKNOWN, Attribution
+from provenance.serialization import flatten_state, read_model_dir, split_state, write_model_dir
+
+FORMAT = "provenance-attributor"
+FORMAT_VERSION = 1
+
+
+def _stratified_split(labels: np.ndarray, fraction: float, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    fit_idx, cal_idx = [], []
+    for lab in np.unique(labels):
+        idx = rng.permutation(np.flatnonzero(labels == lab))
+        n_cal = int(round(fraction * idx.size)) if idx.size >= 3 else 0
+        cal_idx.extend(idx[:n_cal].tolist())
+        fit_idx.extend(idx[n_cal:].tolist())
+    return np.array(sorted(fit_idx), dtype=int), np.array(sorted(cal_idx), dtype=int)
+
+
+class Attributor:
+    """Attribute samples to known sources, or to ``"unknown"``.
+
+    Parameters
+    ----------
+    extractor: an :class:`~detectors.base.Extractor` or a registry name
+        (``"residual-cnn"``, ``"clip:ViT-B-32"``, ``"fusion:residual-cnn+effnet-lite0"``...).
+    head: a :class:`~openset.base.Head` or a name (``"linear"``, ``"prototype"``).
+    open_set: an :class:`~openset.scores.OpenSetScore` or a name (``"msp"``, ``"knn"``,
+        ``"mahalanobis"``).
+    tpr: fraction of held-out known samples the open-set rule must accept; the
+        rejection threshold is set from it.
+    calibration_fraction: share of each class held out in :meth:`fit` to calibrate the
+        threshold (samples the extractor and head never trained on).
+    seed: random seed for the calibration split.
+    modality: picks the default backbone when ``extractor`` is ``"default"``.
+    """
+
+    def __init__(
+        self,
+        extractor: Extractor | str = "default",
+        head: Head | str = "linear",
+        open_set: OpenSetScore | str = "mahalanobis",
+        tpr: float = 0.95,
+        calibration_fraction: float = 0.2,
+        seed: int = 0,
+        modality: str = "image",
+    ) -> None:
+        self.extractor = create_extractor(extractor, modality) if isinstance(extractor, str) else extractor
+        self.head = create_head(head) if isinstance(head, str) else head
+        self.open_set = create_open_set_score(open_set) if isinstance(open_set, str) else open_set
+        self.tpr = tpr
+        self.calibration_fraction = calibration_fraction
+        self.seed = seed
+        self.threshold_: float | None = None
+        self.name: str | None = None
+
+    # ------------------------------------------------------------------ helpers
+    @property
+    def modality(self) -> str:
+        return self.extractor.modality
+
+    @property
+    def classes_(self) -> list[str]:
+        if not hasattr(self.head, "classes_"):
+            raise RuntimeError("the attributor is not fitted: call fit() or from_pretrained()")
+        return list(self.head.classes_)
+
+    def load_samples(self, samples: Sequence[Any]) -> tuple[list[Any], list[int], dict[int, str]]:
+        """Load each sample; returns loaded items, their positions, and errors by position."""
+        loaded, positions, errors = [], [], {}
+        for i, s in enumerate(samples):
+            try:
+                loaded.append(self.extractor.load(s))
+                positions.append(i)
+            except SampleError as exc:
+                errors[i] = str(exc)
+        return loaded, positions, errors
+
+    def features(self, samples: Sequence[Any], progress: bool = False) -> tuple[np.ndarray, list[int], dict[int, str]]:
+        """Feature rows for the readable samples, their positions, and per-sample errors."""
+        loaded, positions, errors = self.load_samples(samples)
+        feats = self.extractor.features(loaded, progress=progress) if loaded else np.zeros((0, 0), np.float32)
+        return feats, positions, errors
+
+    # ------------------------------------------------------------------ training
+    def fit(self, samples: Sequence[Any], labels: Sequence[str], progress: bool = False) -> Attributor:
+        """Train on labelled samples; unreadable samples are skipped with a warning."""
+        if not 0.0 < self.tpr <= 1.0:
+            raise ValueError(f"tpr must be in (0, 1], got {self.tpr}")
+        if not 0.0 <= self.calibration_fraction < 1.0:
+            raise ValueError(f"calibration_fraction must be in [0, 1), got {self.calibration_fraction}")
+        if len(samples) != len(labels):
+            raise ValueError(f"{len(samples)} samples but {len(labels)} labels")
+        loaded, positions, errors = self.load_samples(samples)
+        for msg in errors.values():
+            warnings.warn(f"skipped training sample {msg}", stacklevel=2)
+        y = np.asarray([str(labels[i]) for i in positions])
+        if len(set(y.tolist())) < 2:
+            raise ValueError(f"need at least two labels with readable samples, got {sorted(set(y.tolist()))}")
+        self.skipped_ = errors
+        rng = np.random.default_rng(self.seed)
+        fit_idx, cal_idx = _stratified_split(y, self.calibration_fraction, rng)
+        if self.extractor.trainable:
+            self.extractor.fit([loaded[i] for i in fit_idx], y[fit_idx].tolist(), progress=progress)
+        X = self.extractor.features(loaded, progress=progress)
+        if cal_idx.size:
+            self.head.fit(X[fit_idx], y[fit_idx])
+            self.open_set.fit(X[fit_idx], y[fit_idx])
+            cal_scores = self.open_set.score(X[cal_idx], self.head.predict_proba(X[cal_idx]))
+        self.head.fit(X, y)
+        self.open_set.fit(X, y)
+        if not cal_idx.size:
+            cal_scores = self.open_set.score(X, self.head.predict_proba(X))
+        self.threshold_ = threshold_at_tpr(cal_scores, self.tpr)
+        self.n_train_ = int(len(y))
+        return self
+
+    # ------------------------------------------------------------------ inference
+    def _check_fitted(self) -> None:
+        if self.threshold_ is None:
+            raise RuntimeError("the attributor is not fitted: call fit() or from_pretrained()")
+
+    def scores(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Class probabilities and open-set scores for feature rows ``X``."""
+        proba = self.head.predict_proba(X)
+        return proba, self.open_set.score(X, proba)
+
+    def attribute(self, samples: Sequence[Any] | Any, progress: bool = False, top_k: int = 5) -> list[Attribution]:
+        """One :class:`Attribution` per sample; unreadable samples carry ``error``."""
+        self._check_fitted()
+        if isinstance(samples, str | bytes) or not isinstance(samples, Sequence):
+            samples = [samples]
+        feats, positions, errors = self.features(samples, progress=progress)
+        results: list[Attribution] = [None] * len(samples)  # type: ignore[list-item]
+        common = {"modality": self.modality, "backbone": self.extractor.name, "model": self.name}
+        for i, msg in errors.items():
+            results[i] = Attribution(sample=describe_sample(samples[i]), label=None, error=msg, **common)
+        if positions:
+            proba, os_scores = self.scores(feats)
+            classes = np.asarray(self.classes_)
+            for row, i in enumerate(positions):
+                order = np.argsort(-proba[row])[:top_k]
+                best = int(order[0])
+                unknown = bool(os_scores[row] < self.threshold_)
+                results[i] = Attribution(
+                    sample=describe_sample(samples[i]),
+                    label=UNKNOWN if unknown else str(classes[best]),
+                    score=float(proba[row, best]),
+                    unknown=unknown,
+                    candidates=[(str(classes[j]), float(proba[row, j])) for j in order],
+                    open_set_score=float(os_scores[row]),
+                    threshold=float(self.threshold_),
+                    **common,
+                )
+        return results
+
+    def evaluate(
+        self,
+        samples: Sequence[Any],
+        labels: Sequence[str],
+        unknown_samples: Sequence[Any] | None = None,
+        progress: bool = False,
+    ) -> dict[str, Any]:
+        """Closed-set accuracy, macro-F1 and per-class figures; AUROC and OSCR with unknowns.
+
+        Labels must be labels the model knows. Unreadable samples are counted in
+        ``errors`` and left out of the figures.
+        """
+        self._check_fitted()
+        known = set(self.classes_)
+        strange = sorted({str(lab) for lab in labels} - known)
+        if strange:
+            raise ValueError(f"labels the model does not know: {strange}; known: {sorted(known)}")
+        feats, positions, errors = self.features(samples, progress=progress)
+        if not positions:
+            raise ValueError("no readable known samples to evaluate")
+        y = np.asarray([str(labels[i]) for i in positions])
+        proba, k_scores = self.scores(feats)
+        pred = np.asarray(self.classes_)[proba.argmax(axis=1)]
+        out: dict[str, Any] = {
+            "n": int(len(y)),
+            "accuracy": accuracy(y, pred),
+            "macro_f1": macro_f1(y, pred),
+            "auroc": None,
+            "oscr": None,
+            "per_class": per_class_report(y, pred),
+            "errors": len(errors),
+        }
+        if unknown_samples is not None:
+            ufeats, upos, uerr = self.features(unknown_samples, progress=progress)
+            out["errors"] += len(uerr)
+            if upos:
+                _, u_scores = self.scores(ufeats)
+                out["n_unknown"] = len(upos)
+                out["auroc"] = auroc(k_scores, u_scores)
+                out["oscr"] = oscr(pred == y, k_scores, u_scores)
+                accepted_known = k_scores >= self.threshold_
+                out["known_accept_rate"] = float(accepted_known.mean())
+                out["unknown_reject_rate"] = float((u_scores < self.threshold_).mean())
+        return out
+
+    # ------------------------------------------------------------------ persistence
+    def get_config(self) -> dict[str, Any]:
+        """Everything but the arrays: what to rebuild, and how it was calibrated."""
+        self._check_fitted()
+        return {
+            "format": FORMAT,
+            "format_version": FORMAT_VERSION,
+            "modality": self.modality,
+            "classes": self.classes_,
+            "extractor": {"name": self.extractor.name, "config": self.extractor.get_config()},
+            "head": {"name": self.head.name, "config": self.head.get_config()},
+            "open_set": {"name": self.open_set.name, "config": self.open_set.get_config()},
+            "threshold": self.threshold_,
+            "tpr": self.tpr,
+            "calibration_fraction": self.calibration_fraction,
+            "seed": self.seed,
+            "n_train": getattr(self, "n_train_", None),
+            "saved_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        }
+
+    def save_pretrained(self, directory: str | os.PathLike) -> Path:
+        """Save as ``config.json`` + ``weights.safetensors`` (atomic: all or nothing)."""
+        arrays = flatten_state(
+            {
+                "extractor": self.extractor.state_dict(),
+                "head": self.head.state_dict(),
+                "open_set": self.open_set.state_dict(),
+            }
+        )
+        return write_model_dir(directory, self.get_config(), arrays)
+
+    @classmethod
+    def from_pretrained(cls, directory: str | os.PathLike) -> Attributor:
+        """Load a folder written by :meth:`save_pretrained` (format version checked)."""
+        config, arrays = read_model_dir(directory, FORMAT, FORMAT_VERSION)
+        ext = create_extractor(config["extractor"]["name"], config["modality"], **config["extractor"]["config"])
+        ext.load_state_dict(split_state(arrays, "extractor"))
+        head = create_head(config["head"]["name"], **config["head"]["config"])
+        head.load_state_dict(split_state(arrays, "head"), config["classes"])
+        scorer = create_open_set_score(config["open_set"]["name"], **config["open_set"]["config"])
+        scorer.load_state_dict(split_state(arrays, "open_set"))
+        model = cls(ext, head, scorer, tpr=config["tpr"], calibration_fraction=config["calibration_fraction"], seed=config["seed"])
+        model.threshold_ = float(config["threshold"])
+        model.n_train_ = config.get("n_train")
+        model.name = Path(directory).name
+        return model

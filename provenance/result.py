@@ -1,0 +1,45 @@
+"""The result of attributing one sample."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+UNKNOWN = "unknown"
+
+
+@dataclass
+class Attribution:
+    """Who or what made a sample, as far as one model can tell.
+
+    ``label`` is the most likely known source, or ``"unknown"`` when the open-set
+    rule rejects every known source (then ``unknown`` is true). ``score`` is the
+    calibrated probability of the best known source; ``candidates`` ranks all known
+    sources with their probabilities. ``open_set_score`` is the raw score the rule
+    compared with ``threshold`` (higher means more like a known source). A sample
+    that could not be read has ``error`` set and ``label`` None.
+    """
+
+    sample: str
+    label: str | None
+    score: float | None = None
+    unknown: bool = False
+    candidates: list[tuple[str, float]] = field(default_factory=list)
+    modality: str | None = None
+    backbone: str | None = None
+    model: str | None = None
+    open_set_score: float | None = None
+    threshold: float | None = None
+    explanation: list[dict[str, Any]] | None = None
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        """True when the sample was attributed (no error)."""
+        return self.error is None
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict (candidates as ``[label, score]`` lists)."""
+        d = asdict(self)
+        d["candidates"] = [[lab, float(s)] for lab, s in self.candidates]
+        return d
