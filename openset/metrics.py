@@ -90,7 +90,9 @@ def oscr(known_correct: Sequence[bool], known_scores: Sequence[float], unknown_s
     return float(np.trapezoid(ccr, fpr))
 
 
-def roc_curve(positive_scores: Sequence[float], negative_scores: Sequence[float]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def roc_curve(
+    positive_scores: Sequence[float], negative_scores: Sequence[float]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """False-positive rates, true-positive rates and thresholds (accept when score >= threshold)."""
     pos = np.asarray(positive_scores, dtype=np.float64)
     neg = np.asarray(negative_scores, dtype=np.float64)

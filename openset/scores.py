@@ -131,9 +131,7 @@ class MahalanobisScore(_Standardised):
         self.means_, self.precision_ = state["means"], state["precision"]
 
 
-OPEN_SET_SCORES: dict[str, type[OpenSetScore]] = {
-    cls.name: cls for cls in (MaxProbScore, KNNScore, MahalanobisScore)
-}
+OPEN_SET_SCORES: dict[str, type[OpenSetScore]] = {cls.name: cls for cls in (MaxProbScore, KNNScore, MahalanobisScore)}
 
 
 def create_open_set_score(name: str, **kwargs: Any) -> OpenSetScore:

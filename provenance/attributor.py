@@ -29,7 +29,7 @@ def _stratified_split(labels: np.ndarray, fraction: float, rng: np.random.Genera
     fit_idx, cal_idx = [], []
     for lab in np.unique(labels):
         idx = rng.permutation(np.flatnonzero(labels == lab))
-        n_cal = int(round(fraction * idx.size)) if idx.size >= 3 else 0
+        n_cal = round(fraction * idx.size) if idx.size >= 3 else 0
         cal_idx.extend(idx[:n_cal].tolist())
         fit_idx.extend(idx[n_cal:].tolist())
     return np.array(sorted(fit_idx), dtype=int), np.array(sorted(cal_idx), dtype=int)
@@ -130,7 +130,7 @@ class Attributor:
         if not cal_idx.size:
             cal_scores = self.open_set.score(X, self.head.predict_proba(X))
         self.threshold_ = threshold_at_tpr(cal_scores, self.tpr)
-        self.n_train_ = int(len(y))
+        self.n_train_ = len(y)
         return self
 
     # ------------------------------------------------------------------ inference
@@ -196,7 +196,7 @@ class Attributor:
         proba, k_scores = self.scores(feats)
         pred = np.asarray(self.classes_)[proba.argmax(axis=1)]
         out: dict[str, Any] = {
-            "n": int(len(y)),
+            "n": len(y),
             "accuracy": accuracy(y, pred),
             "macro_f1": macro_f1(y, pred),
             "auroc": None,
@@ -234,7 +234,7 @@ class Attributor:
             "calibration_fraction": self.calibration_fraction,
             "seed": self.seed,
             "n_train": getattr(self, "n_train_", None),
-            "saved_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+            "saved_at": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
         }
 
     def save_pretrained(self, directory: str | os.PathLike) -> Path:
@@ -258,7 +258,14 @@ class Attributor:
         head.load_state_dict(split_state(arrays, "head"), config["classes"])
         scorer = create_open_set_score(config["open_set"]["name"], **config["open_set"]["config"])
         scorer.load_state_dict(split_state(arrays, "open_set"))
-        model = cls(ext, head, scorer, tpr=config["tpr"], calibration_fraction=config["calibration_fraction"], seed=config["seed"])
+        model = cls(
+            ext,
+            head,
+            scorer,
+            tpr=config["tpr"],
+            calibration_fraction=config["calibration_fraction"],
+            seed=config["seed"],
+        )
         model.threshold_ = float(config["threshold"])
         model.n_train_ = config.get("n_train")
         model.name = Path(directory).name

@@ -71,7 +71,9 @@ def write_model_dir(directory: str | os.PathLike, config: dict[str, Any], arrays
     return target
 
 
-def read_model_dir(directory: str | os.PathLike, expected_format: str, version: int) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+def read_model_dir(
+    directory: str | os.PathLike, expected_format: str, version: int
+) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     """Read and check a model folder written by :func:`write_model_dir`."""
     d = Path(directory)
     cfg_path = d / CONFIG_NAME

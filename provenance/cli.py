@@ -1,0 +1,242 @@
+"""The ``provenance`` command.
+
+Exit codes: 0 success, 1 when some samples failed (the others are still reported),
+2 for bad usage (unknown flags, missing files, unusable model folders).
+With ``--json`` only JSON goes to stdout; progress and warnings go to stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import warnings
+from collections.abc import Sequence
+from typing import Any
+
+EXIT_OK, EXIT_SAMPLES_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+class UsageError(Exception):
+    """Bad usage detected after parsing (exit code 2)."""
+
+
+def _parse_options(pairs: Sequence[str]) -> dict[str, Any]:
+    opts: dict[str, Any] = {}
+    for pair in pairs:
+        if "=" not in pair:
+            raise UsageError(f"--option expects KEY=VALUE, got {pair!r}")
+        key, value = pair.split("=", 1)
+        try:
+            opts[key] = json.loads(value)
+        except json.JSONDecodeError:
+            opts[key] = value
+    return opts
+
+
+def _emit(args: argparse.Namespace, payload: Any, human: str) -> None:
+    if args.json:
+        json.dump(payload, sys.stdout, indent=2)
+        sys.stdout.write("\n")
+    else:
+        print(human)
+
+
+def _load_model(path: str):
+    from provenance.attributor import Attributor
+    from provenance.serialization import ModelFormatError
+
+    try:
+        return Attributor.from_pretrained(path)
+    except ModelFormatError as exc:
+        raise UsageError(str(exc)) from None
+
+
+def _read_dataset(path: str, modality: str | None):
+    from data.folders import DatasetError, read_labelled
+
+    try:
+        return read_labelled(path, modality)
+    except DatasetError as exc:
+        raise UsageError(str(exc)) from None
+
+
+# ---------------------------------------------------------------------- commands
+def cmd_train(args: argparse.Namespace) -> int:
+    from data.folders import guess_modality
+    from detectors import create_extractor
+    from provenance.attributor import Attributor
+
+    modality = args.modality or guess_modality(args.data)
+    data = _read_dataset(args.data, modality)
+    options = _parse_options(args.option)
+    try:
+        extractor = create_extractor(args.backbone, modality, **options)
+        model = Attributor(extractor, head=args.head, open_set=args.open_set, tpr=args.tpr, seed=args.seed)
+    except (ValueError, TypeError) as exc:
+        raise UsageError(str(exc)) from None
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        model.fit(data.samples, data.labels, progress=not args.quiet)
+    for w in caught:
+        print(f"warning: {w.message}", file=sys.stderr)
+    out = model.save_pretrained(args.output)
+    payload = {
+        "model": str(out),
+        "modality": modality,
+        "backbone": extractor.name,
+        "classes": model.classes_,
+        "n_train": model.n_train_,
+        "skipped": sorted(model.skipped_.values()),
+        "threshold": model.threshold_,
+    }
+    human = (
+        f"trained {extractor.name} on {model.n_train_} {modality} samples, {len(model.classes_)} labels "
+        f"({', '.join(model.classes_)}); saved to {out}"
+        + (f"\n{len(model.skipped_)} unreadable samples skipped" if model.skipped_ else "")
+    )
+    _emit(args, payload, human)
+    return EXIT_OK
+
+
+def _format_result(r: dict[str, Any]) -> str:
+    if r["error"]:
+        return f"{r['sample']}: ERROR {r['error']}"
+    cands = ", ".join(f"{lab} {s:.2f}" for lab, s in r["candidates"][:3])
+    flag = " (rejected as unknown)" if r["unknown"] else ""
+    return f"{r['sample']}: {r['label']} score={r['score']:.3f}{flag}  [{cands}]"
+
+
+def cmd_attribute(args: argparse.Namespace) -> int:
+    model = _load_model(args.model)
+    results = [r.to_dict() for r in model.attribute(args.samples, progress=not args.quiet)]
+    _emit(args, results, "\n".join(_format_result(r) for r in results))
+    return EXIT_SAMPLES_FAILED if any(r["error"] for r in results) else EXIT_OK
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    model = _load_model(args.model)
+    known = _read_dataset(args.known, model.modality)
+    unknown = _read_dataset(args.unknown, model.modality).samples if args.unknown else None
+    try:
+        m = model.evaluate(known.samples, known.labels, unknown, progress=not args.quiet)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    lines = [f"n={m['n']} accuracy={m['accuracy']:.3f} macro_f1={m['macro_f1']:.3f}"]
+    if m["auroc"] is not None:
+        lines.append(f"auroc={m['auroc']:.3f} oscr={m['oscr']:.3f} (unknown n={m['n_unknown']})")
+    for lab, r in m["per_class"].items():
+        lines.append(
+            f"  {lab:<20} precision={r['precision']:.3f} recall={r['recall']:.3f} f1={r['f1']:.3f} n={r['support']}"
+        )
+    if m["errors"]:
+        lines.append(f"{m['errors']} unreadable samples left out")
+    _emit(args, m, "\n".join(lines))
+    return EXIT_SAMPLES_FAILED if m["errors"] else EXIT_OK
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from provenance.demo import run_demo
+
+    report = run_demo(progress=not args.quiet, fast=args.fast)
+    _emit(args, report, report.pop("_text", "") if not args.json else "")
+    return EXIT_OK
+
+
+# ---------------------------------------------------------------------- parser
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--json", action="store_true", help="print JSON only on stdout")
+    common.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+
+    parser = argparse.ArgumentParser(
+        prog="provenance",
+        description="Content provenance: which generator made this image, did this model make it, who wrote this.",
+        epilog="Exit codes: 0 ok, 1 some samples failed (the others are reported), 2 bad usage.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser(
+        "train",
+        parents=[common],
+        help="train an attributor on labelled data",
+        description="Train an attributor. DATA is a folder with one subfolder per label, or a .jsonl "
+        'file with "text" (or "code", or "path" for images) and "label" fields.',
+    )
+    p.add_argument("data", metavar="DATA")
+    p.add_argument("-o", "--output", required=True, metavar="MODEL", help="model folder to write (atomically)")
+    p.add_argument("--modality", choices=["image", "text", "code"], help="default: guessed from the files")
+    p.add_argument(
+        "--backbone",
+        default="default",
+        help="extractor name, e.g. residual-cnn, residual-stats, "
+        "effnet-lite0, clip:ViT-B-32, fusion:residual-cnn+residual-stats (default: per modality)",
+    )
+    p.add_argument("--head", default="linear", choices=["linear", "prototype"], help="closed-set head (default linear)")
+    p.add_argument(
+        "--open-set",
+        default="mahalanobis",
+        choices=["msp", "knn", "mahalanobis"],
+        help="open-set score (default mahalanobis)",
+    )
+    p.add_argument(
+        "--tpr", type=float, default=0.95, help="share of known samples the open-set rule keeps (default 0.95)"
+    )
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--option",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="backbone setting, e.g. --option steps=500 (repeatable)",
+    )
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser(
+        "attribute",
+        parents=[common],
+        help="attribute samples with a trained model",
+        description="Attribute each SAMPLE (image, text or code file) to a known source or 'unknown'.",
+    )
+    p.add_argument("model", metavar="MODEL")
+    p.add_argument("samples", nargs="+", metavar="SAMPLE")
+    p.set_defaults(func=cmd_attribute)
+
+    p = sub.add_parser(
+        "evaluate",
+        parents=[common],
+        help="measure a model on labelled data",
+        description="Accuracy, macro-F1 and per-class figures on KNOWN; AUROC and OSCR with --unknown.",
+    )
+    p.add_argument("model", metavar="MODEL")
+    p.add_argument("known", metavar="KNOWN", help="labelled data in the DATA forms of `train`")
+    p.add_argument("--unknown", metavar="UNKNOWN", help="data from sources the model does not know")
+    p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser(
+        "demo",
+        parents=[common],
+        help="build the generator zoo and show attribution end to end",
+        description="Builds (or reuses) the generator zoo in the cache, trains an attributor on some "
+        "generators, holds others out as unknown, prints accuracy/AUROC/OSCR and a few attributions.",
+    )
+    p.add_argument("--fast", action="store_true", help="smaller zoo and shorter training (for a quick look)")
+    p.set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except UsageError as exc:
+        print(f"provenance {args.command}: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
