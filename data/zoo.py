@@ -40,15 +40,17 @@ import contextlib
 import functools
 import hashlib
 import json
-import multiprocessing
 import os
 import shutil
+import subprocess
 import sys
 import tempfile
+import threading
 import time
+import traceback
 import uuid
+from collections import deque
 from collections.abc import Iterator, Mapping, Sequence
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -91,10 +93,10 @@ REAL = "real"
 IMAGE_SIZE = 64
 #: Training steps of each generator in the default build.
 DEFAULT_TRAIN_STEPS: dict[str, int] = {
-    "ddpm-a": 120,
-    "ddpm-b": 120,
-    "vae": 60,
-    "vqmodel": 60,
+    "ddpm-a": 100,
+    "ddpm-b": 100,
+    "vae": 80,
+    "vqmodel": 80,
     "gan-transpose": 300,
     "gan-upsample": 300,
 }
@@ -119,7 +121,14 @@ _DDPM_CONFIG: dict[str, Any] = {
     "up_block_types": ["AttnUpBlock2D", "UpBlock2D", "UpBlock2D", "UpBlock2D"],
     "norm_num_groups": 8,
 }
-_DDPM_SCHEDULER_CONFIG: dict[str, Any] = {"num_train_timesteps": 1000, "beta_schedule": "linear"}
+# The UNet predicts the clean image ("sample"), not the noise: after a few minutes of
+# training an epsilon-predicting model still samples pure noise, an x0-predicting one
+# already gives (blurry) images made by its own layers.
+_DDPM_SCHEDULER_CONFIG: dict[str, Any] = {
+    "num_train_timesteps": 1000,
+    "beta_schedule": "linear",
+    "prediction_type": "sample",
+}
 _AUTOENCODER_CONFIG: dict[str, Any] = {
     "in_channels": 3,
     "out_channels": 3,
@@ -135,8 +144,8 @@ _AUTOENCODER_CONFIG: dict[str, Any] = {
 _VAE_CONFIG: dict[str, Any] = dict(_AUTOENCODER_CONFIG)
 _VQ_CONFIG: dict[str, Any] = {**_AUTOENCODER_CONFIG, "num_vq_embeddings": 256, "vq_embed_dim": 4}
 _GAN_CONFIGS: dict[str, dict[str, Any]] = {
-    "gan-transpose": {"latent_dim": 64, "base_channels": 128, "upsample": "transpose", "image_size": IMAGE_SIZE},
-    "gan-upsample": {"latent_dim": 64, "base_channels": 128, "upsample": "nearest", "image_size": IMAGE_SIZE},
+    "gan-transpose": {"latent_dim": 64, "base_channels": 64, "upsample": "transpose", "image_size": IMAGE_SIZE},
+    "gan-upsample": {"latent_dim": 64, "base_channels": 64, "upsample": "nearest", "image_size": IMAGE_SIZE},
 }
 _TRAINING: dict[str, dict[str, Any]] = {
     "ddpm": {"batch_size": 16, "lr": 2e-3},
@@ -149,6 +158,7 @@ _LATENT_NOISE = 0.5
 #: Torch intra-op threads per process (one: deterministic, and no oversubscription).
 _NUM_THREADS = 1
 _BAR_OFFSET = 0  # progress-bar row of this process (worker processes get their own)
+_PACKAGE_PARENT = Path(__file__).resolve().parent.parent  # the folder holding the ``data`` package
 _BATCH = 64
 _STAMP = "zoo_generator.json"
 _SAMPLES_STAMP = "samples.json"
@@ -478,8 +488,15 @@ def _train(
                 x0 = batch()
                 noise = torch.randn(x0.shape, generator=gen)
                 t = torch.randint(0, n_train_t, (x0.shape[0],), generator=gen)
-                pred = model(scheduler.add_noise(x0, noise, t), t).sample
-                loss = nn.functional.mse_loss(pred, noise)
+                noisy = scheduler.add_noise(x0, noise, t)
+                pred = model(noisy, t).sample
+                if scheduler.config.prediction_type == "sample":
+                    target = x0
+                elif scheduler.config.prediction_type == "v_prediction":
+                    target = scheduler.get_velocity(x0, noise, t)
+                else:
+                    target = noise
+                loss = nn.functional.mse_loss(pred, target)
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -525,7 +542,8 @@ def _train(
                 n = real.shape[0]
                 fake = model(torch.randn((n, latent_dim), generator=gen))
                 d_real, d_fake = discriminator(real), discriminator(fake.detach())
-                loss_d = bce(d_real, torch.ones_like(d_real)) + bce(d_fake, torch.zeros_like(d_fake))
+                # One-sided label smoothing keeps the tiny discriminator from winning outright.
+                loss_d = bce(d_real, torch.full_like(d_real, 0.9)) + bce(d_fake, torch.zeros_like(d_fake))
                 opt_d.zero_grad(set_to_none=True)
                 loss_d.backward()
                 opt_d.step()
@@ -597,7 +615,7 @@ class GeneratorZoo:
         manifest = _read_json(root / _MANIFEST)
         if manifest is None or manifest.get("format_version") != ZOO_FORMAT_VERSION:
             raise FileNotFoundError(f"no complete generator zoo in {root}; run build_zoo() first")
-        return cls(root=root, generators=list(manifest["generators"]))
+        return cls(root=root, generators=list(manifest["settings"]["generators"]))
 
     @property
     def manifest(self) -> dict[str, Any]:
@@ -769,12 +787,6 @@ def _manifest_matches(root: Path, settings: Mapping[str, Any]) -> bool:
     return _samples_complete(root / "samples" / REAL, real.get("samples_fingerprint"), settings["n_samples"])
 
 
-def _worker_init(slots: Any) -> None:
-    """Process-pool initializer: claim a progress-bar row."""
-    global _BAR_OFFSET
-    _BAR_OFFSET = int(slots.get())
-
-
 def _build_generator(
     root: Path,
     name: str,
@@ -831,6 +843,103 @@ def _build_generator(
         "train_seconds": stamp.get("train_seconds"),
         "sample_seconds": sample_seconds,
     }
+
+
+def _build_in_workers(
+    root: Path,
+    names: Sequence[str],
+    kwargs: Mapping[str, dict[str, Any]],
+    n_jobs: int,
+    progress: bool,
+) -> dict[str, dict[str, Any]]:
+    """Build ``names`` in ``n_jobs`` worker processes, each taking the next generator when free.
+
+    Workers are fresh interpreters (``python -c``, not :mod:`multiprocessing`), so
+    the caller's ``__main__`` is never re-imported and no forked torch state is
+    shared. They receive one JSON task per line on stdin and answer on stdout.
+    """
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(_PACKAGE_PARENT), env.get("PYTHONPATH", "")) if p)
+    tasks: deque[str] = deque(names)
+    results: dict[str, dict[str, Any]] = {}
+    errors: list[BaseException] = []
+    bar = _bar(len(names), "zoo: generators", progress)
+    lock = threading.Lock()
+
+    def serve(proc: subprocess.Popen[str]) -> None:
+        assert proc.stdin is not None and proc.stdout is not None
+        try:
+            while not errors:
+                try:
+                    name = tasks.popleft()
+                except IndexError:
+                    break
+                proc.stdin.write(json.dumps({"root": str(root), "name": name, **kwargs[name]}) + "\n")
+                proc.stdin.flush()
+                line = proc.stdout.readline()
+                if not line:
+                    raise RuntimeError(f"zoo worker died while building {name!r} (exit code {proc.wait()})")
+                reply = json.loads(line)
+                if "error" in reply:
+                    raise RuntimeError(f"building {name!r} failed in a worker process:\n{reply['error']}")
+                with lock:
+                    results[name] = reply["entry"]
+                    bar.update()
+        except BaseException as exc:  # reported by the main thread
+            errors.append(exc)
+        finally:
+            with contextlib.suppress(OSError):
+                proc.stdin.close()
+
+    command = [sys.executable, "-c", "from data.zoo import _worker_main; _worker_main()"]
+    procs = [
+        subprocess.Popen(
+            [*command, str(slot + 1)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            env=env,
+            cwd=_PACKAGE_PARENT,
+        )
+        for slot in range(n_jobs)
+    ]
+    try:
+        threads = [threading.Thread(target=serve, args=(proc,), daemon=True) for proc in procs]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        for proc in procs:
+            proc.wait()
+    finally:
+        bar.close()
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    if errors:
+        raise errors[0]
+    return results
+
+
+def _worker_main() -> None:
+    """Entry point of a worker process of :func:`_build_in_workers`."""
+    global _BAR_OFFSET
+    _BAR_OFFSET = int(sys.argv[1]) if len(sys.argv) > 1 else 0
+    # Keep stdout for the protocol; anything else printed goes to stderr.
+    channel = os.fdopen(os.dup(sys.stdout.fileno()), "w", buffering=1)
+    sys.stdout.flush()
+    os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
+    while line := sys.stdin.readline():
+        task = json.loads(line)
+        try:
+            entry = _build_generator(Path(task.pop("root")), task.pop("name"), **task)
+        except BaseException:
+            channel.write(json.dumps({"error": traceback.format_exc()}) + "\n")
+            channel.flush()
+            raise
+        channel.write(json.dumps({"entry": entry}) + "\n")
+        channel.flush()
 
 
 def build_zoo(
@@ -899,7 +1008,7 @@ def build_zoo(
         n_jobs = min(2, os.cpu_count() or 1)
     if n_jobs < 1:
         raise ValueError(f"n_jobs must be >= 1, got {n_jobs}")
-    root = Path(default_cache_dir() if cache_dir is None else cache_dir) / "zoo"
+    root = (Path(default_cache_dir() if cache_dir is None else cache_dir) / "zoo").resolve()
     settings: dict[str, Any] = {
         "n_samples": int(n_samples),
         "generators": names,
@@ -956,24 +1065,11 @@ def build_zoo(
                         continue
             todo.append(name)
         n_jobs = min(n_jobs, len(todo))
-        with _bar(len(todo), "zoo: generators", progress and n_jobs > 1) as bar:
-            if n_jobs <= 1:
-                for name in todo:
-                    entries[name] = _build_generator(root, name, **kwargs[name])
-            else:
-                context = multiprocessing.get_context("spawn")
-                slots = context.Queue()
-                for slot in range(n_jobs):
-                    slots.put(slot + 1)
-                with ProcessPoolExecutor(n_jobs, mp_context=context, initializer=_worker_init, initargs=(slots,)) as pool:
-                    futures = {pool.submit(_build_generator, root, name, **kwargs[name]): name for name in todo}
-                    try:
-                        for future in as_completed(futures):
-                            entries[futures[future]] = future.result()
-                            bar.update()
-                    except BaseException:
-                        pool.shutdown(wait=True, cancel_futures=True)
-                        raise
+        if n_jobs <= 1:
+            for name in todo:
+                entries[name] = _build_generator(root, name, **kwargs[name])
+        else:
+            entries.update(_build_in_workers(root, todo, kwargs, n_jobs, progress))
         real_seed = _derive_seed(seed, "samples", REAL)
         real_fp = _fingerprint([photo_names, crops.holdout_fraction, crops.scales, n_samples, real_seed])
         real_dir = root / "samples" / REAL

@@ -42,6 +42,8 @@ def _to_uint8(arr: np.ndarray, name: str) -> np.ndarray:
         hi = float(arr.max()) if arr.size else 0.0
         scale = 255.0 if hi <= 1.0 else 1.0
         return np.clip(np.rint(arr * scale), 0, 255).astype(np.uint8)
+    if arr.dtype == np.uint16:
+        return (arr.astype(np.float64) / 65535.0 * 255.0).round().astype(np.uint8)
     if np.issubdtype(arr.dtype, np.integer):
         hi = int(arr.max()) if arr.size else 0
         if arr.min() < 0:
@@ -98,6 +100,9 @@ def _decode(data: bytes, name: str, max_pixels: int) -> np.ndarray:
         raise SampleError(name, "empty file (0 bytes)")
     with warnings.catch_warnings():
         warnings.simplefilter("error", Image.DecompressionBombWarning)
+        # PIL's own bomb check follows our cap (its default would override a larger one);
+        # up to four times the cap, our check below names the cap and the size
+        Image.MAX_IMAGE_PIXELS = 4 * max_pixels
         try:
             im = Image.open(io.BytesIO(data))
         except UnidentifiedImageError:

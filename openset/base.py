@@ -60,7 +60,8 @@ class Head:
         return softmax(self.decision_function(X))
 
     def predict(self, X: Any) -> np.ndarray:
-        return np.asarray(self.classes_)[self.predict_proba(X).argmax(axis=1)]
+        proba = self.predict_proba(X)
+        return np.asarray(self.classes_)[proba.argmax(axis=1)]
 
     def get_config(self) -> dict[str, Any]:
         return {}

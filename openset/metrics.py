@@ -22,6 +22,8 @@ def accuracy(y_true: Sequence, y_pred: Sequence) -> float:
 def per_class_report(y_true: Sequence, y_pred: Sequence, labels: Sequence | None = None) -> dict[str, dict[str, float]]:
     """Precision, recall, F1 and support per label (labels default to those in ``y_true``)."""
     t, p = np.asarray(y_true), np.asarray(y_pred)
+    if t.shape != p.shape:
+        raise ValueError(f"y_true has shape {t.shape}, y_pred {p.shape}")
     labels = sorted(set(t.tolist())) if labels is None else list(labels)
     out: dict[str, dict[str, float]] = {}
     for lab in labels:
@@ -96,6 +98,8 @@ def roc_curve(
     """False-positive rates, true-positive rates and thresholds (accept when score >= threshold)."""
     pos = np.asarray(positive_scores, dtype=np.float64)
     neg = np.asarray(negative_scores, dtype=np.float64)
+    if pos.size == 0 or neg.size == 0:
+        raise ValueError("roc_curve needs at least one genuine and one impostor score")
     thr = np.unique(np.concatenate([pos, neg]))[::-1]
     tpr = np.array([0.0] + [np.mean(pos >= t) for t in thr])
     fpr = np.array([0.0] + [np.mean(neg >= t) for t in thr])
@@ -122,8 +126,9 @@ def threshold_at_tpr(known_scores: Sequence[float], tpr: float) -> float:
     ks = np.sort(np.asarray(known_scores, dtype=np.float64))
     if ks.size == 0:
         raise ValueError("threshold_at_tpr needs at least one known score")
-    k = int(np.floor((1.0 - tpr) * ks.size))
-    return float(ks[min(k, ks.size - 1)])
+    n_accept = int(np.ceil(tpr * ks.size - 1e-9))
+    k = ks.size - max(n_accept, 1)
+    return float(ks[k])
 
 
 def threshold_at_fpr(impostor_scores: Sequence[float], fpr: float) -> float:

@@ -76,7 +76,8 @@ class KNNScore(_Standardised):
         return self
 
     def score(self, X: Any, proba: np.ndarray) -> np.ndarray:
-        sims, _ = self._index.search(self._z(X), self.k)
+        Z = self._z(X)
+        sims, _ = self._index.search(Z, self.k)
         return sims.mean(axis=1)
 
     def state_dict(self) -> dict[str, np.ndarray]:

@@ -49,6 +49,7 @@ def write_model_dir(directory: str | os.PathLike, config: dict[str, Any], arrays
     target = Path(directory)
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
+    backup: Path | None = None
     try:
         with open(tmp / CONFIG_NAME, "w", encoding="utf-8") as fh:
             json.dump(config, fh, indent=2, sort_keys=True)
@@ -56,16 +57,19 @@ def write_model_dir(directory: str | os.PathLike, config: dict[str, Any], arrays
             fh.flush()
             os.fsync(fh.fileno())
         save_file(arrays, str(tmp / WEIGHTS_NAME))
-        backup = None
         if target.exists():
             if not (target / CONFIG_NAME).exists() and any(target.iterdir()):
                 raise FileExistsError(f"{target} exists and is not a model folder; refusing to replace it")
-            backup = target.parent / f".{target.name}.old-{os.getpid()}"
-            os.replace(target, backup)
+            backup = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))
+            os.replace(target, backup / "model")
+            backup = backup / "model"
         os.replace(tmp, target)
         if backup is not None:
-            shutil.rmtree(backup, ignore_errors=True)
+            shutil.rmtree(backup.parent, ignore_errors=True)
     except BaseException:
+        if backup is not None and not target.exists():
+            os.replace(backup, target)  # put the old model back
+            shutil.rmtree(backup.parent, ignore_errors=True)
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return target
@@ -85,6 +89,8 @@ def read_model_dir(
         config = json.loads(cfg_path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ModelFormatError(f"{cfg_path}: unreadable JSON ({exc})") from None
+    if not isinstance(config, dict):
+        raise ModelFormatError(f"{cfg_path}: expected a JSON object, got {type(config).__name__}")
     if config.get("format") != expected_format:
         raise ModelFormatError(f"{d}: format is {config.get('format')!r}, expected {expected_format!r}")
     found = config.get("format_version")
