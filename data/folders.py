@@ -27,6 +27,7 @@ class LabelledSamples:
     samples: list[Any] = field(default_factory=list)
     labels: list[str] = field(default_factory=list)
     names: list[str] = field(default_factory=list)
+    modality: str = "image"
 
     def __len__(self) -> int:
         return len(self.samples)
@@ -39,6 +40,8 @@ class LabelledSamples:
 def guess_modality(path: str | os.PathLike) -> str:
     """Guess ``image``, ``text`` or ``code`` from the files a dataset or sample holds."""
     p = Path(path)
+    if not p.exists():
+        raise DatasetError(f"{p}: no such file or folder")
     if p.is_file() and p.suffix == ".jsonl":
         with open(p, encoding="utf-8") as fh:
             for line in fh:
@@ -117,5 +120,8 @@ def read_labelled(path: str | os.PathLike, modality: str | None = None) -> Label
     if p.is_file():
         if p.suffix != ".jsonl":
             raise DatasetError(f"{p}: a dataset is a folder (one subfolder per label) or a .jsonl file")
-        return _read_jsonl(p, modality)
-    return _read_folder(p, modality)
+        out = _read_jsonl(p, modality)
+    else:
+        out = _read_folder(p, modality)
+    out.modality = modality
+    return out

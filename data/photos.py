@@ -212,17 +212,17 @@ class PhotoCrops:
                     h, w = round(image.shape[0] * scale), round(image.shape[1] * scale)
                     if min(h, w) < self.size:
                         continue
-                    level = image if scale == 1.0 else np.asarray(
-                        Image.fromarray(image).resize((w, h), Image.Resampling.LANCZOS)
+                    level = (
+                        image
+                        if scale == 1.0
+                        else np.asarray(Image.fromarray(image).resize((w, h), Image.Resampling.LANCZOS))
                     )
                     self._levels[part].append(_Level(level, scale, index, y0, x0))
         for part, levels in self._levels.items():
             if not levels:
                 raise ValueError(f"no photo part {part!r} is at least {self.size} pixels on each side")
 
-    def random(
-        self, n: int, rng: np.random.Generator, *, part: str = "train", flip: bool = False
-    ) -> np.ndarray:
+    def random(self, n: int, rng: np.random.Generator, *, part: str = "train", flip: bool = False) -> np.ndarray:
         """Draw ``n`` random crops (possibly overlapping) as ``(n, size, size, 3)`` uint8.
 
         ``flip`` mirrors half of them left-right (training augmentation).

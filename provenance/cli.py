@@ -63,12 +63,11 @@ def _read_dataset(path: str, modality: str | None):
 
 # ---------------------------------------------------------------------- commands
 def cmd_train(args: argparse.Namespace) -> int:
-    from data.folders import guess_modality
     from detectors import create_extractor
     from provenance.attributor import Attributor
 
-    modality = args.modality or guess_modality(args.data)
-    data = _read_dataset(args.data, modality)
+    data = _read_dataset(args.data, args.modality)
+    modality = data.modality
     options = _parse_options(args.option)
     try:
         extractor = create_extractor(args.backbone, modality, **options)
