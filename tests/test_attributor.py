@@ -23,7 +23,7 @@ def test_closed_set_accuracy_and_fields(stats_model: Attributor, image_dataset: 
     assert isinstance(r, Attribution)
     assert r.modality == "image" and r.backbone == "residual-stats" and r.error is None
     assert 0.0 <= r.score <= 1.0
-    assert [c[0] for c in r.candidates][0] in stats_model.classes_
+    assert r.candidates[0][0] in stats_model.classes_
     assert abs(sum(s for _, s in r.candidates) - 1.0) < 1e-5  # all three classes are listed
     best = np.array([res.candidates[0][0] for res in results])
     assert (best == np.array(y)).mean() >= 0.9
@@ -109,7 +109,9 @@ def test_in_memory_inputs(stats_model: Attributor, image_dataset: dict[str, Path
     assert len(labels) == 1
 
 
-def test_bad_samples_do_not_sink_the_batch(stats_model: Attributor, image_dataset: dict[str, Path], tmp_path: Path) -> None:
+def test_bad_samples_do_not_sink_the_batch(
+    stats_model: Attributor, image_dataset: dict[str, Path], tmp_path: Path
+) -> None:
     x, _ = files_and_labels(image_dataset["test"])
     (tmp_path / "empty.png").write_bytes(b"")
     (tmp_path / "text.png").write_text("not an image")
@@ -123,7 +125,9 @@ def test_bad_samples_do_not_sink_the_batch(stats_model: Attributor, image_datase
     for r, name in zip(results[1:-1], bad, strict=True):
         assert not r.ok and r.label is None and name in r.error
     reasons = [r.error for r in results[1:-1]]
-    assert "empty" in reasons[0] and "not an image" in reasons[1] and "16x16" in reasons[3] and "not found" in reasons[4]
+    assert (
+        "empty" in reasons[0] and "not an image" in reasons[1] and "16x16" in reasons[3] and "not found" in reasons[4]
+    )
 
 
 def test_fit_skips_bad_training_samples(image_dataset: dict[str, Path], tmp_path: Path) -> None:
@@ -148,13 +152,17 @@ def test_fit_validation(image_dataset: dict[str, Path]) -> None:
         Attributor("no-such-backbone")
 
 
-def test_evaluate_rejects_labels_the_model_does_not_know(stats_model: Attributor, image_dataset: dict[str, Path]) -> None:
+def test_evaluate_rejects_labels_the_model_does_not_know(
+    stats_model: Attributor, image_dataset: dict[str, Path]
+) -> None:
     x, _ = files_and_labels(image_dataset["test"])
     with pytest.raises(ValueError, match="does not know"):
         stats_model.evaluate(x[:2], ["gauss", "martian"])
 
 
-def test_attribute_function_with_model_folder(stats_model: Attributor, image_dataset: dict[str, Path], tmp_path: Path) -> None:
+def test_attribute_function_with_model_folder(
+    stats_model: Attributor, image_dataset: dict[str, Path], tmp_path: Path
+) -> None:
     x, _ = files_and_labels(image_dataset["test"])
     folder = stats_model.save_pretrained(tmp_path / "m")
     one = provenance.attribute(x[0], model=folder)
