@@ -93,12 +93,12 @@ REAL = "real"
 IMAGE_SIZE = 64
 #: Training steps of each generator in the default build.
 DEFAULT_TRAIN_STEPS: dict[str, int] = {
-    "ddpm-a": 100,
-    "ddpm-b": 100,
-    "vae": 80,
-    "vqmodel": 80,
-    "gan-transpose": 300,
-    "gan-upsample": 300,
+    "ddpm-a": 80,
+    "ddpm-b": 80,
+    "vae": 60,
+    "vqmodel": 60,
+    "gan-transpose": 250,
+    "gan-upsample": 250,
 }
 #: DDIM steps used to sample the DDPMs.
 DEFAULT_NUM_INFERENCE_STEPS = 20
@@ -115,7 +115,7 @@ _DDPM_CONFIG: dict[str, Any] = {
     "sample_size": IMAGE_SIZE,
     "in_channels": 3,
     "out_channels": 3,
-    "block_out_channels": [16, 32, 64, 64],
+    "block_out_channels": [16, 32, 32, 64],
     "layers_per_block": 1,
     "down_block_types": ["DownBlock2D", "DownBlock2D", "DownBlock2D", "AttnDownBlock2D"],
     "up_block_types": ["AttnUpBlock2D", "UpBlock2D", "UpBlock2D", "UpBlock2D"],
@@ -600,7 +600,6 @@ class GeneratorZoo:
     root: Path
     generators: list[str]
     _models: dict[str, nn.Module] = field(default_factory=dict, init=False, repr=False, compare=False)
-    _crops: PhotoCrops | None = field(default=None, init=False, repr=False, compare=False)
 
     @classmethod
     def open(cls, cache_dir: str | os.PathLike[str] | None = None) -> GeneratorZoo:
@@ -611,7 +610,7 @@ class GeneratorZoo:
         FileNotFoundError
             If the cache holds no complete zoo (no readable ``zoo.json``).
         """
-        root = Path(default_cache_dir() if cache_dir is None else cache_dir) / "zoo"
+        root = (Path(default_cache_dir() if cache_dir is None else cache_dir) / "zoo").resolve()
         manifest = _read_json(root / _MANIFEST)
         if manifest is None or manifest.get("format_version") != ZOO_FORMAT_VERSION:
             raise FileNotFoundError(f"no complete generator zoo in {root}; run build_zoo() first")
@@ -678,11 +677,6 @@ class GeneratorZoo:
         cls = {"ddpm": diffusers.UNet2DModel, "vae": diffusers.AutoencoderKL, "vqmodel": diffusers.VQModel}[kind]
         return cls.from_pretrained(directory, low_cpu_mem_usage=False).eval()
 
-    def _photo_crops(self, photos: Sequence[str]) -> PhotoCrops:
-        if self._crops is None:
-            self._crops = _photo_crops_cached(tuple(photos))
-        return self._crops
-
     def sample(self, name: str, n: int, seed: int = 0, *, progress: bool = False) -> np.ndarray:
         """Draw ``n`` fresh samples from generator ``name`` as ``(n, 64, 64, 3)`` uint8.
 
@@ -694,13 +688,14 @@ class GeneratorZoo:
         if n < 0:
             raise ValueError(f"n must be >= 0, got {n}")
         if name == REAL:
-            photos = self.manifest["settings"]["photos"]
-            return self._photo_crops(photos).random(n, np.random.default_rng(seed), part="holdout")
+            manifest = self.manifest
+            photos = manifest.get("photos_loaded", manifest["settings"]["photos"])
+            return _photo_crops_cached(tuple(photos)).random(n, np.random.default_rng(seed), part="holdout")
         if name not in self._models:
             self._models[name] = self.load_generator(name)
         stamp = self._stamp(name)
         with _torch_threads(), torch.inference_mode():
-            return _sample(self._models[name], stamp, n, seed, self._photo_crops, progress, name)
+            return _sample(self._models[name], stamp, n, seed, progress=progress, name=name)
 
 
 def _sample(
@@ -708,7 +703,7 @@ def _sample(
     stamp: Mapping[str, Any],
     n: int,
     seed: int,
-    photo_crops: Any,
+    *,
     progress: bool,
     name: str,
 ) -> np.ndarray:
@@ -738,7 +733,7 @@ def _sample(
             out[start:stop] = _to_uint8(model(z[start:stop]))
         return out
     # Autoencoders: decode the latents of photo crops plus Gaussian noise.
-    crops = photo_crops(settings["photos"]).random(n, np.random.default_rng(_derive_seed(seed, "crops")))
+    crops = _photo_crops_cached(tuple(settings["photos"])).random(n, np.random.default_rng(_derive_seed(seed, "crops")))
     scale = sampling["latent_noise"] * sampling["latent_std"]
     for start, stop in chunks:
         x = _to_tensor(crops[start:stop])
@@ -830,7 +825,6 @@ def _build_generator(
         sample_seconds = None
         if force or not _samples_complete(samples_dir, samples_fp, n_samples):
             t0 = time.perf_counter()
-            zoo._crops = _photo_crops_cached(tuple(gen_settings["photos"]))
             images = zoo.sample(name, n_samples, seed=sample_seed, progress=progress)
             with _staged_dir(samples_dir) as tmp:
                 _save_pngs(images, tmp)

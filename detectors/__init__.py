@@ -58,9 +58,13 @@ def create_extractor(name: str, modality: str = "image", **kwargs: Any) -> Extra
     if name.startswith("clip:"):
         return _cls("clip")(architecture=name.split(":", 1)[1], **kwargs)
     if name.startswith("fusion:"):
+        if kwargs:
+            raise ValueError(f"{name}: settings go to single parts; use create_extractor('fusion', parts=[...])")
         parts = [create_extractor(p.strip(), modality) for p in name.split(":", 1)[1].split("+")]
         return _cls("fusion")(parts)
     if name == "fusion":
+        if "parts" not in kwargs:
+            raise ValueError("fusion needs parts=[{'name': ..., 'config': {...}}, ...]")
         parts = [create_extractor(p["name"], modality, **p.get("config", {})) for p in kwargs.pop("parts")]
         return _cls("fusion")(parts, **kwargs)
     if name not in _REGISTRY:

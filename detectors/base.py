@@ -28,6 +28,11 @@ class Extractor:
     modality: ClassVar[str] = ""
     trainable: ClassVar[bool] = False
 
+    @property
+    def registry_name(self) -> str:
+        """The name that shows in results: ``name``, or e.g. ``fusion:a+b`` for composites."""
+        return self.name
+
     def get_config(self) -> dict[str, Any]:
         """JSON-serialisable keyword arguments that rebuild this extractor (without weights)."""
         return {}

@@ -24,6 +24,7 @@ def hub_offline() -> bool:
 
 def hub_reachable(host: str = HUB_HOST, timeout: float = 3.0) -> bool:
     """A quick name lookup + TCP connect, so an offline machine fails in seconds, not minutes."""
+    previous = socket.getdefaulttimeout()
     try:
         socket.setdefaulttimeout(timeout)
         addr = socket.getaddrinfo(host, 443)[0][4]
@@ -32,7 +33,7 @@ def hub_reachable(host: str = HUB_HOST, timeout: float = 3.0) -> bool:
     except OSError:
         return False
     finally:
-        socket.setdefaulttimeout(None)
+        socket.setdefaulttimeout(previous)
 
 
 def _load_local_checkpoint(model: torch.nn.Module, path: Path) -> None:

@@ -53,7 +53,8 @@ class CropBackboneExtractor(Extractor):
             crops.append(c)
             owner.extend([i] * len(c))
         if not crops:
-            return np.zeros((0, 0), np.float32)
+            dummy = torch.zeros(1, 3, self.patch_size, self.patch_size)
+            return np.zeros((0, self._embed(dummy).shape[1]), np.float32)
         allc = np.concatenate(crops)
         mean = torch.tensor(self.mean).view(1, 3, 1, 1)
         std = torch.tensor(self.std).view(1, 3, 1, 1)

@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 
 from detectors.base import Extractor
+from detectors.errors import SampleError, describe_sample
 
 
 class FusionExtractor(Extractor):
@@ -48,7 +49,10 @@ class FusionExtractor(Extractor):
         # every part of one modality reads the sample the same way; the strictest size check wins
         loaded = self.parts[0].load(sample)
         for p in self.parts[1:]:
-            p.load(loaded)
+            try:
+                p.load(loaded)
+            except SampleError as exc:
+                raise SampleError(describe_sample(sample), exc.reason) from None
         return loaded
 
     def _raw(self, loaded: Sequence[Any], progress: bool) -> list[np.ndarray]:
@@ -60,8 +64,8 @@ class FusionExtractor(Extractor):
                 p.fit(loaded, labels, progress=progress)
         blocks = self._raw(loaded, progress)
         self.block_mean_ = [b.mean(axis=0) for b in blocks]
-        # one scale per block: unit variance on average, then 1/sqrt(dim) for equal total weight
-        self.block_scale_ = [np.array([b.std(axis=0).mean() * np.sqrt(b.shape[1]) + 1e-8]) for b in blocks]
+        # one scale per block so that every block has total variance 1, whatever its width
+        self.block_scale_ = [np.array([np.sqrt(b.var(axis=0).sum()) + 1e-8]) for b in blocks]
         return self
 
     def features(self, loaded: Sequence[Any], progress: bool = False) -> np.ndarray:

@@ -189,7 +189,14 @@ class ResidualCNNExtractor(Extractor):
         by_class = [np.flatnonzero(y_all == c) for c in range(len(self.classes))]
         net = ResidualNet(len(self.classes), self.widths)
         opt = torch.optim.AdamW(net.parameters(), lr=self.lr, weight_decay=1e-4)
-        sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=self.lr, total_steps=self.steps, pct_start=0.1)
+        warmup = max(1, self.steps // 10)
+
+        def lr_factor(step: int) -> float:  # linear warm-up, then cosine decay to zero
+            if step < warmup:
+                return (step + 1) / warmup
+            return 0.5 * (1 + np.cos(np.pi * (step - warmup) / max(1, self.steps - warmup)))
+
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_factor)
         net.train()
         bar = progress_bar(range(self.steps), progress, desc="train residual-cnn")
         for _ in bar:
@@ -247,7 +254,8 @@ class ResidualCNNExtractor(Extractor):
         rows = []
         for image in loaded:
             _, logits = self.patch_outputs(image)
-            rows.append(torch.log_softmax(torch.from_numpy(logits), 1).numpy().mean(axis=0))
+            proba = torch.softmax(torch.from_numpy(logits), 1).mean(dim=0)
+            rows.append(torch.log(proba.clamp_min(1e-12)).numpy())
         return np.stack(rows)
 
     def state_dict(self) -> dict[str, np.ndarray]:

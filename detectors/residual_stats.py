@@ -90,8 +90,9 @@ class ResidualStatsExtractor(Extractor):
         flat = res.reshape(-1, 3)
         std = flat.std(axis=0) + 1e-6
         kurt = ((flat - flat.mean(axis=0)) ** 4).mean(axis=0) / std**4
-        corr = np.corrcoef(flat.T)[np.triu_indices(3, 1)]
-        moments = np.concatenate([np.log(std), np.log(kurt), np.nan_to_num(corr)])
+        with np.errstate(divide="ignore", invalid="ignore"):
+            corr = np.corrcoef(flat.T)[np.triu_indices(3, 1)]
+        moments = np.concatenate([np.log(std), np.log(kurt + 1e-6), np.nan_to_num(corr)])
         return np.concatenate([pooled, radial, cooc, moments]).astype(np.float32)
 
     def features(self, loaded: Sequence[np.ndarray], progress: bool = False) -> np.ndarray:

@@ -150,7 +150,7 @@ class Attributor:
             samples = [samples]
         feats, positions, errors = self.features(samples, progress=progress)
         results: list[Attribution] = [None] * len(samples)  # type: ignore[list-item]
-        common = {"modality": self.modality, "backbone": self.extractor.name, "model": self.name}
+        common = {"modality": self.modality, "backbone": self.extractor.registry_name, "model": self.name}
         for i, msg in errors.items():
             results[i] = Attribution(sample=describe_sample(samples[i]), label=None, error=msg, **common)
         if positions:

@@ -1,0 +1,75 @@
+"""Attribution speed and peak memory for 512x512 PNG files with an image backbone.
+
+The model is trained briefly on synthetic images (weights do not change the cost of
+a forward pass); then N 512x512 PNGs made from scikit-image photos are attributed
+from disk, decoding included.
+
+    python benchmarks/image_speed.py --backbone default --n 200 --threads 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from detectors import create_extractor
+from provenance.attributor import Attributor
+
+
+def photos_512(n: int, folder: Path) -> list[str]:
+    from skimage import data as skdata
+
+    sources = [skdata.astronaut(), skdata.coffee(), skdata.chelsea(), skdata.rocket()]
+    rng = np.random.default_rng(0)
+    paths = []
+    for i in range(n):
+        src = sources[i % len(sources)]
+        img = np.asarray(Image.fromarray(src).resize((512, 512), Image.BICUBIC)).astype(np.int16)
+        img = np.clip(img + rng.integers(-3, 4, img.shape), 0, 255).astype(np.uint8)
+        p = folder / f"img{i:04d}.png"
+        Image.fromarray(img).save(p)
+        paths.append(str(p))
+    return paths
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--backbone", default="default")
+    ap.add_argument("--n", type=int, default=200, help="images to attribute")
+    ap.add_argument("--threads", type=int, default=2, help="torch threads (CPU cores)")
+    ap.add_argument("--batch", type=int, default=16, help="images per attribute() call")
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        paths = photos_512(args.n, folder)
+        train = paths[:24]
+        labels = ["a", "b", "c"] * 8
+        opts = {"steps": 5} if args.backbone in ("default", "residual-cnn") else {}
+        if args.backbone == "default":
+            ext = create_extractor(
+                "fusion", parts=[{"name": "residual-cnn", "config": opts}, {"name": "residual-stats"}]
+            )
+        else:
+            ext = create_extractor(args.backbone, **opts)
+        model = Attributor(ext).fit(train, labels)
+        model.attribute(paths[:4])  # warm-up
+        t0 = time.perf_counter()
+        for s in range(0, len(paths), args.batch):
+            results = model.attribute(paths[s : s + args.batch])
+            assert all(r.ok for r in results)
+        dt = time.perf_counter() - t0
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"backbone={args.backbone} threads={args.threads} images={args.n} (512x512 PNG from disk)")
+    print(f"images/s: {args.n / dt:.1f}   ms/image: {1000 * dt / args.n:.1f}   peak RSS: {peak_mb:.0f} MB")
+
+
+if __name__ == "__main__":
+    main()
