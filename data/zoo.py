@@ -13,8 +13,8 @@ Generators (:data:`ZOO_GENERATORS`, the labels):
 ``ddpm-a``, ``ddpm-b``
     Two diffusers :class:`~diffusers.UNet2DModel` DDPMs with the same config and
     the same training data, differing only by training seed (initial weights,
-    noise and timesteps). Trained with :class:`~diffusers.DDPMScheduler`, sampled
-    with :class:`~diffusers.DDIMScheduler`.
+    noise and timesteps). Trained with :class:`~diffusers.DDPMScheduler` to predict
+    the clean image, sampled with :class:`~diffusers.DDIMScheduler`.
 ``vae``
     A tiny diffusers :class:`~diffusers.AutoencoderKL`; samples are decoded from
     the latents of photo crops plus Gaussian noise.
@@ -881,6 +881,9 @@ def _build_in_workers(
                     bar.update()
         except BaseException as exc:  # reported by the main thread
             errors.append(exc)
+            for other in procs:  # no point finishing the others' current generators
+                if other.poll() is None:
+                    other.kill()
         finally:
             with contextlib.suppress(OSError):
                 proc.stdin.close()
@@ -928,10 +931,10 @@ def _worker_main() -> None:
         task = json.loads(line)
         try:
             entry = _build_generator(Path(task.pop("root")), task.pop("name"), **task)
-        except BaseException:
+        except BaseException:  # the main process re-raises it with this traceback
             channel.write(json.dumps({"error": traceback.format_exc()}) + "\n")
             channel.flush()
-            raise
+            sys.exit(1)
         channel.write(json.dumps({"entry": entry}) + "\n")
         channel.flush()
 

@@ -146,6 +146,36 @@ def test_half_written_cache_is_completed(cache_copy: Path) -> None:
     assert zoo.sample("gan-upsample", 2).shape == (2, 64, 64, 3)
 
 
+def test_interrupted_build_leaves_no_manifest(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import data.zoo as zoo_module
+
+    real_write_json = zoo_module._write_json
+
+    def failing_write_json(path: Path, obj: object) -> None:
+        # Fail after the weights of gan-upsample are written but before its stamp is.
+        if path.name == "zoo_generator.json" and "gan-upsample" in path.parent.name:
+            raise KeyboardInterrupt  # as if the user pressed Ctrl-C
+        real_write_json(path, obj)
+
+    monkeypatch.setattr(zoo_module, "_write_json", failing_write_json)
+    settings = {**TINY, "generators": ["gan-transpose", "gan-upsample"]}
+    with pytest.raises(KeyboardInterrupt):
+        build_zoo(tmp_path, **settings)
+    root = tmp_path / "zoo"
+    assert not (root / "zoo.json").exists()
+    assert (root / "generators" / "gan-transpose" / "zoo_generator.json").is_file()
+    assert not (root / "generators" / "gan-upsample").exists()
+    assert not [p for p in (root / "generators").iterdir() if p.name.startswith(".")]
+    weights = root / "generators" / "gan-transpose" / "model.safetensors"
+    mtime = weights.stat().st_mtime_ns
+
+    monkeypatch.setattr(zoo_module, "_write_json", real_write_json)
+    zoo = build_zoo(tmp_path, **settings)
+    assert (root / "zoo.json").is_file()
+    assert weights.stat().st_mtime_ns == mtime
+    assert len(zoo.sample_paths("gan-upsample")) == 6
+
+
 def test_changed_settings_rebuild(cache_copy: Path) -> None:
     root = cache_copy / "zoo"
     weights = root / "generators" / "gan-transpose" / "model.safetensors"
