@@ -16,7 +16,7 @@ import numpy as np
 from provenance.attributor import Attributor
 
 #: generators the demo model knows; the others in the zoo play "unknown"
-KNOWN = ("ddpm-a", "vae", "gan-transpose", "real")
+KNOWN = ("ddpm-a", "vae", "vqmodel", "gan-transpose", "real")
 UNKNOWN_SOURCES = ("gan-upsample", "ddpm-b")
 
 
@@ -37,12 +37,23 @@ def _split(files: list[str], rng: np.random.Generator, test_fraction: float) -> 
     return [files[i] for i in idx[n_test:]], [files[i] for i in idx[:n_test]]
 
 
-def run_demo(progress: bool = True, fast: bool = False, seed: int = 0) -> dict[str, Any]:
-    """Run the demo; returns the figures (and a ``_text`` human summary)."""
+def run_demo(
+    progress: bool = True,
+    fast: bool = False,
+    seed: int = 0,
+    cache_dir: Path | None = None,
+    zoo_settings: dict[str, Any] | None = None,
+    model_dir: Path | None = None,
+) -> dict[str, Any]:
+    """Run the demo; returns the figures (and a ``_text`` human summary).
+
+    ``cache_dir`` and ``zoo_settings`` (keyword arguments of ``build_zoo``) let tests
+    run it on a tiny zoo; ``model_dir`` defaults to :func:`demo_model_dir`.
+    """
     from data.zoo import build_zoo
 
     t0 = time.perf_counter()
-    zoo = build_zoo(progress=progress)
+    zoo = build_zoo(cache_dir, progress=progress, **(zoo_settings or {}))
     rng = np.random.default_rng(seed)
     train_x: list[str] = []
     train_y: list[str] = []
@@ -63,7 +74,7 @@ def run_demo(progress: bool = True, fast: bool = False, seed: int = 0) -> dict[s
     )
     model = Attributor(extractor, open_set="mahalanobis")
     model.fit(train_x, train_y, progress=progress)
-    path = model.save_pretrained(demo_model_dir())
+    path = model.save_pretrained(model_dir or demo_model_dir())
     model.name = path.name
     m = model.evaluate(test_x, test_y, unknown_x, progress=progress)
     shown = [test_x[0], test_x[-1], unknown_x[0], unknown_x[-1]]
