@@ -105,6 +105,8 @@ class ResidualCNNExtractor(Extractor):
     jpeg_prob: probability that a training patch comes from a JPEG copy (quality
         drawn from ``jpeg_quality``); resize_prob: probability of a rescaled copy.
     seed: random seed for initialisation and sampling.
+    n_models: an ensemble of networks trained with seeds ``seed, seed+1, ...``;
+        features concatenate their embeddings, probabilities are averaged.
     """
 
     name = "residual-cnn"
@@ -123,6 +125,7 @@ class ResidualCNNExtractor(Extractor):
         jpeg_quality: Sequence[int] = (60, 95),
         resize_prob: float = 0.0,
         seed: int = 0,
+        n_models: int = 1,
         classes: Sequence[str] | None = None,
     ) -> None:
         self.patch_size = int(patch_size)
@@ -135,10 +138,9 @@ class ResidualCNNExtractor(Extractor):
         self.jpeg_quality = tuple(int(q) for q in jpeg_quality)
         self.resize_prob = float(resize_prob)
         self.seed = int(seed)
+        self.n_models = int(n_models)
         self.classes = list(classes) if classes is not None else None
-        self.net: ResidualNet | None = None
-        if self.classes is not None:
-            self.net = ResidualNet(len(self.classes), self.widths).eval()
+        self.nets: list[ResidualNet] = []
 
     def get_config(self) -> dict[str, Any]:
         return {
@@ -152,6 +154,7 @@ class ResidualCNNExtractor(Extractor):
             "jpeg_quality": list(self.jpeg_quality),
             "resize_prob": self.resize_prob,
             "seed": self.seed,
+            "n_models": self.n_models,
             "classes": self.classes,
         }
 
@@ -174,19 +177,30 @@ class ResidualCNNExtractor(Extractor):
         return out
 
     def fit(self, loaded: Sequence[np.ndarray], labels: Sequence[str], progress: bool = False) -> ResidualCNNExtractor:
-        if self.steps < 1 or self.batch_size < 2:
-            raise ValueError("steps must be >= 1 and batch_size >= 2")
+        if self.steps < 1 or self.batch_size < 2 or self.n_models < 1:
+            raise ValueError("steps and n_models must be >= 1 and batch_size >= 2")
         if len(loaded) != len(labels):
             raise ValueError(f"{len(loaded)} samples but {len(labels)} labels")
         self.classes = sorted(set(labels))
         if len(self.classes) < 2:
             raise ValueError("residual-cnn needs at least two labels to train")
         rng = np.random.default_rng(self.seed)
-        torch.manual_seed(self.seed)
         y_all = np.array([self.classes.index(lab) for lab in labels])
-        n_jpeg = 2 if self.jpeg_prob > 0 else 0
         variants = [self._variants(img, rng) for img in progress_bar(loaded, progress, desc="augment")]
         by_class = [np.flatnonzero(y_all == c) for c in range(len(self.classes))]
+        self.nets = [
+            self._train_one(self.seed + k, variants, by_class, progress, f"train residual-cnn {k + 1}/{self.n_models}")
+            for k in range(self.n_models)
+        ]
+        return self
+
+    def _train_one(
+        self, seed: int, variants: list[list[np.ndarray]], by_class: list[np.ndarray], progress: bool, desc: str
+    ) -> ResidualNet:
+        assert self.classes is not None
+        rng = np.random.default_rng(seed)
+        torch.manual_seed(seed)
+        n_jpeg = 2 if self.jpeg_prob > 0 else 0
         net = ResidualNet(len(self.classes), self.widths)
         opt = torch.optim.AdamW(net.parameters(), lr=self.lr, weight_decay=1e-4)
         warmup = max(1, self.steps // 10)
@@ -198,7 +212,7 @@ class ResidualCNNExtractor(Extractor):
 
         sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_factor)
         net.train()
-        bar = progress_bar(range(self.steps), progress, desc="train residual-cnn")
+        bar = progress_bar(range(self.steps), progress, desc=desc)
         for _ in bar:
             cls = rng.integers(0, len(self.classes), self.batch_size)
             patches = []
@@ -224,47 +238,60 @@ class ResidualCNNExtractor(Extractor):
             sched.step()
             if hasattr(bar, "set_postfix"):
                 bar.set_postfix(loss=f"{loss.item():.3f}", refresh=False)
-        self.net = net.eval()
-        return self
+        return net.eval()
 
-    def _require_net(self) -> ResidualNet:
-        if self.net is None:
+    def _require_nets(self) -> list[ResidualNet]:
+        if not self.nets:
             raise RuntimeError("residual-cnn is not trained: call fit() or load a saved model")
-        return self.net
+        return self.nets
 
     @torch.no_grad()
     def patch_outputs(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Per-patch embeddings and logits for one loaded image."""
-        net = self._require_net()
+        """Per-patch embeddings (networks concatenated) and class probabilities (averaged)."""
+        nets = self._require_nets()
         crops = grid_crops(image, self.patch_size, self.max_crops)
         x = torch.from_numpy(crops.transpose(0, 3, 1, 2).astype(np.float32))
-        emb = net.embed(x)
-        return emb.numpy(), net.head(emb).numpy()
+        embs, probs = [], []
+        for net in nets:
+            emb = net.embed(x)
+            embs.append(emb)
+            probs.append(torch.softmax(net.head(emb), dim=1))
+        return torch.cat(embs, dim=1).numpy(), torch.stack(probs).mean(dim=0).numpy()
+
+    @property
+    def dim(self) -> int:
+        return self.n_models * 2 * self.widths[-1]
 
     def features(self, loaded: Sequence[np.ndarray], progress: bool = False) -> np.ndarray:
-        net = self._require_net()
-        out = np.zeros((len(loaded), net.embed_dim), dtype=np.float32)
+        self._require_nets()
+        out = np.zeros((len(loaded), self.dim), dtype=np.float32)
         for i, image in enumerate(progress_bar(loaded, progress, desc="residual-cnn")):
             emb, _ = self.patch_outputs(image)
             out[i] = emb.mean(axis=0)
         return out
 
     def predict_log_proba(self, loaded: Sequence[np.ndarray]) -> np.ndarray:
-        """The network's own class log-probabilities, averaged over each image's patches."""
-        rows = []
-        for image in loaded:
-            _, logits = self.patch_outputs(image)
-            proba = torch.softmax(torch.from_numpy(logits), 1).mean(dim=0)
-            rows.append(torch.log(proba.clamp_min(1e-12)).numpy())
+        """The networks' own class log-probabilities, averaged over patches and networks."""
+        rows = [np.log(np.clip(self.patch_outputs(image)[1].mean(axis=0), 1e-12, None)) for image in loaded]
         return np.stack(rows)
 
     def state_dict(self) -> dict[str, np.ndarray]:
-        net = self._require_net()
-        return {k: v.detach().cpu().numpy().copy() for k, v in net.state_dict().items()}
+        nets = self._require_nets()
+        return {
+            f"net{i}.{k}": v.detach().cpu().numpy().copy()
+            for i, net in enumerate(nets)
+            for k, v in net.state_dict().items()
+        }
 
     def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
         if self.classes is None:
             raise ValueError("residual-cnn config has no classes; cannot rebuild the network")
-        net = ResidualNet(len(self.classes), self.widths)
-        net.load_state_dict({k: torch.from_numpy(np.asarray(v)) for k, v in state.items()})
-        self.net = net.eval()
+        nets = []
+        for i in range(self.n_models):
+            prefix = f"net{i}."
+            net = ResidualNet(len(self.classes), self.widths)
+            net.load_state_dict(
+                {k[len(prefix) :]: torch.from_numpy(np.asarray(v)) for k, v in state.items() if k.startswith(prefix)}
+            )
+            nets.append(net.eval())
+        self.nets = nets
