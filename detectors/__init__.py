@@ -25,7 +25,7 @@ _REGISTRY: dict[str, str] = {
 
 #: the backbone used when none is named, per modality
 DEFAULT_BACKBONES: dict[str, str] = {
-    "image": "fusion:residual-cnn+residual-stats",
+    "image": "residual-cnn",
 }
 
 

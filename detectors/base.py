@@ -49,6 +49,11 @@ class Extractor:
         """Convenience: :meth:`load` then :meth:`features` (raises on the first bad sample)."""
         return self.features([self.load(s) for s in samples], progress=progress)
 
+    def augment(self, loaded: Any, rng: np.random.Generator) -> Any | None:
+        """A perturbed copy of one loaded sample, used to make the head robust to the
+        processing samples meet in the wild (None: this extractor has no augmentation)."""
+        return None
+
     def fit(self, loaded: Sequence[Any], labels: Sequence[str], progress: bool = False) -> Extractor:
         """Learn from labelled loaded samples; a no-op for frozen extractors."""
         return self

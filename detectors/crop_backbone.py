@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from detectors.augment import JPEGAugmentMixin
 from detectors.base import Extractor
 from detectors.errors import describe_sample
 from detectors.image_io import load_image
@@ -18,7 +19,7 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
-class CropBackboneExtractor(Extractor):
+class CropBackboneExtractor(JPEGAugmentMixin, Extractor):
     """Embeds a grid of ``patch_size`` crops with a frozen network and averages them.
 
     Crops are taken at native resolution (no resizing), normalised with ``mean`` and

@@ -55,6 +55,9 @@ class FusionExtractor(Extractor):
                 raise SampleError(describe_sample(sample), exc.reason) from None
         return loaded
 
+    def augment(self, loaded: Any, rng: np.random.Generator) -> Any | None:
+        return self.parts[0].augment(loaded, rng)
+
     def _raw(self, loaded: Sequence[Any], progress: bool) -> list[np.ndarray]:
         return [p.features(loaded, progress=progress) for p in self.parts]
 

@@ -10,16 +10,15 @@ random patches with JPEG re-compression (and optional rescaling) as augmentation
 
 from __future__ import annotations
 
-import io
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 import torch
-from PIL import Image
 from torch import nn
 from torch.nn import functional as F
 
+from detectors.augment import JPEGAugmentMixin, jpeg_roundtrip, rescale
 from detectors.base import Extractor
 from detectors.errors import describe_sample
 from detectors.image_io import load_image
@@ -80,21 +79,7 @@ class ResidualNet(nn.Module):
         return self.head(self.embed(x))
 
 
-def jpeg_roundtrip(image: np.ndarray, quality: int) -> np.ndarray:
-    """Encode ``image`` as JPEG at ``quality`` and decode it again."""
-    buf = io.BytesIO()
-    Image.fromarray(image).save(buf, format="JPEG", quality=int(quality))
-    return np.asarray(Image.open(io.BytesIO(buf.getvalue())).convert("RGB"))
-
-
-def rescale(image: np.ndarray, factor: float) -> np.ndarray:
-    """Resize ``image`` by ``factor`` with bicubic filtering (an augmentation, never a preprocessing step)."""
-    h, w = image.shape[:2]
-    size = (max(1, round(w * factor)), max(1, round(h * factor)))
-    return np.asarray(Image.fromarray(image).resize(size, Image.BICUBIC))
-
-
-class ResidualCNNExtractor(Extractor):
+class ResidualCNNExtractor(JPEGAugmentMixin, Extractor):
     """Trainable residual CNN; features are patch embeddings averaged over a crop grid.
 
     Parameters

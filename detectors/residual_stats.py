@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 from scipy.ndimage import convolve
 
+from detectors.augment import JPEGAugmentMixin
 from detectors.base import Extractor
 from detectors.errors import describe_sample
 from detectors.image_io import load_image
@@ -38,7 +39,7 @@ def _cooccurrence(q: np.ndarray, levels: int) -> np.ndarray:
     return np.concatenate([ch / ch.sum(), cv / cv.sum()])
 
 
-class ResidualStatsExtractor(Extractor):
+class ResidualStatsExtractor(JPEGAugmentMixin, Extractor):
     """Spectral and co-occurrence statistics of high-pass residuals.
 
     Parameters

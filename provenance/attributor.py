@@ -49,7 +49,10 @@ class Attributor:
         rejection threshold is set from it.
     calibration_fraction: share of each class held out in :meth:`fit` to calibrate the
         threshold (samples the extractor and head never trained on).
-    seed: random seed for the calibration split.
+    augment_head: also train the head and open-set score on one augmented copy of
+        each training sample (for images: JPEG re-compression), so decisions survive
+        the processing samples meet when shared.
+    seed: random seed for the calibration split and augmentation.
     modality: picks the default backbone when ``extractor`` is ``"default"``.
     """
 
@@ -57,9 +60,10 @@ class Attributor:
         self,
         extractor: Extractor | str = "default",
         head: Head | str = "linear",
-        open_set: OpenSetScore | str = "mahalanobis",
+        open_set: OpenSetScore | str = "msp",
         tpr: float = 0.95,
         calibration_fraction: float = 0.2,
+        augment_head: bool = True,
         seed: int = 0,
         modality: str = "image",
     ) -> None:
@@ -68,6 +72,7 @@ class Attributor:
         self.open_set = create_open_set_score(open_set) if isinstance(open_set, str) else open_set
         self.tpr = tpr
         self.calibration_fraction = calibration_fraction
+        self.augment_head = augment_head
         self.seed = seed
         self.threshold_: float | None = None
         self.name: str | None = None
@@ -121,17 +126,40 @@ class Attributor:
         if self.extractor.trainable:
             self.extractor.fit([loaded[i] for i in fit_idx], y[fit_idx].tolist(), progress=progress)
         X = self.extractor.features(loaded, progress=progress)
+        # head-level augmentation: row i of X_aug is a perturbed copy of sample i
+        X_aug, aug_rows = self._augmented_features(loaded, rng, progress)
+
+        def fit_heads(idx: np.ndarray) -> None:
+            keep = np.isin(aug_rows, idx)
+            Xf = np.concatenate([X[idx], X_aug[keep]]) if keep.any() else X[idx]
+            yf = np.concatenate([y[idx], y[aug_rows[keep]]]) if keep.any() else y[idx]
+            self.head.fit(Xf, yf)
+            self.open_set.fit(Xf, yf)
+
         if cal_idx.size:
-            self.head.fit(X[fit_idx], y[fit_idx])
-            self.open_set.fit(X[fit_idx], y[fit_idx])
+            fit_heads(fit_idx)
             cal_scores = self.open_set.score(X[cal_idx], self.head.predict_proba(X[cal_idx]))
-        self.head.fit(X, y)
-        self.open_set.fit(X, y)
+        fit_heads(np.arange(len(y)))
         if not cal_idx.size:
             cal_scores = self.open_set.score(X, self.head.predict_proba(X))
         self.threshold_ = threshold_at_tpr(cal_scores, self.tpr)
         self.n_train_ = len(y)
         return self
+
+    def _augmented_features(
+        self, loaded: list[Any], rng: np.random.Generator, progress: bool
+    ) -> tuple[np.ndarray, np.ndarray]:
+        if not self.augment_head:
+            return np.zeros((0, 0), np.float32), np.zeros(0, dtype=int)
+        copies, rows = [], []
+        for i, item in enumerate(loaded):
+            aug = self.extractor.augment(item, rng)
+            if aug is not None:
+                copies.append(aug)
+                rows.append(i)
+        if not copies:
+            return np.zeros((0, 0), np.float32), np.zeros(0, dtype=int)
+        return self.extractor.features(copies, progress=progress), np.asarray(rows, dtype=int)
 
     # ------------------------------------------------------------------ inference
     def _check_fitted(self) -> None:
@@ -232,6 +260,7 @@ class Attributor:
             "threshold": self.threshold_,
             "tpr": self.tpr,
             "calibration_fraction": self.calibration_fraction,
+            "augment_head": self.augment_head,
             "seed": self.seed,
             "n_train": getattr(self, "n_train_", None),
             "saved_at": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
@@ -264,6 +293,7 @@ class Attributor:
             scorer,
             tpr=config["tpr"],
             calibration_fraction=config["calibration_fraction"],
+            augment_head=config["augment_head"],
             seed=config["seed"],
         )
         model.threshold_ = float(config["threshold"])

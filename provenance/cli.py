@@ -174,9 +174,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--head", default="linear", choices=["linear", "prototype"], help="closed-set head (default linear)")
     p.add_argument(
         "--open-set",
-        default="mahalanobis",
+        default="msp",
         choices=["msp", "knn", "mahalanobis"],
-        help="open-set score (default mahalanobis)",
+        help="open-set score (default msp: maximum class probability)",
     )
     p.add_argument(
         "--tpr", type=float, default=0.95, help="share of known samples the open-set rule keeps (default 0.95)"

@@ -13,7 +13,8 @@ from provenance.cli import main
 @pytest.fixture(scope="module")
 def trained(image_dataset: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("cli") / "model"
-    assert main(["train", str(image_dataset["train"]), "-o", str(out), "--backbone", "residual-stats", "-q"]) == 0
+    args = ["train", str(image_dataset["train"]), "-o", str(out), "--backbone", "residual-stats"]
+    assert main([*args, "--open-set", "mahalanobis", "-q"]) == 0
     return out
 
 

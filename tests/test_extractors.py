@@ -219,9 +219,8 @@ def test_create_every_extractor_and_rebuild_from_config(name: str, tiny_clip_arc
 
 def test_default_image_backbone() -> None:
     ext = create_extractor("default")
-    assert isinstance(ext, FusionExtractor)
-    assert ext.registry_name == DEFAULT_BACKBONES["image"]
-    assert [p.name for p in ext.parts] == ["residual-cnn", "residual-stats"]
+    assert isinstance(ext, ResidualCNNExtractor)
+    assert ext.registry_name == DEFAULT_BACKBONES["image"] == "residual-cnn"
     assert ext.modality == "image"
 
 
@@ -833,3 +832,18 @@ def test_fusion_size_error_names_the_file(tmp_path: Path, rng: np.random.Generat
 def test_empty_batches_keep_the_feature_dimension(stats_effnet_fusion: FusionExtractor) -> None:
     assert stats_effnet_fusion.parts[1].features([]).shape == (0, 1280)
     assert stats_effnet_fusion.features([]).shape == (0, stats_effnet_fusion.parts[0].dim + 1280)
+
+
+def test_residual_cnn_ensemble(two_class_data: tuple[list[np.ndarray], list[str], list[np.ndarray], list[str]]) -> None:
+    train, labels, test, _ = two_class_data
+    ext = ResidualCNNExtractor(**{**TINY_CNN, "n_models": 2}).fit(train, labels)
+    assert len(ext.nets) == 2
+    f = ext.features(test)
+    assert f.shape == (len(test), 2 * 2 * TINY_CNN["widths"][-1])
+    lp = ext.predict_log_proba(test)
+    np.testing.assert_allclose(np.exp(lp).sum(axis=1), 1.0, atol=1e-5)
+    clone = ResidualCNNExtractor(**ext.get_config())
+    clone.load_state_dict(ext.state_dict())
+    np.testing.assert_allclose(clone.features(test), f, rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="n_models"):
+        ResidualCNNExtractor(**{**TINY_CNN, "n_models": 0}).fit(train, labels)
