@@ -90,7 +90,12 @@ def run_demo(
     ]
     for r in examples:
         truth = Path(r["sample"]).parent.name
-        lines.append(f"  {Path(r['sample']).name} (made by {truth}) -> {r['label']} ({r['score']:.2f})")
+        if r["unknown"]:
+            best, prob = r["candidates"][0]
+            verdict = f"unknown (closest known: {best} {prob:.2f}, open-set score below threshold)"
+        else:
+            verdict = f"{r['label']} ({r['score']:.2f})"
+        lines.append(f"  {Path(r['sample']).name} (made by {truth}) -> {verdict}")
     lines.append(f"model saved to {path}  ({elapsed:.0f} s)")
     return {
         "zoo": str(zoo.root),

@@ -177,3 +177,22 @@ def test_attribute_without_model_explains_what_to_do(monkeypatch: pytest.MonkeyP
     monkeypatch.setenv("PROVENANCE_CACHE", str(tmp_path / "empty-cache"))
     with pytest.raises(ValueError, match="provenance demo"):
         provenance.attribute(np.zeros((64, 64, 3), np.uint8))
+
+
+def test_head_augmentation_is_configurable_and_saved(image_dataset: dict[str, Path], tmp_path: Path) -> None:
+    x, y = files_and_labels(image_dataset["train"])
+    plain = Attributor("residual-stats", augment_head=False).fit(x, y)
+    augmented = Attributor("residual-stats", augment_head=True).fit(x, y)
+    # JPEG copies enter the head's training set, so the learnt weights differ
+    assert not np.allclose(plain.head.coef_, augmented.head.coef_)
+    loaded = Attributor.from_pretrained(plain.save_pretrained(tmp_path / "plain"))
+    assert loaded.augment_head is False
+
+
+def test_extractor_augment_is_a_jpeg_copy() -> None:
+    from detectors import create_extractor
+
+    ext = create_extractor("residual-stats")
+    img = np.random.default_rng(0).integers(0, 256, (64, 64, 3), dtype=np.uint8)
+    aug = ext.augment(img, np.random.default_rng(1))
+    assert aug.shape == img.shape and aug.dtype == np.uint8 and not np.array_equal(aug, img)
