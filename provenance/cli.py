@@ -71,7 +71,14 @@ def cmd_train(args: argparse.Namespace) -> int:
     options = _parse_options(args.option)
     try:
         extractor = create_extractor(args.backbone, modality, **options)
-        model = Attributor(extractor, head=args.head, open_set=args.open_set, tpr=args.tpr, seed=args.seed)
+        model = Attributor(
+            extractor,
+            head=args.head,
+            open_set=args.open_set,
+            tpr=args.tpr,
+            augment_head=not args.no_augment_head,
+            seed=args.seed,
+        )
     except (ValueError, TypeError) as exc:
         raise UsageError(str(exc)) from None
     with warnings.catch_warnings(record=True) as caught:
@@ -182,6 +189,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--tpr", type=float, default=0.95, help="share of known samples the open-set rule keeps (default 0.95)"
     )
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--no-augment-head",
+        action="store_true",
+        help="train the head on clean samples only (default: also on a JPEG copy of each training image)",
+    )
     p.add_argument(
         "--option",
         action="append",
