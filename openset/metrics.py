@@ -92,6 +92,25 @@ def oscr(known_correct: Sequence[bool], known_scores: Sequence[float], unknown_s
     return float(np.trapezoid(ccr, fpr))
 
 
+def expected_calibration_error(proba: np.ndarray, y_true: Sequence, classes: Sequence, n_bins: int = 10) -> float:
+    """Mean |accuracy - confidence| over equal-width confidence bins, weighted by bin size."""
+    p = np.asarray(proba, dtype=np.float64)
+    t = np.asarray(y_true)
+    if p.shape[0] != t.shape[0]:
+        raise ValueError("proba and y_true differ in length")
+    if p.shape[0] == 0:
+        return float("nan")
+    conf = p.max(axis=1)
+    correct = np.asarray(classes)[p.argmax(axis=1)] == t
+    bins = np.minimum((conf * n_bins).astype(int), n_bins - 1)
+    ece = 0.0
+    for b in range(n_bins):
+        m = bins == b
+        if m.any():
+            ece += m.mean() * abs(correct[m].mean() - conf[m].mean())
+    return float(ece)
+
+
 def roc_curve(
     positive_scores: Sequence[float], negative_scores: Sequence[float]
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -15,8 +15,17 @@ from detectors import create_extractor
 from detectors.base import Extractor
 from detectors.errors import SampleError, describe_sample
 from openset import create_head, create_open_set_score
-from openset.base import Head
-from openset.metrics import accuracy, auroc, macro_f1, oscr, per_class_report, threshold_at_tpr
+from openset.base import Head, softmax
+from openset.calibration import fit_temperature
+from openset.metrics import (
+    accuracy,
+    auroc,
+    expected_calibration_error,
+    macro_f1,
+    oscr,
+    per_class_report,
+    threshold_at_tpr,
+)
 from openset.scores import OpenSetScore
 from provenance.result import UNKNOWN, Attribution
 from provenance.serialization import flatten_state, read_model_dir, split_state, write_model_dir
@@ -75,6 +84,7 @@ class Attributor:
         self.augment_head = augment_head
         self.seed = seed
         self.threshold_: float | None = None
+        self.temperature_: float = 1.0
         self.name: str | None = None
 
     # ------------------------------------------------------------------ helpers
@@ -139,9 +149,14 @@ class Attributor:
         if cal_idx.size:
             fit_heads(fit_idx)
             cal_scores = self.open_set.score(X[cal_idx], self.head.predict_proba(X[cal_idx]))
+            self.temperature_ = fit_temperature(
+                self.head.decision_function(X[cal_idx]), y[cal_idx], list(self.head.classes_)
+            )
         fit_heads(np.arange(len(y)))
         if not cal_idx.size:
             cal_scores = self.open_set.score(X, self.head.predict_proba(X))
+        if not cal_idx.size:
+            self.temperature_ = 1.0
         self.threshold_ = threshold_at_tpr(cal_scores, self.tpr)
         self.n_train_ = len(y)
         return self
@@ -167,9 +182,14 @@ class Attributor:
             raise RuntimeError("the attributor is not fitted: call fit() or from_pretrained()")
 
     def scores(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Class probabilities and open-set scores for feature rows ``X``."""
-        proba = self.head.predict_proba(X)
-        return proba, self.open_set.score(X, proba)
+        """Calibrated class probabilities and open-set scores for feature rows ``X``.
+
+        The open-set score sees the head's raw probabilities (the threshold was set on
+        them); the reported probabilities are temperature-scaled on held-out samples.
+        """
+        decision = self.head.decision_function(X)
+        os_scores = self.open_set.score(X, softmax(decision))
+        return softmax(decision / self.temperature_), os_scores
 
     def attribute(self, samples: Sequence[Any] | Any, progress: bool = False, top_k: int = 5) -> list[Attribution]:
         """One :class:`Attribution` per sample; unreadable samples carry ``error``."""
@@ -230,6 +250,7 @@ class Attributor:
             "auroc": None,
             "oscr": None,
             "per_class": per_class_report(y, pred),
+            "ece": expected_calibration_error(proba, y, self.classes_),
             "errors": len(errors),
         }
         if unknown_samples is not None:
@@ -258,6 +279,7 @@ class Attributor:
             "head": {"name": self.head.name, "config": self.head.get_config()},
             "open_set": {"name": self.open_set.name, "config": self.open_set.get_config()},
             "threshold": self.threshold_,
+            "temperature": self.temperature_,
             "tpr": self.tpr,
             "calibration_fraction": self.calibration_fraction,
             "augment_head": self.augment_head,
@@ -297,6 +319,7 @@ class Attributor:
             seed=config["seed"],
         )
         model.threshold_ = float(config["threshold"])
+        model.temperature_ = float(config["temperature"])
         model.n_train_ = config.get("n_train")
         model.name = Path(directory).name
         return model

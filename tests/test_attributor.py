@@ -196,3 +196,9 @@ def test_extractor_augment_is_a_jpeg_copy() -> None:
     img = np.random.default_rng(0).integers(0, 256, (64, 64, 3), dtype=np.uint8)
     aug = ext.augment(img, np.random.default_rng(1))
     assert aug.shape == img.shape and aug.dtype == np.uint8 and not np.array_equal(aug, img)
+
+
+def test_temperature_is_fitted_and_saved(stats_model: Attributor, tmp_path: Path) -> None:
+    assert 0.05 <= stats_model.temperature_ <= 20.0
+    cfg = json.loads((stats_model.save_pretrained(tmp_path / "t") / "config.json").read_text())
+    assert cfg["temperature"] == pytest.approx(stats_model.temperature_)
