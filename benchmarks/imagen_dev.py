@@ -49,7 +49,14 @@ def split_rows(rows: list[dict], seed: int, test_share: float = 1 / 3) -> tuple[
 def make_model(args: argparse.Namespace, seed: int) -> Attributor:
     opts = json.loads(args.options) if args.options else {}
     ext = create_extractor(args.backbone, "image", **opts)
-    return Attributor(ext, head=args.head, open_set=args.open_set, augment_head=not args.no_augment_head, seed=seed)
+    return Attributor(
+        ext,
+        head=args.head,
+        open_set=args.open_set,
+        augment_head=not args.no_augment_head,
+        refit_extractor=args.refit,
+        seed=seed,
+    )
 
 
 def main() -> None:
@@ -61,6 +68,9 @@ def main() -> None:
     ap.add_argument("--open-set", default="mahalanobis")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--no-augment-head", action="store_true", help="train the head on clean images only")
+    ap.add_argument(
+        "--refit", action="store_true", help="retrain the backbone on all training images after calibration"
+    )
     ap.add_argument("--logo", action="store_true", help="also run leave-one-generator-out open set")
     ap.add_argument("--only", default="", help="comma-separated generators to hold out in --logo")
     args = ap.parse_args()

@@ -61,6 +61,9 @@ class Attributor:
     augment_head: also train the head and open-set score on one augmented copy of
         each training sample (for images: JPEG re-compression), so decisions survive
         the processing samples meet when shared.
+    refit_extractor: for trainable extractors, train again on all samples once the
+        threshold and temperature are calibrated (costs a second training; the
+        calibration stays the one measured on held-out samples).
     seed: random seed for the calibration split and augmentation.
     modality: picks the default backbone when ``extractor`` is ``"default"``.
     """
@@ -73,6 +76,7 @@ class Attributor:
         tpr: float = 0.95,
         calibration_fraction: float = 0.2,
         augment_head: bool = True,
+        refit_extractor: bool = False,
         seed: int = 0,
         modality: str = "image",
     ) -> None:
@@ -82,6 +86,7 @@ class Attributor:
         self.tpr = tpr
         self.calibration_fraction = calibration_fraction
         self.augment_head = augment_head
+        self.refit_extractor = refit_extractor
         self.seed = seed
         self.threshold_: float | None = None
         self.temperature_: float = 1.0
@@ -135,37 +140,43 @@ class Attributor:
         fit_idx, cal_idx = _stratified_split(y, self.calibration_fraction, rng)
         if self.extractor.trainable:
             self.extractor.fit([loaded[i] for i in fit_idx], y[fit_idx].tolist(), progress=progress)
-        X = self.extractor.features(loaded, progress=progress)
-        # head-level augmentation: row i of X_aug is a perturbed copy of sample i
-        X_aug, aug_rows = self._augmented_features(loaded, rng, progress)
+        X, X_aug, aug_rows = self._training_features(loaded, rng, progress)
 
         def fit_heads(idx: np.ndarray) -> None:
+            # head-level augmentation: row r of X_aug is a perturbed copy of sample aug_rows[r]
             keep = np.isin(aug_rows, idx)
             Xf = np.concatenate([X[idx], X_aug[keep]]) if keep.any() else X[idx]
             yf = np.concatenate([y[idx], y[aug_rows[keep]]]) if keep.any() else y[idx]
             self.head.fit(Xf, yf)
             self.open_set.fit(Xf, yf)
 
+        everything = np.arange(len(y))
         if cal_idx.size:
+            # calibrate on samples neither the extractor nor the head has seen
             fit_heads(fit_idx)
             cal_scores = self.open_set.score(X[cal_idx], self.head.predict_proba(X[cal_idx]))
             self.temperature_ = fit_temperature(
                 self.head.decision_function(X[cal_idx]), y[cal_idx], list(self.head.classes_)
             )
-        fit_heads(np.arange(len(y)))
-        if not cal_idx.size:
+            if self.extractor.trainable and self.refit_extractor:
+                self.extractor.fit(loaded, y.tolist(), progress=progress)
+                X, X_aug, aug_rows = self._training_features(loaded, rng, progress)
+            fit_heads(everything)
+        else:
+            fit_heads(everything)
             cal_scores = self.open_set.score(X, self.head.predict_proba(X))
-        if not cal_idx.size:
             self.temperature_ = 1.0
         self.threshold_ = threshold_at_tpr(cal_scores, self.tpr)
         self.n_train_ = len(y)
         return self
 
-    def _augmented_features(
+    def _training_features(
         self, loaded: list[Any], rng: np.random.Generator, progress: bool
-    ) -> tuple[np.ndarray, np.ndarray]:
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Features of the training samples, of their augmented copies, and which sample each copy is of."""
+        X = self.extractor.features(loaded, progress=progress)
         if not self.augment_head:
-            return np.zeros((0, 0), np.float32), np.zeros(0, dtype=int)
+            return X, np.zeros((0, X.shape[1]), np.float32), np.zeros(0, dtype=int)
         copies, rows = [], []
         for i, item in enumerate(loaded):
             aug = self.extractor.augment(item, rng)
@@ -173,8 +184,8 @@ class Attributor:
                 copies.append(aug)
                 rows.append(i)
         if not copies:
-            return np.zeros((0, 0), np.float32), np.zeros(0, dtype=int)
-        return self.extractor.features(copies, progress=progress), np.asarray(rows, dtype=int)
+            return X, np.zeros((0, X.shape[1]), np.float32), np.zeros(0, dtype=int)
+        return X, self.extractor.features(copies, progress=progress), np.asarray(rows, dtype=int)
 
     # ------------------------------------------------------------------ inference
     def _check_fitted(self) -> None:
@@ -283,6 +294,7 @@ class Attributor:
             "tpr": self.tpr,
             "calibration_fraction": self.calibration_fraction,
             "augment_head": self.augment_head,
+            "refit_extractor": self.refit_extractor,
             "seed": self.seed,
             "n_train": getattr(self, "n_train_", None),
             "saved_at": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
@@ -316,6 +328,7 @@ class Attributor:
             tpr=config["tpr"],
             calibration_fraction=config["calibration_fraction"],
             augment_head=config["augment_head"],
+            refit_extractor=config.get("refit_extractor", False),
             seed=config["seed"],
         )
         model.threshold_ = float(config["threshold"])

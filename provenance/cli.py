@@ -77,6 +77,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             open_set=args.open_set,
             tpr=args.tpr,
             augment_head=not args.no_augment_head,
+            refit_extractor=args.refit,
             seed=args.seed,
         )
     except (ValueError, TypeError) as exc:
@@ -189,6 +190,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--tpr", type=float, default=0.95, help="share of known samples the open-set rule keeps (default 0.95)"
     )
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--refit",
+        action="store_true",
+        help="after calibrating on held-out samples, train a trainable backbone again on all samples",
+    )
     p.add_argument(
         "--no-augment-head",
         action="store_true",

@@ -202,3 +202,23 @@ def test_temperature_is_fitted_and_saved(stats_model: Attributor, tmp_path: Path
     assert 0.05 <= stats_model.temperature_ <= 20.0
     cfg = json.loads((stats_model.save_pretrained(tmp_path / "t") / "config.json").read_text())
     assert cfg["temperature"] == pytest.approx(stats_model.temperature_)
+
+
+def test_refit_extractor_trains_on_everything(image_dataset: dict[str, Path], tmp_path: Path) -> None:
+    from detectors import create_extractor
+
+    x, y = files_and_labels(image_dataset["train"])
+    tiny = {"widths": [8, 8, 8, 8, 8, 8], "steps": 12, "batch_size": 8, "max_crops": 2}
+    calls: list[int] = []
+    ext = create_extractor("residual-cnn", **tiny)
+    original_fit = ext.fit
+
+    def counting_fit(loaded, labels, progress=False):
+        calls.append(len(loaded))
+        return original_fit(loaded, labels, progress=progress)
+
+    ext.fit = counting_fit  # type: ignore[method-assign]
+    model = Attributor(ext, refit_extractor=True).fit(x, y)
+    assert calls[0] < len(x) and calls[1] == len(x)  # calibration fit on a part, then all
+    loaded = Attributor.from_pretrained(model.save_pretrained(tmp_path / "r"))
+    assert loaded.refit_extractor is True
