@@ -26,10 +26,7 @@ they were cut from the source's frame the same way (same-sized images always do)
 from __future__ import annotations
 
 import datetime as _dt
-import json
 import os
-import shutil
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -42,12 +39,10 @@ from detectors.errors import SampleError, describe_sample
 from detectors.image_io import ImageInput, load_image
 from detectors.patches import check_min_size
 from openset.metrics import threshold_at_fpr
-from provenance.serialization import ModelFormatError
+from openset.serialization import CONFIG_NAME, WEIGHTS_NAME, ModelFormatError, read_model_dir, write_model_dir
 
 FORMAT = "provenance-residual-fingerprint"
 FORMAT_VERSION = 1
-CONFIG_NAME = "config.json"
-ARRAYS_NAME = "fingerprint.npz"
 
 METHODS = ("wavelet", "gaussian", "median")
 ESTIMATORS = ("mle", "mean")
@@ -512,72 +507,24 @@ class ResidualFingerprint:
         }
 
     def save_pretrained(self, directory: str | os.PathLike) -> Path:
-        """Write ``config.json`` + ``fingerprint.npz`` into ``directory``, atomically.
-
-        Both files go to a temporary sibling folder that is swapped in with ``os.replace``;
-        an existing fingerprint folder is replaced only once the new one is complete, and
-        a folder that holds something else is never replaced.
-        """
+        """Write ``config.json`` + ``weights.safetensors`` into ``directory``, atomically
+        (see :func:`openset.serialization.write_model_dir`)."""
         config = self.get_config()
-        target = Path(directory)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
-        backup: Path | None = None
-        try:
-            with open(tmp / CONFIG_NAME, "w", encoding="utf-8") as fh:
-                json.dump(config, fh, indent=2, sort_keys=True)
-                fh.write("\n")
-                fh.flush()
-                os.fsync(fh.fileno())
-            with open(tmp / ARRAYS_NAME, "wb") as fh:
-                np.savez(fh, fingerprint=np.ascontiguousarray(self.fingerprint_, dtype=np.float32))
-                fh.flush()
-                os.fsync(fh.fileno())
-            if target.exists():
-                if not target.is_dir() or (not (target / CONFIG_NAME).exists() and any(target.iterdir())):
-                    raise FileExistsError(f"{target} exists and is not a fingerprint folder; refusing to replace it")
-                backup = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent)) / "old"
-                os.replace(target, backup)
-            os.replace(tmp, target)
-            if backup is not None:
-                shutil.rmtree(backup.parent, ignore_errors=True)
-        except BaseException:
-            if backup is not None and not target.exists():
-                os.replace(backup, target)  # put the old one back
-            if backup is not None:
-                shutil.rmtree(backup.parent, ignore_errors=True)
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
-        return target
+        arrays = {"fingerprint": np.ascontiguousarray(self.fingerprint_, dtype=np.float32)}
+        return write_model_dir(directory, config, arrays)
 
     @classmethod
     def from_pretrained(cls, directory: str | os.PathLike) -> ResidualFingerprint:
         """Load a folder written by :meth:`save_pretrained` (format and version checked, no pickle)."""
-        d = Path(directory)
-        cfg_path = d / CONFIG_NAME
-        if not d.is_dir():
-            raise FingerprintFormatError(f"{d}: not a folder (a fingerprint is a folder with {CONFIG_NAME})")
-        if not cfg_path.exists():
-            raise FingerprintFormatError(f"{d}: no {CONFIG_NAME}; not a fingerprint folder")
+        cfg_path = Path(directory) / CONFIG_NAME
         try:
-            config = json.loads(cfg_path.read_text(encoding="utf-8"))
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise FingerprintFormatError(f"{cfg_path}: unreadable JSON ({exc})") from None
-        if not isinstance(config, dict):
-            raise FingerprintFormatError(f"{cfg_path}: expected a JSON object, got {type(config).__name__}")
-        if config.get("format") != FORMAT:
-            raise FingerprintFormatError(f"{d}: format is {config.get('format')!r}, expected {FORMAT!r}")
-        found = config.get("format_version")
-        if found != FORMAT_VERSION:
-            raise FingerprintFormatError(f"{d}: format version {found!r}, this library reads version {FORMAT_VERSION}")
-        arrays_path = d / ARRAYS_NAME
-        if not arrays_path.exists():
-            raise FingerprintFormatError(f"{d}: missing {ARRAYS_NAME}")
-        try:
-            with np.load(arrays_path, allow_pickle=False) as npz:
-                fingerprint = np.asarray(npz["fingerprint"])
-        except Exception as exc:  # zip, key, pickle-refused and format errors alike
-            raise FingerprintFormatError(f"{arrays_path}: corrupt or unreadable fingerprint ({exc})") from None
+            config, arrays = read_model_dir(directory, FORMAT, FORMAT_VERSION)
+        except ModelFormatError as exc:
+            raise FingerprintFormatError(str(exc)) from None
+        if "fingerprint" not in arrays:
+            raise FingerprintFormatError(f"{directory}: the weights hold no fingerprint array")
+        fingerprint = np.asarray(arrays["fingerprint"])
+        arrays_path = Path(directory) / WEIGHTS_NAME
         expected_shape = tuple(config.get("fingerprint_shape") or ())
         if fingerprint.shape != expected_shape or not np.issubdtype(fingerprint.dtype, np.floating):
             raise FingerprintFormatError(

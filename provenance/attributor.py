@@ -27,8 +27,8 @@ from openset.metrics import (
     threshold_at_tpr,
 )
 from openset.scores import OpenSetScore
+from openset.serialization import flatten_state, read_model_dir, split_state, write_model_dir
 from provenance.result import UNKNOWN, Attribution
-from provenance.serialization import flatten_state, read_model_dir, split_state, write_model_dir
 
 FORMAT = "provenance-attributor"
 FORMAT_VERSION = 1

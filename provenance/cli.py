@@ -43,8 +43,8 @@ def _emit(args: argparse.Namespace, payload: Any, human: str) -> None:
 
 
 def _load_model(path: str):
+    from openset.serialization import ModelFormatError
     from provenance.attributor import Attributor
-    from provenance.serialization import ModelFormatError
 
     try:
         return Attributor.from_pretrained(path)

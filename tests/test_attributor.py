@@ -10,8 +10,8 @@ import pytest
 from PIL import Image
 
 import provenance
+from openset.serialization import ModelFormatError
 from provenance import UNKNOWN, Attribution, Attributor
-from provenance.serialization import ModelFormatError
 from tests.conftest import files_and_labels
 
 

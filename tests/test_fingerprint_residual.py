@@ -180,7 +180,7 @@ def test_verify_needs_calibration_and_score_needs_fit(cameras, fitted):
 def test_save_load_round_trip(tmp_path, cameras):
     fp = ResidualFingerprint(size=SIZE).fit(cameras["A"][:10]).calibrate(cameras["B"], fpr=0.1)
     target = fp.save_pretrained(tmp_path / "cam-a")
-    assert sorted(p.name for p in target.iterdir()) == ["config.json", "fingerprint.npz"]
+    assert sorted(p.name for p in target.iterdir()) == ["config.json", "weights.safetensors"]
     assert [p.name for p in tmp_path.iterdir()] == ["cam-a"]  # no temp folder left over
     loaded = ResidualFingerprint.from_pretrained(target)
     probe = cameras["A"][20:24] + cameras["C"][:4]
@@ -216,8 +216,8 @@ def test_load_checks_format_and_version(tmp_path, cameras):
         ResidualFingerprint.from_pretrained(target)
     cfg["format"] = "provenance-residual-fingerprint"
     cfg_path.write_text(json.dumps(cfg))
-    np.savez(target / "fingerprint.npz", fingerprint=np.array([{"a": 1}], dtype=object))
-    with pytest.raises(FingerprintFormatError, match="fingerprint"):
+    (target / "weights.safetensors").write_bytes(b"not safetensors")
+    with pytest.raises(FingerprintFormatError, match="corrupt"):
         ResidualFingerprint.from_pretrained(target)
     with pytest.raises(FingerprintFormatError, match="not a folder"):
         ResidualFingerprint.from_pretrained(tmp_path / "missing")

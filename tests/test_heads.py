@@ -22,7 +22,7 @@ from openset.base import softmax
 from openset.index import ReferenceIndex, l2_normalize
 from openset.metrics import accuracy, auroc
 from openset.scores import KNNScore, MahalanobisScore, MaxProbScore
-from provenance.serialization import flatten_state, read_model_dir, split_state, write_model_dir
+from openset.serialization import flatten_state, read_model_dir, split_state, write_model_dir
 
 DIM = 8
 CLASSES = ["a", "b", "c"]

@@ -19,7 +19,7 @@ from openset.oneclass import (
     create_one_class_scorer,
     few_shot_curve,
 )
-from provenance.serialization import flatten_state, read_model_dir, split_state, write_model_dir
+from openset.serialization import flatten_state, read_model_dir, split_state, write_model_dir
 
 DIM = 32
 NAMES = sorted(ONE_CLASS_SCORERS)

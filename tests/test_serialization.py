@@ -1,4 +1,4 @@
-"""Tests for provenance.serialization: model folders written atomically, read with format checks."""
+"""Tests for openset.serialization: model folders written atomically, read with format checks."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import provenance.serialization as ser
-from provenance.serialization import (
+import openset.serialization as ser
+from openset.serialization import (
     CONFIG_NAME,
     WEIGHTS_NAME,
     ModelFormatError,
