@@ -146,7 +146,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from provenance.demo import run_demo
 
     report = run_demo(progress=not args.quiet, fast=args.fast)
-    _emit(args, report, report.pop("_text", "") if not args.json else "")
+    text = report.pop("_text", "")
+    _emit(args, report, text)
     return EXIT_OK
 
 
