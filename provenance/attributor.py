@@ -244,6 +244,8 @@ class Attributor:
         ``errors`` and left out of the figures.
         """
         self._check_fitted()
+        if len(samples) != len(labels):
+            raise ValueError(f"{len(samples)} samples but {len(labels)} labels")
         known = set(self.classes_)
         strange = sorted({str(lab) for lab in labels} - known)
         if strange:

@@ -158,6 +158,8 @@ def test_evaluate_rejects_labels_the_model_does_not_know(
     x, _ = files_and_labels(image_dataset["test"])
     with pytest.raises(ValueError, match="does not know"):
         stats_model.evaluate(x[:2], ["gauss", "martian"])
+    with pytest.raises(ValueError, match="labels"):
+        stats_model.evaluate(x[:3], ["gauss"])
 
 
 def test_attribute_function_with_model_folder(
