@@ -1,0 +1,437 @@
+"""White-box verification: "did *this* autoencoder make this image?", given its weights.
+
+An image that a latent model decoded lies on its decoder's output manifold: encoding it
+again and decoding gives (nearly) the same image back, while a photo or another model's
+image loses detail on the way (Ricker et al. 2024, "AEROBLADE"). So with the suspected
+model's :class:`~diffusers.AutoencoderKL` at hand, the reconstruction error of an image
+is a training-free score for "made by this model".
+
+* :func:`load_autoencoder`: a diffusers ``AutoencoderKL`` folder, or a pipeline folder
+  with a ``vae/`` subfolder, local safetensors only; anything else raises
+  :class:`NotADiffusersModelError` naming the folder and what was expected.
+* :class:`AutoencoderVerifier`: :meth:`~AutoencoderVerifier.reconstruction_error`
+  (posterior mean, decode, MSE in [0, 1] units on native-resolution crops),
+  :meth:`~AutoencoderVerifier.score` (``-log(mse)``, or the PSNR; higher = more
+  likely this model's), :meth:`~AutoencoderVerifier.calibrate` a threshold on images
+  known not to come from the model, :meth:`~AutoencoderVerifier.verify`, and
+  ``save_pretrained`` / ``from_pretrained`` (config + threshold, never the weights:
+  the saved verifier points at the model folder).
+
+Images are never resized (resampling would change exactly the detail the decoder
+leaves): an image side that is not a multiple of the autoencoder's down-sampling
+factor ``2 ** (len(block_out_channels) - 1)`` is cropped down to the nearest one.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from detectors.errors import SampleError, describe_sample
+from detectors.image_io import ImageInput, load_image
+from openset.metrics import threshold_at_fpr
+from openset.serialization import CONFIG_NAME, ModelFormatError, read_model_dir, write_model_dir
+
+FORMAT = "provenance-whitebox-autoencoder-verifier"
+FORMAT_VERSION = 1
+
+METRICS = ("mse", "psnr")
+#: The reconstruction error is floored here before taking logs (a perfect reconstruction
+#: of a uint8 image is impossible anyway: quantisation alone leaves ~1e-6).
+MIN_ERROR = 1e-12
+
+_DIFFUSERS_CONFIG = "config.json"
+_PIPELINE_INDEX = "model_index.json"
+_SAFETENSORS_WEIGHTS = "diffusion_pytorch_model.safetensors"
+
+
+class NotADiffusersModelError(ValueError):
+    """A folder is not a local diffusers ``AutoencoderKL`` (or a pipeline with a ``vae/``)."""
+
+
+class WhiteboxFormatError(ModelFormatError):
+    """A folder is not a saved :class:`AutoencoderVerifier`, or was written by an incompatible version."""
+
+
+# ----------------------------------------------------------------------------- loading
+def _read_class_name(config_path: Path) -> str | None:
+    try:
+        config = json.loads(config_path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise NotADiffusersModelError(f"{config_path}: unreadable JSON ({exc})") from None
+    if not isinstance(config, dict):
+        raise NotADiffusersModelError(f"{config_path}: expected a JSON object, got {type(config).__name__}")
+    name = config.get("_class_name")
+    return name if isinstance(name, str) else None
+
+
+def resolve_autoencoder_dir(path: str | os.PathLike) -> Path:
+    """The folder holding the ``AutoencoderKL`` of ``path`` (itself, or its ``vae/``).
+
+    Raises :class:`NotADiffusersModelError` saying what is wrong otherwise.
+    """
+    root = Path(path)
+    expected = "expected a diffusers AutoencoderKL folder (config.json + safetensors) or a pipeline folder with vae/"
+    if not root.exists():
+        raise NotADiffusersModelError(f"{root}: no such folder; {expected}")
+    if not root.is_dir():
+        raise NotADiffusersModelError(f"{root}: not a folder; {expected}")
+    candidates = [root]
+    vae = root / "vae"
+    if vae.is_dir():
+        candidates.append(vae)
+    own_config = root / _DIFFUSERS_CONFIG
+    if own_config.is_file():
+        name = _read_class_name(own_config)
+        if name == "AutoencoderKL":
+            return _check_weights(root)
+        if not vae.is_dir():
+            what = f"config is for {name}" if name else "config.json has no _class_name (not a diffusers model)"
+            raise NotADiffusersModelError(f"{root}: {what}, not AutoencoderKL; {expected}")
+    if vae.is_dir():
+        vae_config = vae / _DIFFUSERS_CONFIG
+        if not vae_config.is_file():
+            raise NotADiffusersModelError(f"{vae}: no config.json in the pipeline's vae/ folder; {expected}")
+        name = _read_class_name(vae_config)
+        if name != "AutoencoderKL":
+            what = f"config is for {name}" if name else "config.json has no _class_name"
+            raise NotADiffusersModelError(f"{vae}: {what}, not AutoencoderKL; {expected}")
+        return _check_weights(vae)
+    if (root / _PIPELINE_INDEX).is_file():
+        raise NotADiffusersModelError(
+            f"{root}: a pipeline folder (model_index.json) without a vae/ subfolder; {expected}"
+        )
+    if not any(root.iterdir()):
+        raise NotADiffusersModelError(f"{root}: empty folder, no config.json; {expected}")
+    raise NotADiffusersModelError(f"{root}: no config.json and no vae/ subfolder; {expected}")
+
+
+def _check_weights(folder: Path) -> Path:
+    if not any(folder.glob("*.safetensors")):
+        found = sorted(p.name for p in folder.iterdir() if p.suffix in (".bin", ".pt", ".pth", ".ckpt"))
+        extra = f" (found {', '.join(found)}: pickled weights are not loaded)" if found else ""
+        raise NotADiffusersModelError(f"{folder}: no safetensors weights{extra}; expected {_SAFETENSORS_WEIGHTS}")
+    return folder
+
+
+def load_autoencoder(path: str | os.PathLike) -> Any:
+    """Load the ``diffusers.AutoencoderKL`` at ``path`` (or at ``path/vae``), in eval mode.
+
+    Only local folders and safetensors weights are read (``local_files_only=True``,
+    ``use_safetensors=True``); nothing is downloaded or unpickled.
+    """
+    import diffusers
+
+    folder = resolve_autoencoder_dir(path)
+    try:
+        model = diffusers.AutoencoderKL.from_pretrained(str(folder), local_files_only=True, use_safetensors=True)
+    except (OSError, ValueError, RuntimeError, KeyError, TypeError) as exc:
+        raise NotADiffusersModelError(f"{folder}: cannot load as AutoencoderKL ({exc})") from None
+    model.eval()
+    model.requires_grad_(False)
+    return model
+
+
+def downsampling_factor(model: Any) -> int:
+    """``2 ** (len(block_out_channels) - 1)``: image sides must be multiples of this."""
+    return 2 ** (len(model.config.block_out_channels) - 1)
+
+
+# ----------------------------------------------------------------------------- the verifier
+def _as_list(images: Sequence[ImageInput] | ImageInput) -> list[ImageInput]:
+    """A single image (path, bytes, PIL image, HxW or HxWxC array) becomes a one-item list."""
+    if isinstance(images, str | bytes | bytearray | os.PathLike | Image.Image):
+        return [images]
+    if isinstance(images, np.ndarray):
+        if images.ndim == 2 or (images.ndim == 3 and images.shape[2] <= 4):
+            return [images]
+        return list(images)
+    return list(images)
+
+
+def _crop_origins(length: int, size: int, n: int) -> list[int]:
+    """``n`` crop starts spread evenly over ``[0, length - size]`` (the centre when ``n == 1``)."""
+    span = length - size
+    if n == 1 or span == 0:
+        return [span // 2]
+    return sorted({round(float(v)) for v in np.linspace(0, span, n)})
+
+
+class AutoencoderVerifier:
+    """Scores images by how well a suspected model's autoencoder reconstructs them.
+
+    Parameters
+
+    model_dir
+        A diffusers ``AutoencoderKL`` folder or a pipeline folder with ``vae/`` (see
+        :func:`load_autoencoder`); loaded on first use.
+    crop
+        ``None``: the whole image, cropped (centred) down to a multiple of the
+        down-sampling factor. An integer: square ``crop`` x ``crop`` windows (rounded
+        down to a multiple of the factor); images smaller than that are refused.
+    metric
+        ``"mse"``: score ``-log(mse)``; ``"psnr"``: score ``10 log10(1 / mse)`` dB. Both
+        rank images alike; :meth:`reconstruction_error` is the MSE either way.
+    n_crops
+        With ``crop`` set, how many windows per image (a grid of ``ceil(sqrt(n))``
+        positions per side, first ``n`` taken; the errors are averaged).
+    batch_size
+        Crops per forward pass.
+
+    Attributes: ``model_`` (after first use), ``threshold_`` (on :meth:`score`, after
+    :meth:`calibrate`), ``calibration_fpr_``, ``n_calibration_``.
+    """
+
+    _PARAMS = ("model_dir", "crop", "metric", "n_crops", "batch_size")
+
+    def __init__(
+        self,
+        model_dir: str | os.PathLike,
+        crop: int | None = None,
+        metric: str = "mse",
+        n_crops: int = 1,
+        batch_size: int = 8,
+    ) -> None:
+        self.model_dir = model_dir
+        self.crop = crop
+        self.metric = metric
+        self.n_crops = n_crops
+        self.batch_size = batch_size
+        self.threshold_: float | None = None
+        self.calibration_fpr_: float | None = None
+        self.n_calibration_: int | None = None
+        self.model_: Any = None
+        self._validate_params()
+
+    def get_params(self, deep: bool = True) -> dict[str, Any]:
+        """The constructor parameters (scikit-learn convention)."""
+        return {p: getattr(self, p) for p in self._PARAMS}
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
+        return f"{type(self).__name__}({args})"
+
+    def _validate_params(self) -> None:
+        if self.crop is not None and (isinstance(self.crop, bool) or int(self.crop) != self.crop or self.crop < 1):
+            raise ValueError(f"crop must be None or a positive integer, got {self.crop!r}")
+        if self.metric not in METRICS:
+            raise ValueError(f"unknown metric {self.metric!r}; choose from {list(METRICS)}")
+        if isinstance(self.n_crops, bool) or int(self.n_crops) != self.n_crops or self.n_crops < 1:
+            raise ValueError(f"n_crops must be a positive integer, got {self.n_crops!r}")
+        if self.crop is None and self.n_crops != 1:
+            raise ValueError("n_crops > 1 needs crop set (with crop=None the whole image is used)")
+        if isinstance(self.batch_size, bool) or int(self.batch_size) != self.batch_size or self.batch_size < 1:
+            raise ValueError(f"batch_size must be a positive integer, got {self.batch_size!r}")
+
+    # ------------------------------------------------------------------ model
+    def load(self) -> AutoencoderVerifier:
+        """Load the autoencoder now (otherwise it is loaded on first use)."""
+        if self.model_ is None:
+            self.model_ = load_autoencoder(self.model_dir)
+        return self
+
+    @property
+    def factor(self) -> int:
+        """The autoencoder's down-sampling factor (image sides are cropped to multiples of it)."""
+        self.load()
+        return downsampling_factor(self.model_)
+
+    # ------------------------------------------------------------------ per image
+    @staticmethod
+    def _name(sample: ImageInput, index: int) -> str:
+        desc = describe_sample(sample)
+        if isinstance(sample, str | os.PathLike):
+            return desc
+        return f"images[{index}] {desc}"
+
+    def crops(self, sample: ImageInput, index: int = 0) -> np.ndarray:
+        """The ``(n, h, w, 3)`` uint8 windows of one image that are reconstructed."""
+        name = self._name(sample, index)
+        img = load_image(sample, name=name)
+        f = self.factor
+        h, w = img.shape[:2]
+        if self.crop is None:
+            ch, cw = (h // f) * f, (w // f) * f
+            if ch == 0 or cw == 0:
+                raise SampleError(name, f"image is {w}x{h}, smaller than the autoencoder's factor {f}")
+            y, x = (h - ch) // 2, (w - cw) // 2
+            return img[None, y : y + ch, x : x + cw]
+        size = (int(self.crop) // f) * f
+        if size == 0:
+            raise SampleError(name, f"crop {self.crop} is smaller than the autoencoder's factor {f}")
+        if h < size or w < size:
+            raise SampleError(name, f"image is {w}x{h}, smaller than the {size}x{size} crop")
+        per_side = int(np.ceil(np.sqrt(int(self.n_crops))))
+        positions = [(y, x) for y in _crop_origins(h, size, per_side) for x in _crop_origins(w, size, per_side)]
+        if len(positions) > 1:
+            # centre first, then the grid: n_crops=1 is always the centre window
+            centre = ((h - size) // 2, (w - size) // 2)
+            positions = [centre] + [p for p in positions if p != centre]
+        positions = positions[: int(self.n_crops)]
+        return np.stack([img[y : y + size, x : x + size] for y, x in positions])
+
+    def _reconstruct(self, batch: np.ndarray) -> np.ndarray:
+        """Encode (posterior mean) and decode ``(n, h, w, 3)`` uint8 crops; float64 in [0, 1]."""
+        import torch
+
+        model = self.model_
+        param = next(model.parameters())
+        x = torch.from_numpy(batch.astype(np.float32) / 127.5 - 1.0).permute(0, 3, 1, 2)
+        x = x.to(device=param.device, dtype=param.dtype)
+        with torch.no_grad():
+            latents = model.encode(x).latent_dist.mean
+            out = model.decode(latents).sample
+        out = ((out.float().clamp(-1.0, 1.0) + 1.0) / 2.0).permute(0, 2, 3, 1).cpu().numpy()
+        return out.astype(np.float64)
+
+    def reconstruction_error(self, images: Sequence[ImageInput] | ImageInput) -> np.ndarray:
+        """Per image: mean squared error (pixel values in [0, 1]) between its crops and their reconstruction."""
+        images = _as_list(images)
+        if len(images) == 0:
+            raise ValueError("no images given")
+        self.load()
+        errors = np.empty(len(images), dtype=np.float64)
+        bs = int(self.batch_size)
+        for i, sample in enumerate(images):
+            windows = self.crops(sample, i)
+            per_crop = []
+            for start in range(0, len(windows), bs):
+                chunk = windows[start : start + bs]
+                rec = self._reconstruct(chunk)
+                diff = rec - chunk.astype(np.float64) / 255.0
+                per_crop.extend(np.mean(diff * diff, axis=(1, 2, 3)).tolist())
+            errors[i] = float(np.mean(per_crop))
+        return errors
+
+    def _to_score(self, errors: np.ndarray) -> np.ndarray:
+        e = np.maximum(np.asarray(errors, dtype=np.float64), MIN_ERROR)
+        return -np.log(e) if self.metric == "mse" else 10.0 * np.log10(1.0 / e)
+
+    def score(self, images: Sequence[ImageInput] | ImageInput) -> np.ndarray:
+        """Higher = more likely made by this model: ``-log(mse)`` (or the PSNR in dB with ``metric="psnr"``)."""
+        return self._to_score(self.reconstruction_error(images))
+
+    def calibrate(
+        self,
+        reference_negatives: Sequence[ImageInput] | None = None,
+        fpr: float = 0.05,
+        *,
+        negatives: Sequence[ImageInput] | None = None,
+        positives: Sequence[ImageInput] | None = None,
+    ) -> AutoencoderVerifier:
+        """Set ``threshold_`` so at most a fraction ``fpr`` of the negatives would match.
+
+        Negatives (``reference_negatives`` or ``negatives=``) are images known *not* to
+        come from the model: photos, other generators. ``positives`` (optional, images
+        the model made) only add diagnostics: ``calibration_tpr_``, the fraction of them
+        that match at the threshold. With fewer than ``1 / fpr`` negatives the threshold
+        is just above the highest negative score.
+        """
+        if reference_negatives is not None and negatives is not None:
+            raise ValueError("give the negatives once: reference_negatives or negatives=, not both")
+        neg = reference_negatives if reference_negatives is not None else negatives
+        if neg is None:
+            raise ValueError("calibrate needs negatives: images known not to come from the model")
+        neg_list = _as_list(neg)
+        if len(neg_list) == 0:
+            raise ValueError("calibrate needs at least one image known not to come from the model, got none")
+        if not 0.0 <= fpr < 1.0:
+            raise ValueError(f"fpr must be in [0, 1), got {fpr}")
+        neg_scores = self.score(neg_list)
+        self.threshold_ = threshold_at_fpr(neg_scores, fpr)
+        self.calibration_fpr_ = float(fpr)
+        self.n_calibration_ = len(neg_list)
+        self.calibration_tpr_: float | None = None
+        if positives is not None:
+            pos_list = _as_list(positives)
+            if len(pos_list) == 0:
+                raise ValueError("positives was given but holds no images")
+            self.calibration_tpr_ = float(np.mean(self.score(pos_list) >= self.threshold_))
+        return self
+
+    def verify(self, images: Sequence[ImageInput] | ImageInput) -> list[dict[str, Any]]:
+        """For each image: ``{"score", "error", "match", "threshold"}``; a match is ``score >= threshold``."""
+        if self.threshold_ is None:
+            raise RuntimeError("no threshold: call calibrate(reference_negatives, fpr) first, or set threshold_")
+        thr = float(self.threshold_)
+        errors = self.reconstruction_error(images)
+        scores = self._to_score(errors)
+        return [
+            {"score": float(s), "error": float(e), "match": bool(s >= thr), "threshold": thr}
+            for s, e in zip(scores, errors, strict=True)
+        ]
+
+    # ------------------------------------------------------------------ persistence
+    def get_config(self) -> dict[str, Any]:
+        """Parameters and threshold (the model itself stays in ``model_dir``)."""
+        params = self.get_params()
+        params["model_dir"] = str(Path(self.model_dir).resolve())
+        return {
+            "format": FORMAT,
+            "format_version": FORMAT_VERSION,
+            "params": params,
+            "threshold": self.threshold_,
+            "calibration_fpr": self.calibration_fpr_,
+            "n_calibration": self.n_calibration_,
+            "calibration_tpr": getattr(self, "calibration_tpr_", None),
+            "saved_at": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
+        }
+
+    def save_pretrained(self, directory: str | os.PathLike) -> Path:
+        """Write ``config.json`` + ``weights.safetensors`` (the threshold) into ``directory`` atomically.
+
+        The autoencoder's weights are not copied: the config records the absolute path
+        of ``model_dir``, which must still exist when the verifier is loaded and used.
+        """
+        config = self.get_config()
+        thr = np.nan if self.threshold_ is None else float(self.threshold_)
+        arrays = {"threshold": np.asarray([thr], dtype=np.float64)}
+        return write_model_dir(directory, config, arrays)
+
+    @classmethod
+    def from_pretrained(cls, directory: str | os.PathLike) -> AutoencoderVerifier:
+        """Load a folder written by :meth:`save_pretrained` (format and version checked, no pickle).
+
+        The autoencoder is loaded lazily, on first use.
+        """
+        cfg_path = Path(directory) / CONFIG_NAME
+        try:
+            config, arrays = read_model_dir(directory, FORMAT, FORMAT_VERSION)
+        except ModelFormatError as exc:
+            raise WhiteboxFormatError(str(exc)) from None
+        params = config.get("params")
+        if not isinstance(params, dict) or set(params) - set(cls._PARAMS) or "model_dir" not in params:
+            raise WhiteboxFormatError(f"{cfg_path}: bad or unknown params {params!r}")
+        try:
+            model = cls(**params)
+        except (TypeError, ValueError) as exc:
+            raise WhiteboxFormatError(f"{cfg_path}: {exc}") from None
+        thr = config.get("threshold")
+        stored = arrays.get("threshold")
+        if stored is not None and thr is not None and not np.isclose(float(np.ravel(stored)[0]), float(thr)):
+            raise WhiteboxFormatError(f"{directory}: threshold in weights and config disagree")
+        model.threshold_ = None if thr is None else float(thr)
+        model.calibration_fpr_ = config.get("calibration_fpr")
+        model.n_calibration_ = config.get("n_calibration")
+        model.calibration_tpr_ = config.get("calibration_tpr")
+        return model
+
+
+__all__ = [
+    "FORMAT",
+    "FORMAT_VERSION",
+    "METRICS",
+    "AutoencoderVerifier",
+    "NotADiffusersModelError",
+    "WhiteboxFormatError",
+    "downsampling_factor",
+    "load_autoencoder",
+    "resolve_autoencoder_dir",
+]
