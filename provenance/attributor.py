@@ -24,11 +24,16 @@ from openset.metrics import (
     macro_f1,
     oscr,
     per_class_report,
+    threshold_at_fpr,
     threshold_at_tpr,
 )
 from openset.scores import OpenSetScore
 from openset.serialization import flatten_state, read_model_dir, split_state, write_model_dir
+from provenance.enrollment import EnrolledSources
 from provenance.result import UNKNOWN, Attribution
+
+#: at most this many training feature rows are kept as the negative bank for enrollment
+BANK_SIZE = 4000
 
 FORMAT = "provenance-attributor"
 FORMAT_VERSION = 1
@@ -90,6 +95,10 @@ class Attributor:
         self.seed = seed
         self.threshold_: float | None = None
         self.temperature_: float = 1.0
+        self.verify_fpr = 0.05
+        self.class_thresholds_: dict[str, float] = {}
+        self.bank_: np.ndarray | None = None
+        self.enrolled = EnrolledSources()
         self.name: str | None = None
 
     # ------------------------------------------------------------------ helpers
@@ -154,7 +163,9 @@ class Attributor:
         if cal_idx.size:
             # calibrate on samples neither the extractor nor the head has seen
             fit_heads(fit_idx)
-            cal_scores = self.open_set.score(X[cal_idx], self.head.predict_proba(X[cal_idx]))
+            cal_proba = self.head.predict_proba(X[cal_idx])
+            cal_scores = self.open_set.score(X[cal_idx], cal_proba)
+            self.class_thresholds_ = self._class_thresholds(cal_proba, y[cal_idx])
             self.temperature_ = fit_temperature(
                 self.head.decision_function(X[cal_idx]), y[cal_idx], list(self.head.classes_)
             )
@@ -164,11 +175,24 @@ class Attributor:
             fit_heads(everything)
         else:
             fit_heads(everything)
-            cal_scores = self.open_set.score(X, self.head.predict_proba(X))
+            proba = self.head.predict_proba(X)
+            cal_scores = self.open_set.score(X, proba)
+            self.class_thresholds_ = self._class_thresholds(proba, y)
             self.temperature_ = 1.0
+        keep = rng.permutation(len(X))[:BANK_SIZE]
+        self.bank_ = X[np.sort(keep)].astype(np.float32)
+        self.enrolled = EnrolledSources()
         self.threshold_ = threshold_at_tpr(cal_scores, self.tpr)
         self.n_train_ = len(y)
         return self
+
+    def _class_thresholds(self, proba: np.ndarray, y: np.ndarray) -> dict[str, float]:
+        """Per known class, the probability threshold at ``verify_fpr`` on samples of the other classes."""
+        out = {}
+        for j, c in enumerate(self.head.classes_):
+            others = proba[y != c, j]
+            out[str(c)] = threshold_at_fpr(others, self.verify_fpr) if others.size else 0.5
+        return out
 
     def _training_features(
         self, loaded: list[Any], rng: np.random.Generator, progress: bool
@@ -215,21 +239,97 @@ class Attributor:
         if positions:
             proba, os_scores = self.scores(feats)
             classes = np.asarray(self.classes_)
+            enrolled_hits = self.enrolled.best_accepting(feats) if len(self.enrolled) else [None] * len(feats)
+            enrolled_scores = self.enrolled.scores(feats) if len(self.enrolled) else {}
             for row, i in enumerate(positions):
                 order = np.argsort(-proba[row])[:top_k]
                 best = int(order[0])
                 unknown = bool(os_scores[row] < self.threshold_)
+                label, score = (UNKNOWN if unknown else str(classes[best])), float(proba[row, best])
+                enrolled = unknown and enrolled_hits[row] is not None
+                if enrolled:
+                    label, score = enrolled_hits[row][0], float(enrolled_scores[enrolled_hits[row][0]][row])
                 results[i] = Attribution(
                     sample=describe_sample(samples[i]),
-                    label=UNKNOWN if unknown else str(classes[best]),
-                    score=float(proba[row, best]),
-                    unknown=unknown,
+                    label=label,
+                    score=score,
+                    unknown=unknown and not enrolled,
+                    enrolled=enrolled,
                     candidates=[(str(classes[j]), float(proba[row, j])) for j in order],
                     open_set_score=float(os_scores[row]),
                     threshold=float(self.threshold_),
                     **common,
                 )
         return results
+
+    @property
+    def sources(self) -> list[str]:
+        """Every label the model can answer: trained classes, then enrolled sources."""
+        return self.classes_ + self.enrolled.names
+
+    def enroll(
+        self, name: str, samples: Sequence[Any], scorer: str = "prototype", fpr: float = 0.05, progress: bool = False
+    ) -> None:
+        """Add source ``name`` from a few of its samples (K >= 1), without retraining.
+
+        Raises ValueError, leaving the model unchanged, when there are no samples, when
+        any sample is unreadable (all reasons listed), or when ``name`` is taken.
+        """
+        self._check_fitted()
+        name = str(name).strip()
+        if not name or name == UNKNOWN:
+            raise ValueError(f"cannot enroll a source named {name!r}")
+        if name in self.sources:
+            raise ValueError(f"{name!r} is already a source of this model; pick another name")
+        if isinstance(samples, str | bytes) or not isinstance(samples, Sequence):
+            samples = [samples]
+        if len(samples) == 0:
+            raise ValueError(f"cannot enroll {name!r} from zero samples")
+        feats, _, errors = self.features(samples, progress=progress)
+        if errors:
+            raise ValueError(f"cannot enroll {name!r}: unreadable samples: " + "; ".join(errors.values()))
+        if self.bank_ is None or len(self.bank_) < 2:
+            raise ValueError("this model has no negative bank; train it again to enroll sources")
+        self.enrolled.enroll(name, feats, self.bank_, scorer=scorer, fpr=fpr)
+
+    def verify(self, samples: Sequence[Any] | Any, claim: str, progress: bool = False) -> list[dict[str, Any]]:
+        """Did ``claim`` make each sample? One dict per sample:
+        ``{"sample", "claim", "score", "match", "threshold", "error"}``.
+
+        The threshold of a trained class accepts ``verify_fpr`` of held-out samples of
+        the other classes; an enrolled source's threshold was set when it was enrolled.
+        """
+        self._check_fitted()
+        if claim not in self.sources:
+            raise ValueError(f"unknown claim {claim!r}; this model knows {self.sources}")
+        if isinstance(samples, str | bytes) or not isinstance(samples, Sequence):
+            samples = [samples]
+        feats, positions, errors = self.features(samples, progress=progress)
+        out: list[dict[str, Any]] = [
+            {
+                "sample": describe_sample(s),
+                "claim": claim,
+                "score": None,
+                "match": None,
+                "threshold": None,
+                "error": None,
+            }
+            for s in samples
+        ]
+        for i, msg in errors.items():
+            out[i]["error"] = msg
+        if positions:
+            if claim in self.enrolled:
+                scores = self.enrolled.scores(feats)[claim]
+                threshold = self.enrolled.sources[claim].threshold
+            else:
+                scores = softmax(self.head.decision_function(feats))[:, self.classes_.index(claim)]
+                threshold = self.class_thresholds_[claim]
+            for row, i in enumerate(positions):
+                out[i].update(
+                    score=float(scores[row]), match=bool(scores[row] >= threshold), threshold=float(threshold)
+                )
+        return out
 
     def evaluate(
         self,
@@ -293,6 +393,9 @@ class Attributor:
             "open_set": {"name": self.open_set.name, "config": self.open_set.get_config()},
             "threshold": self.threshold_,
             "temperature": self.temperature_,
+            "verify_fpr": self.verify_fpr,
+            "class_thresholds": self.class_thresholds_,
+            "enrolled": self.enrolled.get_config(),
             "tpr": self.tpr,
             "calibration_fraction": self.calibration_fraction,
             "augment_head": self.augment_head,
@@ -309,6 +412,8 @@ class Attributor:
                 "extractor": self.extractor.state_dict(),
                 "head": self.head.state_dict(),
                 "open_set": self.open_set.state_dict(),
+                "enrolled": self.enrolled.state_dict(),
+                "bank": {"features": self.bank_} if self.bank_ is not None else {},
             }
         )
         return write_model_dir(directory, self.get_config(), arrays)
@@ -335,6 +440,10 @@ class Attributor:
         )
         model.threshold_ = float(config["threshold"])
         model.temperature_ = float(config["temperature"])
+        model.verify_fpr = float(config["verify_fpr"])
+        model.class_thresholds_ = {k: float(v) for k, v in config["class_thresholds"].items()}
+        model.bank_ = split_state(arrays, "bank").get("features")
+        model.enrolled = EnrolledSources.from_config(config["enrolled"], split_state(arrays, "enrolled"))
         model.n_train_ = config.get("n_train")
         model.name = Path(directory).name
         return model

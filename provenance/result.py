@@ -17,13 +17,16 @@ class Attribution:
     calibrated probability of the best known source; ``candidates`` ranks all known
     sources with their probabilities. ``open_set_score`` is the raw score the rule
     compared with ``threshold`` (higher means more like a known source). A sample
-    that could not be read has ``error`` set and ``label`` None.
+    that could not be read has ``error`` set and ``label`` None. ``enrolled`` is true
+    when the label is a source enrolled after training (then ``score`` is that source's
+    one-class score, not a probability).
     """
 
     sample: str
     label: str | None
     score: float | None = None
     unknown: bool = False
+    enrolled: bool = False
     candidates: list[tuple[str, float]] = field(default_factory=list)
     modality: str | None = None
     backbone: str | None = None
