@@ -44,14 +44,21 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F  # noqa: N812
+import torch.nn.functional as F
 from PIL import Image
 from torch import nn
 
 from data.zoo import DCGANGenerator
 from detectors.errors import SampleError, describe_sample
 from detectors.image_io import ImageInput, load_image
-from openset.serialization import CONFIG_NAME, ModelFormatError, flatten_state, read_model_dir, split_state, write_model_dir
+from openset.serialization import (
+    CONFIG_NAME,
+    ModelFormatError,
+    flatten_state,
+    read_model_dir,
+    split_state,
+    write_model_dir,
+)
 
 FORMAT = "provenance-embedded-key"
 FORMAT_VERSION = 1
@@ -168,7 +175,7 @@ class KeyMapper(nn.Module):
             nn.LeakyReLU(0.2),
             nn.Linear(hidden, n_scales),
         )
-        nn.init.normal_(self.net[-1].weight, std=0.01)
+        nn.init.normal_(self.net[-1].weight, std=0.1)
         nn.init.zeros_(self.net[-1].bias)
 
     def forward(self, keys: torch.Tensor) -> torch.Tensor:
@@ -181,20 +188,15 @@ class KeyDecoder(nn.Module):
     def __init__(self, bits: int, channels: int = 32) -> None:
         super().__init__()
         c = channels
-        self.features = nn.Sequential(
-            nn.Conv2d(3, c, 3, 1, 1),
-            nn.LeakyReLU(0.2),
-            nn.Conv2d(c, c, 3, 2, 1),
-            nn.LeakyReLU(0.2),
-            nn.Conv2d(c, 2 * c, 3, 2, 1),
-            nn.LeakyReLU(0.2),
-            nn.Conv2d(2 * c, 2 * c, 3, 2, 1),
-            nn.LeakyReLU(0.2),
-            nn.Conv2d(2 * c, 4 * c, 3, 2, 1),
-            nn.LeakyReLU(0.2),
-            nn.AdaptiveAvgPool2d(1),
-            nn.Flatten(),
-        )
+        layers: list[nn.Module] = []
+        widths = [3, c, c, 2 * c, 2 * c, 4 * c]
+        for i in range(5):
+            layers += [
+                nn.Conv2d(widths[i], widths[i + 1], 3, 1 if i == 0 else 2, 1, bias=False),
+                nn.BatchNorm2d(widths[i + 1]),
+                nn.LeakyReLU(0.2),
+            ]
+        self.features = nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten())
         self.head = nn.Linear(4 * c, bits)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
@@ -246,7 +248,8 @@ class KeyedGenerator:
         The :class:`~data.zoo.DCGANGenerator` built when :meth:`fit` gets no generator.
     modulated_stages
         How many of the generator's last up-sampling stages have their convolution
-        weights modulated by the key.
+        weights modulated by the key (None: all; modulating the early, coarse stages too
+        makes the key far easier to read).
     mapper_hidden, decoder_channels
         Widths of :class:`KeyMapper` and :class:`KeyDecoder`.
     batch_size, lr
@@ -284,7 +287,9 @@ class KeyedGenerator:
         "augment_prob",
         "jpeg_quality",
         "min_scale",
+        "min_crop",
         "noise_std",
+        "warmup",
         "fpr",
     )
 
@@ -295,16 +300,18 @@ class KeyedGenerator:
         base_channels: int = 64,
         upsample: str = "transpose",
         image_size: int = 64,
-        modulated_stages: int = 2,
+        modulated_stages: int | None = None,
         mapper_hidden: int = 128,
         decoder_channels: int = 32,
         batch_size: int = 32,
-        lr: float = 2e-3,
-        image_weight: float = 1.0,
-        augment_prob: float = 0.5,
+        lr: float = 3e-3,
+        image_weight: float = 0.3,
+        augment_prob: float = 0.6,
         jpeg_quality: tuple[int, int] = (50, 95),
         min_scale: float = 0.5,
+        min_crop: float = 0.7,
         noise_std: float = 0.04,
+        warmup: float = 0.3,
         fpr: float = 1e-6,
     ) -> None:
         self.bits = bits
@@ -321,7 +328,9 @@ class KeyedGenerator:
         self.augment_prob = augment_prob
         self.jpeg_quality = jpeg_quality
         self.min_scale = min_scale
+        self.min_crop = min_crop
         self.noise_std = noise_std
+        self.warmup = warmup
         self.fpr = fpr
 
     def get_params(self, deep: bool = True) -> dict[str, Any]:
@@ -357,16 +366,20 @@ class KeyedGenerator:
         self._check_int("image_size", self.image_size, 16)
         if 2 ** int(math.log2(self.image_size)) != self.image_size:
             raise ValueError(f"image_size must be a power of two >= 16, got {self.image_size}")
-        self._check_int("modulated_stages", self.modulated_stages, 1, int(math.log2(self.image_size)) - 2)
+        if self.modulated_stages is not None:
+            self._check_int("modulated_stages", self.modulated_stages, 1, int(math.log2(self.image_size)) - 2)
         self._check_int("mapper_hidden", self.mapper_hidden, 1)
         self._check_int("decoder_channels", self.decoder_channels, 1)
         self._check_int("batch_size", self.batch_size, 1)
-        for name in ("lr", "min_scale"):
+        for name in ("lr", "min_scale", "min_crop"):
             v = getattr(self, name)
             if not isinstance(v, int | float) or not v > 0:
                 raise ValueError(f"{name} must be > 0, got {v!r}")
-        if self.min_scale > 1:
-            raise ValueError(f"min_scale must be in (0, 1], got {self.min_scale}")
+        for name in ("min_scale", "min_crop"):
+            if getattr(self, name) > 1:
+                raise ValueError(f"{name} must be in (0, 1], got {getattr(self, name)}")
+        if not isinstance(self.warmup, int | float) or not 0 <= self.warmup <= 1:
+            raise ValueError(f"warmup must be in [0, 1], got {self.warmup!r}")
         for name in ("image_weight", "noise_std"):
             v = getattr(self, name)
             if not isinstance(v, int | float) or v < 0:
@@ -425,14 +438,20 @@ class KeyedGenerator:
             self.mapper_ = KeyMapper(int(self.bits), n_scales, int(self.mapper_hidden))
             self.decoder_ = KeyDecoder(int(self.bits), int(self.decoder_channels))
 
+    @property
+    def n_modulated_(self) -> int:
+        """Number of modulated stages (``modulated_stages``, or all stages when None)."""
+        n = len(self.generator_.stages)
+        return n if self.modulated_stages is None else min(int(self.modulated_stages), n)
+
     def _modulated(self) -> list[nn.Module]:
-        return list(self.generator_.stages)[-int(self.modulated_stages) :]
+        return list(self.generator_.stages)[-self.n_modulated_ :]
 
     def _trunk(self, z: torch.Tensor) -> torch.Tensor:
         """Features entering the first modulated stage (never depend on the key)."""
         x = self.generator_.project(z)
         stages = list(self.generator_.stages)
-        for stage in stages[: len(stages) - int(self.modulated_stages)]:
+        for stage in stages[: len(stages) - self.n_modulated_]:
             x = stage(x)
         return x
 
@@ -455,13 +474,13 @@ class KeyedGenerator:
         z = np.random.default_rng(seed).standard_normal((n, int(self.latent_dim))).astype(np.float32)
         return torch.from_numpy(z)
 
-    def _augment(self, x: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
+    def _augment(self, x: torch.Tensor, rng: np.random.Generator, strength: float = 1.0) -> torch.Tensor:
         """Random crop + resize, down/up-scale, JPEG (straight-through), noise; then uint8 quantisation."""
         s = int(self.image_size)
-        p = float(self.augment_prob)
+        p = float(self.augment_prob) * strength
         lo = float(self.min_scale)
         if rng.random() < p:  # crop (independent offsets per batch) and resize back
-            side = int(rng.integers(max(8, round(lo * s)), s + 1))
+            side = int(rng.integers(max(8, round(float(self.min_crop) * s)), s + 1))
             y0, x0 = (int(v) for v in rng.integers(0, s - side + 1, 2))
             x = F.interpolate(x[:, :, y0 : y0 + side, x0 : x0 + side], size=(s, s), mode="bicubic", align_corners=False)
         if rng.random() < p:  # down-scale and back (what reading a smaller copy does)
@@ -513,17 +532,21 @@ class KeyedGenerator:
                     trunk = self._trunk(z)
                     original = self._head(trunk, None)
                 keyed = self._head(trunk, self.mapper_(keys))
-                logits = self.decoder_(self._augment(keyed, rng))
+                ramp = min(1.0, step / max(1.0, float(self.warmup) * steps))
+                # a quarter of the batch stays clean, the rest is distorted in three independent groups
+                groups = torch.chunk(keyed, 4)
+                seen = torch.cat([self._augment(g, rng, ramp if i else 0.0) for i, g in enumerate(groups)])
+                logits = self.decoder_(seen)
                 bce = F.binary_cross_entropy_with_logits(logits, keys)
                 mse = F.mse_loss(keyed, original)
-                loss = bce + float(self.image_weight) * mse
+                loss = bce + float(self.image_weight) * ramp * mse
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
                 sched.step()
                 if step % log_every == 0 or step == steps - 1:
                     acc = float(((logits > 0).float() == keys).float().mean())
-                    rec = {"step": step, "bce": float(bce), "mse": float(mse), "bit_accuracy": acc}
+                    rec = {"step": step, "bce": float(bce.detach()), "mse": float(mse.detach()), "bit_accuracy": acc}
                     self.history_.append(rec)
                     if verbose:
                         print(f"[{time.perf_counter() - start:6.1f}s] {rec}", flush=True)
@@ -569,7 +592,7 @@ class KeyedGenerator:
         gen = copy.deepcopy(self.generator_)
         gen.eval()
         offset = 0
-        stages = list(gen.stages)[-int(self.modulated_stages) :]
+        stages = list(gen.stages)[-self.n_modulated_ :]
         with torch.no_grad():
             for stage in stages:
                 conv = _stage_conv(stage)
@@ -595,7 +618,7 @@ class KeyedGenerator:
         img = load_image(sample, name=name)
         h, w = img.shape[:2]
         if min(h, w) < MIN_SIDE:
-            raise SampleError(name, f"image is {w}x{h}, smaller than the {MIN_SIDE}x{MIN_SIDE} minimum for reading a key")
+            raise SampleError(name, f"image is {w}x{h}, below the {MIN_SIDE}x{MIN_SIDE} minimum for reading a key")
         s = int(self.image_size)
         if (h, w) != (s, s):
             img = np.asarray(Image.fromarray(img).resize((s, s), Image.BICUBIC))

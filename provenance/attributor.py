@@ -268,7 +268,7 @@ class Attributor:
         return self.classes_ + self.enrolled.names
 
     def enroll(
-        self, name: str, samples: Sequence[Any], scorer: str = "prototype", fpr: float = 0.05, progress: bool = False
+        self, name: str, samples: Sequence[Any], scorer: str = "linear", fpr: float = 0.05, progress: bool = False
     ) -> None:
         """Add source ``name`` from a few of its samples (K >= 1), without retraining.
 

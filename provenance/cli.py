@@ -290,9 +290,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", metavar="MODEL2", help="write the result here instead of in place")
     p.add_argument(
         "--scorer",
-        default="prototype",
+        default="linear",
         choices=["prototype", "mahalanobis", "linear"],
-        help="one-class rule (default prototype: cosine similarity to the mean of the shots)",
+        help="one-class rule (default linear: the shots against the model's bank of training features; "
+        "prototype: cosine similarity to the mean of the shots; mahalanobis: a Gaussian around the shots)",
     )
     p.add_argument("--fpr", type=float, default=0.05, help="false-positive rate of the decision (default 0.05)")
     p.set_defaults(func=cmd_enroll)

@@ -53,7 +53,7 @@ class EnrolledSources:
         return list(self.sources)
 
     def enroll(
-        self, name: str, shots: np.ndarray, bank: np.ndarray, scorer: str = "prototype", fpr: float = 0.05
+        self, name: str, shots: np.ndarray, bank: np.ndarray, scorer: str = "linear", fpr: float = 0.05
     ) -> EnrolledSource:
         """Fit and calibrate a scorer for ``name`` from feature rows ``shots``."""
         if len(shots) == 0:
