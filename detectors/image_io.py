@@ -31,6 +31,18 @@ def is_image_like(sample: Any) -> bool:
     return isinstance(sample, Image.Image | np.ndarray)
 
 
+def as_image_list(images: Any) -> list[Any]:
+    """A single image (path, bytes, PIL image, HxW or HxWxC array) becomes a one-item list;
+    a sequence of images (or an NxHxWxC array) becomes a list."""
+    if isinstance(images, str | bytes | bytearray | os.PathLike | Image.Image):
+        return [images]
+    if isinstance(images, np.ndarray):
+        if images.ndim == 2 or (images.ndim == 3 and images.shape[2] <= 4):
+            return [images]
+        return list(images)
+    return list(images)
+
+
 def _to_uint8(arr: np.ndarray, name: str) -> np.ndarray:
     if arr.dtype == np.uint8:
         return arr

@@ -50,7 +50,7 @@ from torch import nn
 
 from data.zoo import DCGANGenerator
 from detectors.errors import SampleError, describe_sample
-from detectors.image_io import ImageInput, load_image
+from detectors.image_io import ImageInput, as_image_list, load_image
 from openset.serialization import (
     CONFIG_NAME,
     ModelFormatError,
@@ -223,17 +223,6 @@ def _jpeg_batch(x: torch.Tensor, qualities: Sequence[int]) -> torch.Tensor:
         Image.fromarray(img).save(buf, format="JPEG", quality=int(q))
         out.append(np.asarray(Image.open(io.BytesIO(buf.getvalue())).convert("RGB")))
     return torch.from_numpy(np.stack(out)).permute(0, 3, 1, 2).float() / 127.5 - 1.0
-
-
-def _as_list(images: Sequence[ImageInput] | ImageInput) -> list[ImageInput]:
-    """A single image (path, bytes, PIL image, HxW or HxWxC array) becomes a one-item list."""
-    if isinstance(images, str | bytes | bytearray | os.PathLike | Image.Image):
-        return [images]
-    if isinstance(images, np.ndarray):
-        if images.ndim == 2 or (images.ndim == 3 and images.shape[2] <= 4):
-            return [images]
-        return list(images)
-    return list(images)
 
 
 # ----------------------------------------------------------------------------- the system
@@ -627,7 +616,7 @@ class KeyedGenerator:
     def logits(self, images: Sequence[ImageInput] | ImageInput, batch_size: int = 64) -> np.ndarray:
         """``(n, bits)`` decoder logits (positive: bit 1) of each image, resized to ``image_size``."""
         self._check_fitted()
-        items = _as_list(images)
+        items = as_image_list(images)
         if len(items) == 0:
             return np.zeros((0, int(self.bits)), dtype=np.float32)
         out = []

@@ -32,11 +32,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PIL import Image
 from scipy import ndimage
 
 from detectors.errors import SampleError, describe_sample
-from detectors.image_io import ImageInput, load_image
+from detectors.image_io import ImageInput, as_image_list, load_image
 from detectors.patches import check_min_size
 from openset.metrics import threshold_at_fpr
 from openset.serialization import CONFIG_NAME, WEIGHTS_NAME, ModelFormatError, read_model_dir, write_model_dir
@@ -246,15 +245,6 @@ def peak_to_correlation_energy(a: np.ndarray, b: np.ndarray, radius: int = 2) ->
 
 
 # ----------------------------------------------------------------------------- the verifier
-def _as_list(images: Sequence[ImageInput] | ImageInput) -> list[ImageInput]:
-    """A single image (path, bytes, PIL image, HxW or HxWxC array) becomes a one-item list."""
-    if isinstance(images, str | bytes | bytearray | os.PathLike | Image.Image):
-        return [images]
-    if isinstance(images, np.ndarray):
-        if images.ndim == 2 or (images.ndim == 3 and images.shape[2] <= 4):
-            return [images]
-        return list(images)
-    return list(images)
 
 
 class ResidualFingerprint:
@@ -421,7 +411,7 @@ class ResidualFingerprint:
     def fit(self, images: Sequence[ImageInput], y: Any = None) -> ResidualFingerprint:
         """Estimate the fingerprint from reference images of one source (``y`` is ignored)."""
         self._validate_params()
-        images = _as_list(images)
+        images = as_image_list(images)
         if len(images) == 0:
             raise ValueError("fit needs at least one reference image of the source, got none")
         num: np.ndarray | None = None
@@ -451,7 +441,7 @@ class ResidualFingerprint:
 
     def score(self, images: Sequence[ImageInput] | ImageInput) -> np.ndarray:
         """Normalised correlation of each image's residual with the fingerprint (higher = more likely)."""
-        out = [normalized_correlation(*self._pair(s, i)) for i, s in enumerate(_as_list(images))]
+        out = [normalized_correlation(*self._pair(s, i)) for i, s in enumerate(as_image_list(images))]
         return np.asarray(out, dtype=np.float64)
 
     def pce(self, image: ImageInput) -> float:
@@ -467,7 +457,7 @@ class ResidualFingerprint:
         as good as the sample: use many negatives for small ``fpr``.
         """
         self._check_fitted()
-        negatives = _as_list(negative_images)
+        negatives = as_image_list(negative_images)
         if len(negatives) == 0:
             raise ValueError("calibrate needs at least one image known not to come from the source, got none")
         scores = self.score(negatives)
@@ -483,7 +473,7 @@ class ResidualFingerprint:
             raise RuntimeError("no threshold: call calibrate(negative_images, fpr) first, or set threshold_")
         thr = float(self.threshold_)
         out = []
-        for i, sample in enumerate(_as_list(images)):
+        for i, sample in enumerate(as_image_list(images)):
             residual, expected = self._pair(sample, i)
             s = normalized_correlation(residual, expected)
             p = peak_to_correlation_energy(residual, expected, radius=int(self.pce_radius))

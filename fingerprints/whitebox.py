@@ -32,10 +32,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PIL import Image
 
 from detectors.errors import SampleError, describe_sample
-from detectors.image_io import ImageInput, load_image
+from detectors.image_io import ImageInput, as_image_list, load_image
 from openset.metrics import threshold_at_fpr
 from openset.serialization import CONFIG_NAME, ModelFormatError, read_model_dir, write_model_dir
 
@@ -145,15 +144,6 @@ def downsampling_factor(model: Any) -> int:
 
 
 # ----------------------------------------------------------------------------- the verifier
-def _as_list(images: Sequence[ImageInput] | ImageInput) -> list[ImageInput]:
-    """A single image (path, bytes, PIL image, HxW or HxWxC array) becomes a one-item list."""
-    if isinstance(images, str | bytes | bytearray | os.PathLike | Image.Image):
-        return [images]
-    if isinstance(images, np.ndarray):
-        if images.ndim == 2 or (images.ndim == 3 and images.shape[2] <= 4):
-            return [images]
-        return list(images)
-    return list(images)
 
 
 def _crop_origins(length: int, size: int, n: int) -> list[int]:
@@ -293,7 +283,7 @@ class AutoencoderVerifier:
 
     def reconstruction_error(self, images: Sequence[ImageInput] | ImageInput) -> np.ndarray:
         """Per image: mean squared error (pixel values in [0, 1]) between its crops and their reconstruction."""
-        images = _as_list(images)
+        images = as_image_list(images)
         if len(images) == 0:
             raise ValueError("no images given")
         self.load()
@@ -339,7 +329,7 @@ class AutoencoderVerifier:
         neg = reference_negatives if reference_negatives is not None else negatives
         if neg is None:
             raise ValueError("calibrate needs negatives: images known not to come from the model")
-        neg_list = _as_list(neg)
+        neg_list = as_image_list(neg)
         if len(neg_list) == 0:
             raise ValueError("calibrate needs at least one image known not to come from the model, got none")
         if not 0.0 <= fpr < 1.0:
@@ -350,7 +340,7 @@ class AutoencoderVerifier:
         self.n_calibration_ = len(neg_list)
         self.calibration_tpr_: float | None = None
         if positives is not None:
-            pos_list = _as_list(positives)
+            pos_list = as_image_list(positives)
             if len(pos_list) == 0:
                 raise ValueError("positives was given but holds no images")
             self.calibration_tpr_ = float(np.mean(self.score(pos_list) >= self.threshold_))
