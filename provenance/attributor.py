@@ -49,6 +49,13 @@ def _stratified_split(labels: np.ndarray, fraction: float, rng: np.random.Genera
     return np.array(sorted(fit_idx), dtype=int), np.array(sorted(cal_idx), dtype=int)
 
 
+def _as_batch(samples: Any) -> Sequence[Any]:
+    """A single sample (a path or text string, bytes, an image or array) becomes a one-item batch."""
+    if isinstance(samples, str | bytes) or not isinstance(samples, Sequence):
+        return [samples]
+    return samples
+
+
 class Attributor:
     """Attribute samples to known sources, or to ``"unknown"``.
 
@@ -229,8 +236,7 @@ class Attributor:
     def attribute(self, samples: Sequence[Any] | Any, progress: bool = False, top_k: int = 5) -> list[Attribution]:
         """One :class:`Attribution` per sample; unreadable samples carry ``error``."""
         self._check_fitted()
-        if isinstance(samples, str | bytes) or not isinstance(samples, Sequence):
-            samples = [samples]
+        samples = _as_batch(samples)
         feats, positions, errors = self.features(samples, progress=progress)
         results: list[Attribution] = [None] * len(samples)  # type: ignore[list-item]
         common = {"modality": self.modality, "backbone": self.extractor.registry_name, "model": self.name}
@@ -281,8 +287,7 @@ class Attributor:
             raise ValueError(f"cannot enroll a source named {name!r}")
         if name in self.sources:
             raise ValueError(f"{name!r} is already a source of this model; pick another name")
-        if isinstance(samples, str | bytes) or not isinstance(samples, Sequence):
-            samples = [samples]
+        samples = _as_batch(samples)
         if len(samples) == 0:
             raise ValueError(f"cannot enroll {name!r} from zero samples")
         feats, _, errors = self.features(samples, progress=progress)
@@ -302,8 +307,7 @@ class Attributor:
         self._check_fitted()
         if claim not in self.sources:
             raise ValueError(f"unknown claim {claim!r}; this model knows {self.sources}")
-        if isinstance(samples, str | bytes) or not isinstance(samples, Sequence):
-            samples = [samples]
+        samples = _as_batch(samples)
         feats, positions, errors = self.features(samples, progress=progress)
         out: list[dict[str, Any]] = [
             {
