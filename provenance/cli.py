@@ -12,6 +12,7 @@ import json
 import sys
 import warnings
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 EXIT_OK, EXIT_SAMPLES_FAILED, EXIT_USAGE = 0, 1, 2
@@ -167,23 +168,110 @@ def cmd_enroll(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def cmd_verify(args: argparse.Namespace) -> int:
-    model = _load_model(args.model)
-    try:
-        rows = model.verify(args.samples, args.claim, progress=not args.quiet)
-    except ValueError as exc:
-        raise UsageError(str(exc)) from None
+def _verify_rows_text(rows: list[dict[str, Any]]) -> str:
     lines = []
     for r in rows:
         if r["error"]:
             lines.append(f"{r['sample']}: ERROR {r['error']}")
-        else:
-            verdict = "MATCH" if r["match"] else "no match"
-            lines.append(
-                f"{r['sample']}: {verdict} for {r['claim']} (score {r['score']:.4f}, threshold {r['threshold']:.4f})"
+            continue
+        verdict = "MATCH" if r["match"] else "no match"
+        claim = f" for {r['claim']}" if r.get("claim") else ""
+        detail = f"{r['method']} " if r.get("method") else ""
+        lines.append(
+            f"{r['sample']}: {verdict}{claim} ({detail}score {r['score']:.4f}, threshold {r['threshold']:.4f})"
+        )
+    return "\n".join(lines)
+
+
+def _fingerprint_verifier(args: argparse.Namespace):
+    """The verifier named by --fingerprint, --weights or --key (with --keyed-model)."""
+    from detectors.errors import SampleError
+    from fingerprints.keys import KeyedGenerator
+    from fingerprints.whitebox import FORMAT as WHITEBOX_FORMAT
+    from fingerprints.whitebox import AutoencoderVerifier, NotADiffusersModelError
+    from openset.serialization import CONFIG_NAME, ModelFormatError
+    from provenance.source_verification import load_fingerprint
+
+    try:
+        if args.fingerprint:
+            return load_fingerprint(args.fingerprint)
+        if args.key is not None:
+            if not args.keyed_model:
+                raise UsageError("--key needs --keyed-model DIR: the keyed generator whose decoder reads the key")
+            return KeyedGenerator.from_pretrained(args.keyed_model)
+        cfg = Path(args.weights) / CONFIG_NAME
+        if cfg.is_file() and f'"{WHITEBOX_FORMAT}"' in cfg.read_text(encoding="utf-8", errors="replace"):
+            return AutoencoderVerifier.from_pretrained(args.weights)
+        if not args.negatives:
+            raise UsageError(
+                f"{args.weights} is a model, not a calibrated check: give --negatives (images the model did not "
+                "make) to set the threshold, or build one with `provenance fingerprint --weights`"
             )
-    _emit(args, rows, "\n".join(lines))
+        verifier = AutoencoderVerifier(args.weights, crop=args.crop, inversion_steps=args.inversion_steps).load()
+        return verifier.calibrate(args.negatives, fpr=0.05 if args.fpr is None else args.fpr)
+    except (ModelFormatError, NotADiffusersModelError, SampleError, ValueError, OSError) as exc:
+        raise UsageError(str(exc)) from None
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    if args.claim is not None:
+        if len(args.paths) < 2:
+            raise UsageError("--claim needs MODEL and at least one SAMPLE")
+        model = _load_model(args.paths[0])
+        try:
+            rows = model.verify(args.paths[1:], args.claim, progress=not args.quiet)
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
+    else:
+        from provenance.source_verification import verify_with
+
+        verifier = _fingerprint_verifier(args)
+        try:
+            rows = verify_with(verifier, args.paths, key=args.key, fpr=args.fpr, progress=not args.quiet)
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
+    _emit(args, rows, _verify_rows_text(rows))
     return EXIT_SAMPLES_FAILED if any(r["error"] for r in rows) else EXIT_OK
+
+
+def cmd_fingerprint(args: argparse.Namespace) -> int:
+    from detectors.errors import SampleError
+    from fingerprints.residual import ResidualFingerprint
+    from fingerprints.whitebox import AutoencoderVerifier, NotADiffusersModelError
+    from openset.serialization import ModelFormatError
+
+    try:
+        if args.weights:
+            verifier = AutoencoderVerifier(args.weights, crop=args.crop, inversion_steps=args.inversion_steps).load()
+            verifier.calibrate(args.negatives, fpr=args.fpr, positives=args.reference or None)
+            kind, n_ref = "whitebox-autoencoder", len(args.reference)
+        else:
+            if not args.reference:
+                raise UsageError("give the source's reference images (or --weights DIR for a white-box check)")
+            verifier = ResidualFingerprint(size=args.size, estimator=args.estimator)
+            verifier.fit(args.reference).calibrate(args.negatives, fpr=args.fpr)
+            kind, n_ref = "residual-fingerprint", len(args.reference)
+    except (SampleError, ModelFormatError, NotADiffusersModelError, ValueError, OSError) as exc:
+        raise UsageError(f"{exc} (nothing written)") from None
+    out = verifier.save_pretrained(args.output)
+    tpr = getattr(verifier, "calibration_tpr_", None)
+    payload = {
+        "fingerprint": str(out),
+        "method": kind,
+        "n_reference": n_ref,
+        "n_negatives": verifier.n_calibration_,
+        "threshold": verifier.threshold_,
+        "fpr": verifier.calibration_fpr_,
+        "reference_match_rate": tpr,
+    }
+    human = (
+        f"{kind} from {n_ref} reference images, threshold {verifier.threshold_:.4f} at FPR {args.fpr:.3f} on "
+        f"{verifier.n_calibration_} negatives"
+        + (f" ({tpr:.0%} of the references match)" if tpr is not None else "")
+        + f"; saved to {out}"
+    )
+    _emit(args, payload, human)
+    return EXIT_OK
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -302,13 +390,86 @@ def build_parser() -> argparse.ArgumentParser:
         "verify",
         parents=[common],
         help="check a claimed source for each sample",
-        description="For each SAMPLE, did the claimed source make it? Prints score, match and threshold. "
-        "The claim may be a trained class or an enrolled source.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="""For each SAMPLE, did the claimed source make it? Prints a score, match and threshold.
+Four ways to state the source:
+
+  provenance verify MODEL SAMPLE... --claim NAME
+      NAME is a class of the attributor MODEL or a source enrolled in it.
+  provenance verify SAMPLE... --fingerprint DIR
+      DIR was made by `provenance fingerprint` (residual fingerprint or white-box check).
+  provenance verify SAMPLE... --weights DIR [--negatives NEG...]
+      DIR is the suspected diffusers model (AutoencoderKL, or a pipeline with vae/): images
+      it reconstructs well came from it. A raw model folder needs --negatives (images it did
+      not make) to set the threshold at --fpr; a folder from `fingerprint --weights` does not.
+  provenance verify SAMPLE... --key HEX --keyed-model DIR
+      Reads the key embedded by the keyed generator DIR and checks it against HEX; the
+      threshold is the number of matching bits a key-free image reaches with probability --fpr.""",
     )
-    p.add_argument("model", metavar="MODEL")
-    p.add_argument("samples", nargs="+", metavar="SAMPLE")
-    p.add_argument("--claim", required=True, metavar="NAME", help="the source the samples are claimed to come from")
+    p.add_argument("paths", nargs="+", metavar="PATH", help="with --claim: MODEL, then SAMPLEs; otherwise SAMPLEs")
+    how = p.add_mutually_exclusive_group(required=True)
+    how.add_argument("--claim", metavar="NAME", help="a class or enrolled source of MODEL")
+    how.add_argument("--fingerprint", metavar="DIR", help="a fingerprint folder made by `provenance fingerprint`")
+    how.add_argument("--weights", metavar="DIR", help="the suspected diffusers model folder (white-box check)")
+    how.add_argument("--key", metavar="HEX", help="the claimed embedded key, in hex (needs --keyed-model)")
+    p.add_argument("--keyed-model", metavar="DIR", help="with --key: the keyed generator folder holding the decoder")
+    p.add_argument("--negatives", nargs="+", default=[], metavar="NEG", help="with a raw --weights folder")
+    p.add_argument("--crop", type=int, metavar="PX", help="with --weights: reconstruct a centred PX crop")
+    p.add_argument(
+        "--fpr",
+        type=float,
+        help="false-positive rate of --weights (default 0.05) and --key decisions (default: the keyed model's, 1e-6)",
+    )
+    p.add_argument(
+        "--inversion-steps",
+        type=int,
+        default=100,
+        metavar="N",
+        help="white-box: Adam steps refining each latent before scoring (default 100; 0: one encode-decode pass, "
+        "fast but blind to a sibling model of the same architecture)",
+    )
     p.set_defaults(func=cmd_verify)
+
+    p = sub.add_parser(
+        "fingerprint",
+        parents=[common],
+        help="build a calibrated fingerprint of a source, for `verify --fingerprint`",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="""Build a fingerprint of one source and calibrate its threshold on images it did not make.
+
+  provenance fingerprint REFERENCE... --negatives NEG... -o DIR
+      Residual fingerprint: the average denoised noise residual of the REFERENCE images (a
+      camera's photos: its sensor-noise PRNU; a generator's images: its upsampling traces).
+  provenance fingerprint [REFERENCE...] --weights MODEL --negatives NEG... -o DIR
+      White-box check against a suspected diffusers model; REFERENCE images (optional, made
+      by the model) only report how many match at the threshold.
+
+Verify later with `provenance verify SAMPLE... --fingerprint DIR`.""",
+    )
+    p.add_argument("reference", nargs="*", metavar="REFERENCE", help="images known to come from the source")
+    p.add_argument("-o", "--output", required=True, metavar="DIR", help="folder to write (atomically)")
+    p.add_argument(
+        "--negatives", nargs="+", required=True, metavar="NEG", help="images known not to come from the source"
+    )
+    p.add_argument("--weights", metavar="MODEL", help="a diffusers model folder: build a white-box check instead")
+    p.add_argument("--fpr", type=float, default=0.01, help="false-positive rate on the negatives (default 0.01)")
+    p.add_argument("--size", type=int, default=256, help="residual fingerprint: centred crop side (default 256)")
+    p.add_argument(
+        "--estimator",
+        default="mle",
+        choices=["mle", "mean"],
+        help="residual fingerprint: mle for a multiplicative camera PRNU (default), mean for an additive pattern",
+    )
+    p.add_argument("--crop", type=int, metavar="PX", help="white-box: reconstruct a centred PX crop (default: whole)")
+    p.add_argument(
+        "--inversion-steps",
+        type=int,
+        default=100,
+        metavar="N",
+        help="white-box: Adam steps refining each latent before scoring (default 100; 0: one encode-decode pass, "
+        "fast but blind to a sibling model of the same architecture)",
+    )
+    p.set_defaults(func=cmd_fingerprint)
 
     p = sub.add_parser(
         "demo",

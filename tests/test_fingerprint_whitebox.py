@@ -36,6 +36,8 @@ TINY_VAE = {
 }
 SIZE = 32
 N = 20
+#: plain encode-decode keeps most tests fast; latent inversion has its own tests
+PLAIN = {"inversion_steps": 0}
 
 
 def _smooth(rng: np.random.Generator, n: int, size: int = SIZE) -> np.ndarray:
@@ -104,7 +106,7 @@ def zoo(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def verifier(zoo):
-    return AutoencoderVerifier(zoo["dir"])
+    return AutoencoderVerifier(zoo["dir"], **PLAIN)
 
 
 # ------------------------------------------------------------------ separation
@@ -123,7 +125,7 @@ def test_own_decodes_reconstruct_better_than_real_and_other_model(zoo, verifier)
 
 def test_psnr_metric_ranks_like_mse(zoo, verifier):
     images = list(zoo["pos"][:4]) + list(zoo["real"][:4])
-    psnr = AutoencoderVerifier(zoo["dir"], metric="psnr").score(images)
+    psnr = AutoencoderVerifier(zoo["dir"], **PLAIN, metric="psnr").score(images)
     err = verifier.reconstruction_error(images)
     np.testing.assert_allclose(psnr, 10 * np.log10(1 / err), rtol=1e-6)
     assert list(np.argsort(psnr)) == list(np.argsort(verifier.score(images)))
@@ -147,7 +149,7 @@ def test_pipeline_layout_loads(zoo, verifier, tmp_path):
     assert resolve_autoencoder_dir(pipe) == pipe / "vae"
     assert isinstance(load_autoencoder(pipe), diffusers.AutoencoderKL)
     images = list(zoo["pos"][:3])
-    np.testing.assert_allclose(AutoencoderVerifier(pipe).score(images), verifier.score(images), rtol=1e-5)
+    np.testing.assert_allclose(AutoencoderVerifier(pipe, **PLAIN).score(images), verifier.score(images), rtol=1e-5)
 
 
 def test_empty_folder_is_refused(tmp_path):
@@ -211,7 +213,7 @@ def test_pickled_weights_only_are_refused(zoo, tmp_path):
 @pytest.mark.parametrize("fpr", [0.05, 0.2])
 def test_calibrate_respects_fpr(zoo, verifier, fpr):
     negatives = list(zoo["real"]) + list(zoo["other"])
-    v = AutoencoderVerifier(zoo["dir"])
+    v = AutoencoderVerifier(zoo["dir"], **PLAIN)
     v.model_ = verifier.model_  # share the loaded model
     v.calibrate(negatives, fpr=fpr)
     assert v.threshold_ is not None and v.calibration_fpr_ == fpr and v.n_calibration_ == len(negatives)
@@ -226,7 +228,7 @@ def test_calibrate_respects_fpr(zoo, verifier, fpr):
 
 
 def test_calibrate_with_positives_and_negatives(zoo, verifier):
-    v = AutoencoderVerifier(zoo["dir"])
+    v = AutoencoderVerifier(zoo["dir"], **PLAIN)
     v.model_ = verifier.model_
     v.calibrate(positives=list(zoo["pos"]), negatives=list(zoo["real"]), fpr=0.1)
     assert v.calibration_tpr_ >= 0.8
@@ -240,11 +242,11 @@ def test_calibrate_with_positives_and_negatives(zoo, verifier):
 
 def test_verify_needs_a_threshold(zoo):
     with pytest.raises(RuntimeError, match="calibrate"):
-        AutoencoderVerifier(zoo["dir"]).verify(zoo["pos"][0])
+        AutoencoderVerifier(zoo["dir"], **PLAIN).verify(zoo["pos"][0])
 
 
 def test_save_load_round_trip(zoo, verifier, tmp_path):
-    v = AutoencoderVerifier(zoo["dir"], crop=16, n_crops=4, metric="psnr", batch_size=3)
+    v = AutoencoderVerifier(zoo["dir"], **PLAIN, crop=16, n_crops=4, metric="psnr", batch_size=3)
     v.calibrate(list(zoo["real"][:8]), fpr=0.1)
     out = v.save_pretrained(tmp_path / "verifier")
     assert (out / "config.json").exists() and (out / "weights.safetensors").exists()
@@ -255,7 +257,7 @@ def test_save_load_round_trip(zoo, verifier, tmp_path):
     np.testing.assert_allclose(w.score(images), v.score(images))
     assert [r["match"] for r in w.verify(images)] == [r["match"] for r in v.verify(images)]
     # uncalibrated verifiers round-trip too
-    u = AutoencoderVerifier.from_pretrained(AutoencoderVerifier(zoo["dir"]).save_pretrained(tmp_path / "u"))
+    u = AutoencoderVerifier.from_pretrained(AutoencoderVerifier(zoo["dir"], **PLAIN).save_pretrained(tmp_path / "u"))
     assert u.threshold_ is None
 
 
@@ -274,7 +276,7 @@ def test_odd_sizes_are_cropped_to_a_valid_multiple(zoo, verifier):
     assert crops.shape == (1, 32, 36, 3)
     np.testing.assert_array_equal(crops[0], img[0:32, 0:36])
     assert np.isfinite(verifier.reconstruction_error(img)).all()
-    v = AutoencoderVerifier(zoo["dir"], crop=15, n_crops=4)
+    v = AutoencoderVerifier(zoo["dir"], **PLAIN, crop=15, n_crops=4)
     v.model_ = verifier.model_
     crops = v.crops(img)
     assert crops.shape == (4, 14, 14, 3)
@@ -305,8 +307,38 @@ def test_zero_images_and_bad_params(zoo, verifier):
     with pytest.raises(ValueError, match="no images"):
         verifier.reconstruction_error([])
     with pytest.raises(ValueError, match="metric"):
-        AutoencoderVerifier(zoo["dir"], metric="lpips")
+        AutoencoderVerifier(zoo["dir"], **PLAIN, metric="lpips")
     with pytest.raises(ValueError, match="crop"):
-        AutoencoderVerifier(zoo["dir"], crop=0)
+        AutoencoderVerifier(zoo["dir"], **PLAIN, crop=0)
     with pytest.raises(ValueError, match="n_crops"):
         AutoencoderVerifier(zoo["dir"], n_crops=3)
+
+
+# ------------------------------------------------------------------ latent inversion
+def test_latent_inversion_pulls_own_images_to_the_floor(zoo, verifier):
+    own, other = list(zoo["pos"][:6]), list(zoo["other"][:6])
+    inverting = AutoencoderVerifier(zoo["dir"], inversion_steps=40)
+    inverting.model_ = verifier.model_
+    plain_own, plain_other = verifier.reconstruction_error(own), verifier.reconstruction_error(other)
+    inv_own, inv_other = inverting.reconstruction_error(own), inverting.reconstruction_error(other)
+    # the best reconstruction is kept, so refining never makes it worse
+    assert np.all(inv_own <= plain_own * (1 + 1e-6)) and np.all(inv_other <= plain_other * (1 + 1e-6))
+    # the decoder's own images fall much further than another model's
+    assert np.median(inv_own / plain_own) < 0.5 * np.median(inv_other / plain_other)
+    assert auroc(-np.log(inv_own), -np.log(inv_other)) >= auroc(-np.log(plain_own), -np.log(plain_other))
+    # the suspect's weights are left as they were
+    assert all(not p.requires_grad and p.grad is None for p in verifier.model_.parameters())
+
+
+def test_inversion_params_are_validated_and_old_folders_load_plain(zoo, tmp_path):
+    for bad in (-1, 2.5, True):
+        with pytest.raises(ValueError, match="inversion_steps"):
+            AutoencoderVerifier(zoo["dir"], inversion_steps=bad)
+    with pytest.raises(ValueError, match="inversion_lr"):
+        AutoencoderVerifier(zoo["dir"], inversion_lr=0)
+    saved = AutoencoderVerifier(zoo["dir"], inversion_steps=7).save_pretrained(tmp_path / "v")
+    assert AutoencoderVerifier.from_pretrained(saved).inversion_steps == 7
+    cfg = json.loads((saved / "config.json").read_text())
+    del cfg["params"]["inversion_steps"], cfg["params"]["inversion_lr"]
+    (saved / "config.json").write_text(json.dumps(cfg))
+    assert AutoencoderVerifier.from_pretrained(saved).inversion_steps == 0
