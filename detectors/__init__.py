@@ -21,11 +21,15 @@ _REGISTRY: dict[str, str] = {
     "mobilenet-v2": "detectors.imagenet:MobileNetV2Extractor",
     "clip": "detectors.clip:CLIPExtractor",
     "fusion": "detectors.fusion:FusionExtractor",
+    "stylometry": "detectors.stylometry:StylometryExtractor",
+    "function-words": "detectors.stylometry:FunctionWordsExtractor",
+    "minilm": "detectors.sentence_embedding:MiniLMExtractor",
 }
 
 #: the backbone used when none is named, per modality
 DEFAULT_BACKBONES: dict[str, str] = {
     "image": "residual-cnn",
+    "text": "stylometry",
 }
 
 

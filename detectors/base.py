@@ -27,6 +27,9 @@ class Extractor:
     #: ``"image"``, ``"text"`` or ``"code"``
     modality: ClassVar[str] = ""
     trainable: ClassVar[bool] = False
+    #: head settings that suit this extractor's feature scale, by head name
+    #: (e.g. a stronger L2 penalty for thousands of sparse n-gram rates)
+    head_defaults: ClassVar[dict[str, dict[str, Any]]] = {}
 
     @property
     def registry_name(self) -> str:

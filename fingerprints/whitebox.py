@@ -325,23 +325,39 @@ class AutoencoderVerifier:
         return out.astype(np.float64)
 
     def reconstruction_error(self, images: Sequence[ImageInput] | ImageInput) -> np.ndarray:
-        """Per image: mean squared error (pixel values in [0, 1]) between its crops and their reconstruction."""
+        """Per image: mean squared error (pixel values in [0, 1]) between its crops and their reconstruction.
+
+        Crops of the same shape from consecutive images share a batch, so latent
+        inversion runs ``batch_size`` crops at a time.
+        """
         images = as_image_list(images)
         if len(images) == 0:
             raise ValueError("no images given")
         self.load()
-        errors = np.empty(len(images), dtype=np.float64)
+        per_image: list[list[float]] = [[] for _ in images]
+        pending: list[tuple[int, np.ndarray]] = []
         bs = int(self.batch_size)
+
+        def flush() -> None:
+            by_shape: dict[tuple[int, ...], list[tuple[int, np.ndarray]]] = {}
+            for owner, window in pending:
+                by_shape.setdefault(window.shape, []).append((owner, window))
+            for group in by_shape.values():
+                for start in range(0, len(group), bs):
+                    chunk = group[start : start + bs]
+                    windows = np.stack([w for _, w in chunk])
+                    rec = self._reconstruct(windows)
+                    diff = rec - windows.astype(np.float64) / 255.0
+                    for (owner, _), err in zip(chunk, np.mean(diff * diff, axis=(1, 2, 3)), strict=True):
+                        per_image[owner].append(float(err))
+            pending.clear()
+
         for i, sample in enumerate(images):
-            windows = self.crops(sample, i)
-            per_crop = []
-            for start in range(0, len(windows), bs):
-                chunk = windows[start : start + bs]
-                rec = self._reconstruct(chunk)
-                diff = rec - chunk.astype(np.float64) / 255.0
-                per_crop.extend(np.mean(diff * diff, axis=(1, 2, 3)).tolist())
-            errors[i] = float(np.mean(per_crop))
-        return errors
+            pending.extend((i, w) for w in self.crops(sample, i))
+            if len(pending) >= bs:
+                flush()
+        flush()
+        return np.asarray([np.mean(errs) for errs in per_image], dtype=np.float64)
 
     def _to_score(self, errors: np.ndarray) -> np.ndarray:
         e = np.maximum(np.asarray(errors, dtype=np.float64), MIN_ERROR)

@@ -30,10 +30,13 @@ from openset.metrics import (
 from openset.scores import OpenSetScore
 from openset.serialization import flatten_state, read_model_dir, split_state, write_model_dir
 from provenance.enrollment import EnrolledSources
+from provenance.explain import explain
 from provenance.result import UNKNOWN, Attribution
 
 #: at most this many training feature rows are kept as the negative bank for enrollment
 BANK_SIZE = 4000
+#: ... and at most this many bytes of them (wide text features would make model folders huge)
+BANK_BYTES = 24 * 2**20
 
 FORMAT = "provenance-attributor"
 FORMAT_VERSION = 1
@@ -93,7 +96,9 @@ class Attributor:
         modality: str = "image",
     ) -> None:
         self.extractor = create_extractor(extractor, modality) if isinstance(extractor, str) else extractor
-        self.head = create_head(head) if isinstance(head, str) else head
+        if isinstance(head, str):
+            head = create_head(head, **self.extractor.head_defaults.get(head, {}))
+        self.head = head
         self.open_set = create_open_set_score(open_set) if isinstance(open_set, str) else open_set
         self.tpr = tpr
         self.calibration_fraction = calibration_fraction
@@ -105,6 +110,8 @@ class Attributor:
         self.verify_fpr = 0.05
         self.class_thresholds_: dict[str, float] = {}
         self.bank_: np.ndarray | None = None
+        self.class_means_: np.ndarray | None = None
+        self.bank_labels_: np.ndarray | None = None
         self.enrolled = EnrolledSources()
         self.name: str | None = None
 
@@ -186,8 +193,12 @@ class Attributor:
             cal_scores = self.open_set.score(X, proba)
             self.class_thresholds_ = self._class_thresholds(proba, y)
             self.temperature_ = 1.0
-        keep = rng.permutation(len(X))[:BANK_SIZE]
+        # training means per class, in the features' own units, for explanations
+        self.class_means_ = np.stack([X[y == c].mean(axis=0) for c in self.head.classes_]).astype(np.float32)
+        n_bank = min(BANK_SIZE, max(200, BANK_BYTES // (4 * max(X.shape[1], 1))))
+        keep = rng.permutation(len(X))[:n_bank]
         self.bank_ = X[np.sort(keep)].astype(np.float32)
+        self.bank_labels_ = y[np.sort(keep)]
         self.enrolled = EnrolledSources()
         self.threshold_ = threshold_at_tpr(cal_scores, self.tpr)
         self.n_train_ = len(y)
@@ -233,8 +244,20 @@ class Attributor:
         os_scores = self.open_set.score(X, softmax(decision))
         return softmax(decision / self.temperature_), os_scores
 
-    def attribute(self, samples: Sequence[Any] | Any, progress: bool = False, top_k: int = 5) -> list[Attribution]:
-        """One :class:`Attribution` per sample; unreadable samples carry ``error``."""
+    def _explain(self, x: np.ndarray, order: np.ndarray) -> list[dict[str, Any]] | None:
+        names = getattr(self.extractor, "feature_names", None)
+        if names is None or len(order) < 2:
+            return None
+        return explain(self.head, x, names(), self.class_means_, int(order[0]), int(order[1]))
+
+    def attribute(
+        self, samples: Sequence[Any] | Any, progress: bool = False, top_k: int = 5, explain: bool = True
+    ) -> list[Attribution]:
+        """One :class:`Attribution` per sample; unreadable samples carry ``error``.
+
+        With ``explain`` (and an extractor that names its features, as the text ones do),
+        ``explanation`` lists the features that most favour the top label over the runner-up.
+        """
         self._check_fitted()
         samples = _as_batch(samples)
         feats, positions, errors = self.features(samples, progress=progress)
@@ -257,6 +280,7 @@ class Attributor:
                     label, score = enrolled_hits[row][0], float(enrolled_scores[enrolled_hits[row][0]][row])
                 results[i] = Attribution(
                     sample=describe_sample(samples[i]),
+                    explanation=self._explain(feats[row], order) if explain else None,
                     label=label,
                     score=score,
                     unknown=unknown and not enrolled,
@@ -334,6 +358,57 @@ class Attributor:
                     score=float(scores[row]), match=bool(scores[row] >= threshold), threshold=float(threshold)
                 )
         return out
+
+    def same_author(
+        self,
+        samples: Sequence[Any] | Any,
+        known: Sequence[Any] | Any,
+        known_label: str | None = None,
+        progress: bool = False,
+    ) -> list[dict[str, Any]]:
+        """For each sample: was it written by the author of the ``known`` samples?
+
+        General Impostors (:class:`~openset.impostors.ImpostorsVerifier`) on this model's
+        features, with the model's bank of training texts as impostors and as the pairs
+        that calibrate ``same_author_probability``. ``known_label``: a trained author whose
+        texts must not serve as impostors (when the known texts are theirs). Rows are
+        ``{"sample", "same_author_probability", "score", "match", "threshold", "error"}``;
+        ``match`` is a probability of at least 0.5.
+        """
+        from openset.impostors import ImpostorsVerifier
+
+        self._check_fitted()
+        if self.bank_ is None or self.bank_labels_ is None:
+            raise ValueError("this model keeps no labelled bank of training features; train it again to verify authors")
+        if known_label is not None and known_label not in self.classes_:
+            raise ValueError(f"unknown author {known_label!r}; the model knows {self.classes_}")
+        samples, known = _as_batch(samples), _as_batch(known)
+        kfeats, kpos, kerrors = self.features(known)
+        if kerrors:
+            raise ValueError(f"unreadable known sample {next(iter(kerrors.values()))}")
+        if not kpos:
+            raise ValueError("no known samples given")
+        feats, positions, errors = self.features(samples, progress=progress)
+        verifier = ImpostorsVerifier(seed=self.seed).fit(self.bank_, self.bank_labels_)
+        rows: list[dict[str, Any]] = [
+            {
+                "sample": describe_sample(s),
+                "same_author_probability": None,
+                "score": None,
+                "match": None,
+                "threshold": 0.5,
+                "error": errors.get(i),
+            }
+            for i, s in enumerate(samples)
+        ]
+        if positions:
+            prob = verifier.predict_proba(feats, kfeats, known_label)
+            raw = verifier.score(feats, kfeats, known_label)
+            for row, i in enumerate(positions):
+                rows[i].update(
+                    same_author_probability=float(prob[row]), score=float(raw[row]), match=bool(prob[row] >= 0.5)
+                )
+        return rows
 
     def evaluate(
         self,
@@ -417,10 +492,19 @@ class Attributor:
                 "head": self.head.state_dict(),
                 "open_set": self.open_set.state_dict(),
                 "enrolled": self.enrolled.state_dict(),
-                "bank": {"features": self.bank_} if self.bank_ is not None else {},
+                "bank": self._bank_state(),
+                "explain": {"class_means": self.class_means_} if self.class_means_ is not None else {},
             }
         )
         return write_model_dir(directory, self.get_config(), arrays)
+
+    def _bank_state(self) -> dict[str, np.ndarray]:
+        if self.bank_ is None:
+            return {}
+        state = {"features": self.bank_}
+        if self.bank_labels_ is not None:
+            state["label_codes"] = np.searchsorted(np.asarray(self.classes_), self.bank_labels_).astype(np.int32)
+        return state
 
     @classmethod
     def from_pretrained(cls, directory: str | os.PathLike) -> Attributor:
@@ -446,7 +530,11 @@ class Attributor:
         model.temperature_ = float(config["temperature"])
         model.verify_fpr = float(config["verify_fpr"])
         model.class_thresholds_ = {k: float(v) for k, v in config["class_thresholds"].items()}
-        model.bank_ = split_state(arrays, "bank").get("features")
+        bank = split_state(arrays, "bank")
+        model.bank_ = bank.get("features")
+        codes = bank.get("label_codes")
+        model.bank_labels_ = None if codes is None else np.asarray(model.classes_)[np.asarray(codes, dtype=int)]
+        model.class_means_ = split_state(arrays, "explain").get("class_means")
         model.enrolled = EnrolledSources.from_config(config["enrolled"], split_state(arrays, "enrolled"))
         model.n_train_ = config.get("n_train")
         model.name = Path(directory).name

@@ -112,7 +112,12 @@ def _format_result(r: dict[str, Any]) -> str:
         return f"{r['sample']}: ERROR {r['error']}"
     cands = ", ".join(f"{lab} {s:.2f}" for lab, s in r["candidates"][:3])
     flag = " (rejected as unknown)" if r["unknown"] else ""
-    return f"{r['sample']}: {r['label']} score={r['score']:.3f}{flag}  [{cands}]"
+    line = f"{r['sample']}: {r['label']} score={r['score']:.3f}{flag}  [{cands}]"
+    if r.get("explanation"):
+        from provenance.explain import describe
+
+        line += f"\n    why {r['candidates'][0][0]} over {r['candidates'][1][0]}: {describe(r['explanation'])}"
+    return line
 
 
 def cmd_attribute(args: argparse.Namespace) -> int:
@@ -213,7 +218,30 @@ def _fingerprint_verifier(args: argparse.Namespace):
         raise UsageError(str(exc)) from None
 
 
+def _same_author_text(rows: list[dict[str, Any]]) -> str:
+    lines = []
+    for r in rows:
+        if r["error"]:
+            lines.append(f"{r['sample']}: ERROR {r['error']}")
+        else:
+            verdict = "SAME AUTHOR" if r["match"] else "different author"
+            lines.append(f"{r['sample']}: {verdict} (probability {r['same_author_probability']:.3f})")
+    return "\n".join(lines)
+
+
 def cmd_verify(args: argparse.Namespace) -> int:
+    if args.same_author:
+        if len(args.paths) < 2:
+            raise UsageError("--same-author needs MODEL and at least one SAMPLE")
+        model = _load_model(args.paths[0])
+        try:
+            rows = model.same_author(args.paths[1:], args.same_author, known_label=args.author, progress=not args.quiet)
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
+        for r in rows:
+            r["method"] = "impostors"
+        _emit(args, rows, _same_author_text(rows))
+        return EXIT_SAMPLES_FAILED if any(r["error"] for r in rows) else EXIT_OK
     if args.claim is not None:
         if len(args.paths) < 2:
             raise UsageError("--claim needs MODEL and at least one SAMPLE")
@@ -312,7 +340,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="extractor name, e.g. residual-cnn, residual-stats, "
         "effnet-lite0, clip:ViT-B-32, fusion:residual-cnn+residual-stats (default: per modality)",
     )
-    p.add_argument("--head", default="linear", choices=["linear", "prototype"], help="closed-set head (default linear)")
+    p.add_argument(
+        "--head",
+        default="linear",
+        choices=["linear", "prototype", "delta"],
+        help="closed-set head (default linear; delta: Burrows' Delta, nearest author centroid of z-scored features)",
+    )
     p.add_argument(
         "--open-set",
         default="msp",
@@ -402,16 +435,25 @@ Four ways to state the source:
       DIR is the suspected diffusers model (AutoencoderKL, or a pipeline with vae/): images
       it reconstructs well came from it. A raw model folder needs --negatives (images it did
       not make) to set the threshold at --fpr; a folder from `fingerprint --weights` does not.
+  provenance verify MODEL SAMPLE... --same-author KNOWN... [--author NAME]
+      Authorship verification (General Impostors on MODEL's features, its training texts as
+      impostors): is each SAMPLE by the author of the KNOWN texts? Prints a calibrated
+      same-author probability; a match is >= 0.5. --author: the KNOWN texts' author when
+      MODEL was trained on them (their texts are then not used as impostors).
   provenance verify SAMPLE... --key HEX --keyed-model DIR
       Reads the key embedded by the keyed generator DIR and checks it against HEX; the
       threshold is the number of matching bits a key-free image reaches with probability --fpr.""",
     )
-    p.add_argument("paths", nargs="+", metavar="PATH", help="with --claim: MODEL, then SAMPLEs; otherwise SAMPLEs")
+    p.add_argument(
+        "paths", nargs="+", metavar="PATH", help="with --claim or --same-author: MODEL, then SAMPLEs; otherwise SAMPLEs"
+    )
     how = p.add_mutually_exclusive_group(required=True)
     how.add_argument("--claim", metavar="NAME", help="a class or enrolled source of MODEL")
+    how.add_argument("--same-author", nargs="+", metavar="KNOWN", help="texts by one author (with MODEL first)")
     how.add_argument("--fingerprint", metavar="DIR", help="a fingerprint folder made by `provenance fingerprint`")
     how.add_argument("--weights", metavar="DIR", help="the suspected diffusers model folder (white-box check)")
     how.add_argument("--key", metavar="HEX", help="the claimed embedded key, in hex (needs --keyed-model)")
+    p.add_argument("--author", metavar="NAME", help="with --same-author: the known texts' author, if MODEL knows them")
     p.add_argument("--keyed-model", metavar="DIR", help="with --key: the keyed generator folder holding the decoder")
     p.add_argument("--negatives", nargs="+", default=[], metavar="NEG", help="with a raw --weights folder")
     p.add_argument("--crop", type=int, metavar="PX", help="with --weights: reconstruct a centred PX crop")

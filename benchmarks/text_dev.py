@@ -1,0 +1,142 @@
+"""Text authorship on ../shared/data/text: alpaca-dev (split by instruction), uchendu-dev, federalist.
+
+python -m benchmarks.text_dev alpaca --backbone stylometry
+python -m benchmarks.text_dev alpaca --backbone stylometry --logo
+python -m benchmarks.text_dev uchendu --backbone stylometry
+python -m benchmarks.text_dev federalist --backbone function-words --head delta
+python -m benchmarks.text_dev alpaca --baseline
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from detectors import create_extractor
+from openset.metrics import accuracy, auroc, macro_f1
+from provenance.attributor import Attributor
+
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "text"
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def split(rows: list[dict], key: str, seed: int, test_share: float = 0.3) -> tuple[list[dict], list[dict]]:
+    """Split so that no value of ``key`` (instruction, headline row) is on both sides."""
+    groups = sorted({r[key] for r in rows})
+    rng = np.random.default_rng(seed)
+    rng.shuffle(groups)
+    test = set(groups[: round(len(groups) * test_share)])
+    return [r for r in rows if r[key] not in test], [r for r in rows if r[key] in test]
+
+
+def load_set(name: str, data: Path) -> tuple[list[dict], str]:
+    if name == "alpaca":
+        return read_jsonl(data / "alpaca-dev.jsonl"), "instruction_index"
+    rows = read_jsonl(data / "uchendu-dev.jsonl")
+    for r in rows:  # ids are uchendu-dev/<generator>/<upstream row>: the row is the headline
+        r["headline"] = int(r["id"].rsplit("/", 1)[1])
+    return rows, "headline"
+
+
+def baseline(train: list[dict], test: list[dict]) -> tuple[float, float, float]:
+    """TF-IDF character 1-4-grams + linear SVM (the issue's plain baseline)."""
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.svm import LinearSVC
+
+    t0 = time.perf_counter()
+    vec = TfidfVectorizer(analyzer="char", ngram_range=(1, 4), sublinear_tf=True, min_df=2, max_features=200000)
+    Xtr = vec.fit_transform([r["text"] for r in train])
+    clf = LinearSVC(C=1.0).fit(Xtr, [r["label"] for r in train])
+    t1 = time.perf_counter()
+    pred = clf.predict(vec.transform([r["text"] for r in test]))
+    speed = len(test) / (time.perf_counter() - t1)
+    y = [r["label"] for r in test]
+    print(f"  (baseline fit {t1 - t0:.0f} s)")
+    return accuracy(y, pred), macro_f1(y, pred), speed
+
+
+def make(args: argparse.Namespace) -> Attributor:
+    opts = json.loads(args.options) if args.options else {}
+    return Attributor(create_extractor(args.backbone, "text", **opts), head=args.head, open_set=args.open_set)
+
+
+def run_split(args: argparse.Namespace, train: list[dict], test: list[dict]) -> dict:
+    t0 = time.perf_counter()
+    model = make(args).fit([r["text"] for r in train], [r["label"] for r in train])
+    t1 = time.perf_counter()
+    res = model.attribute([r["text"] for r in test])
+    speed = len(test) / (time.perf_counter() - t1)
+    y = [r["label"] for r in test]
+    pred = [max(r.candidates, key=lambda c: c[1])[0] for r in res]
+    return {"model": model, "acc": accuracy(y, pred), "f1": macro_f1(y, pred), "fit_s": t1 - t0, "speed": speed}
+
+
+def federalist(args: argparse.Namespace) -> None:
+    root = args.data / "federalist"
+    known = sorted((root / "known").glob("*/*.txt"))
+    known = [p for p in known if p.parent.name != "Hamilton_and_Madison"]
+    model = make(args).fit([str(p) for p in known], [p.parent.name for p in known])
+    answers = dict(line.split(",") for line in (root / "answers.csv").read_text().split()[1:])
+    res = model.attribute([str(root / "unknown" / f) for f in sorted(answers)])
+    right = 0
+    for f, r in zip(sorted(answers), res, strict=True):
+        best = max(r.candidates, key=lambda c: c[1])
+        right += best[0] == answers[f]
+        top = ", ".join(e["feature"] for e in (r.explanation or [])[:5])
+        print(f"  {f}: {best[0]} {best[1]:.2f} (label {r.label})  [{top}]")
+    print(f"federalist: {right}/{len(answers)} to Madison  backbone={args.backbone} head={args.head}")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("dataset", choices=["alpaca", "uchendu", "federalist"])
+    ap.add_argument("--data", type=Path, default=DATA)
+    ap.add_argument("--backbone", default="default")
+    ap.add_argument("--options", default="", help="JSON keyword arguments for the backbone")
+    ap.add_argument("--head", default="linear")
+    ap.add_argument("--open-set", default="msp")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--logo", action="store_true", help="also leave each label out as unknown (AUROC)")
+    ap.add_argument("--baseline", action="store_true", help="the plain TF-IDF char 1-4 + linear SVM baseline")
+    args = ap.parse_args()
+    if not args.data.exists():
+        sys.exit(f"dataset not found at {args.data}")
+    if args.dataset == "federalist":
+        federalist(args)
+        return
+    rows, key = load_set(args.dataset, args.data)
+    train, test = split(rows, key, args.seed)
+    print(f"{args.dataset}: {len(train)} train / {len(test)} test, split by {key}, seed {args.seed}")
+    if args.baseline:
+        acc, f1, speed = baseline(train, test)
+        print(f"baseline tfidf-char-1-4 + LinearSVC: accuracy {acc:.3f} macro-F1 {f1:.3f} ({speed:.0f} texts/s)")
+        return
+    out = run_split(args, train, test)
+    print(
+        f"backbone={args.backbone} head={args.head}: accuracy {out['acc']:.3f} macro-F1 {out['f1']:.3f} "
+        f"(fit {out['fit_s']:.0f} s, {out['speed']:.0f} texts/s)",
+        flush=True,
+    )
+    if args.logo:
+        aurocs = []
+        for held in sorted({r["label"] for r in rows}):
+            tr = [r for r in train if r["label"] != held]
+            model = make(args).fit([r["text"] for r in tr], [r["label"] for r in tr])
+            known = model.attribute([r["text"] for r in test if r["label"] != held])
+            unknown = model.attribute([r["text"] for r in test if r["label"] == held])
+            a = auroc([r.open_set_score for r in known], [r.open_set_score for r in unknown])
+            aurocs.append(a)
+            print(f"  held out {held:<28} AUROC {a:.3f}", flush=True)
+        print(f"leave-one-label-out mean AUROC {np.mean(aurocs):.3f} (open set {args.open_set})")
+
+
+if __name__ == "__main__":
+    main()
