@@ -22,6 +22,7 @@ function-word rates, the input of Burrows' Delta (``--head delta``).
 
 from __future__ import annotations
 
+import itertools
 import math
 import re
 from collections import Counter
@@ -90,6 +91,17 @@ LENGTH_FEATURES: tuple[str, ...] = (
 )  # fmt: skip
 
 
+_LETTER = re.compile(r"[^\W\d_]")
+# longest markers first, so "in conclusion" is not also counted as "in"-something shorter
+_DISCOURSE = re.compile(
+    r"(?<!\w)(" + "|".join(re.escape(m) for m in sorted(DISCOURSE_MARKERS, key=len, reverse=True)) + r")(?!\w)"
+)
+
+
+def _code_points(text: str) -> np.ndarray:
+    return np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)
+
+
 def tokenize(text: str) -> list[str]:
     """Lower-cased words (any script); curly apostrophes become straight ones."""
     return [w.replace("\u2019", "'") for w in _WORD.findall(text.lower())]
@@ -125,7 +137,11 @@ def format_stats(text: str, words: Sequence[str]) -> np.ndarray:
     nonblank = [ln for ln in lines if ln.strip()]
     nl = max(len(nonblank), 1)
     paragraphs = [p for p in re.split(r"\n\s*\n", text) if p.strip()]
-    letters = [c for c in text if c.isalpha()]
+    codes = _code_points(text)
+    lower = _code_points(text.lower())
+    n_letters = len(_LETTER.findall(text))
+    # a letter is upper case when lower-casing changes it (lengths differ only for rare letters like U+0130)
+    n_upper = int((codes != lower).sum()) if lower.shape == codes.shape else sum(c.isupper() for c in text)
     stripped = text.strip()
     return np.array(
         [
@@ -142,10 +158,10 @@ def format_stats(text: str, words: Sequence[str]) -> np.ndarray:
             _rate(len(_BOLD_LEAD.findall(text)), nl),
             float(np.mean([len(ln) for ln in nonblank])) if nonblank else 0.0,
             _rate(len(paragraphs), nw, 100),
-            float(np.mean([len(tokenize(p)) for p in paragraphs])) if paragraphs else 0.0,
-            _rate(sum(c.isupper() for c in letters), len(letters)),
-            _rate(sum(c.isdigit() for c in text), len(text)),
-            _rate(sum(ord(c) > 127 for c in text), len(text)),
+            float(np.mean([len(_WORD.findall(p)) for p in paragraphs])) if paragraphs else 0.0,
+            _rate(n_upper, n_letters),
+            _rate(int(((codes >= 48) & (codes <= 57)).sum()), len(text)),
+            _rate(int((codes > 127).sum()), len(text)),
             _rate(len(_URL.findall(text)), nw, 100),
             _rate(len(_EMOJI.findall(text)), len(text), 1000),
             float(bool(re.match(r"\s*(#|\*\*|[-*•]\s|\d+[.)]\s)", text))),
@@ -160,11 +176,9 @@ def format_stats(text: str, words: Sequence[str]) -> np.ndarray:
 def discourse_rates(text: str, n_words: int) -> np.ndarray:
     """Rate per 1000 words of each of :data:`DISCOURSE_MARKERS` (word-bounded, case-blind)."""
     low = text.lower().replace("\u2019", "'")
+    counts = Counter(_DISCOURSE.findall(low))
     n = max(n_words, 1)
-    return np.array(
-        [1000.0 * len(re.findall(r"(?<!\w)" + re.escape(m) + r"(?!\w)", low)) / n for m in DISCOURSE_MARKERS],
-        dtype=np.float64,
-    )
+    return np.array([1000.0 * counts[m] / n for m in DISCOURSE_MARKERS], dtype=np.float64)
 
 
 def length_stats(text: str, words: Sequence[str]) -> np.ndarray:
@@ -173,7 +187,7 @@ def length_stats(text: str, words: Sequence[str]) -> np.ndarray:
     lengths = np.array([len(w) for w in words] or [0], dtype=np.float64)
     head = list(words[:300])
     counts = Counter(head)
-    sent_words = np.array([len(tokenize(s)) for s in sentences(text)] or [0], dtype=np.float64)
+    sent_words = np.array([len(_WORD.findall(s)) for s in sentences(text)] or [0], dtype=np.float64)
     raw_words = _WORD.findall(text)
     return np.array(
         [
@@ -194,6 +208,70 @@ def length_stats(text: str, words: Sequence[str]) -> np.ndarray:
         ],
         dtype=np.float64,
     )
+
+
+_WHITESPACE_RUN = re.compile(r"\s\s+")  # as scikit-learn's char analyzer
+_WORD_TOKEN = re.compile(r"(?u)\b\w+(?:['\u2019]\w+)*\b")
+_MIX = np.array([0x9E3779B97F4A7C15, 0xC2B2AE3D27D4EB4F, 0x165667B19E3779F9, 0x27D4EB2F165667C5], dtype=np.uint64)
+
+
+def _ngram_hashes(codes: np.ndarray, n: int) -> np.ndarray:
+    """64-bit hashes of every character n-gram of a code-point array (wrapping arithmetic)."""
+    m = len(codes) - n + 1
+    if m <= 0:
+        return np.zeros(0, dtype=np.uint64)
+    h = np.full(m, n, dtype=np.uint64)
+    for k in range(n):
+        h = (h * np.uint64(1099511628211)) ^ (codes[k : k + m].astype(np.uint64) * _MIX[k])
+    return h
+
+
+class CharNgramCounter:
+    """Counts a fixed vocabulary of character 1-4-grams, vectorised with numpy.
+
+    Matches scikit-learn's ``CountVectorizer(analyzer="char", lowercase=False)`` on the
+    same vocabulary (whitespace runs become one space), at a fraction of its cost:
+    every n-gram of a text is hashed at once and looked up by binary search.
+    """
+
+    def __init__(self, vocabulary: Sequence[str]) -> None:
+        self.vocabulary = list(vocabulary)
+        hashes = np.array([_ngram_hashes(_code_points(g), len(g))[0] for g in self.vocabulary], dtype=np.uint64)
+        self._order = np.argsort(hashes)
+        self._sorted = hashes[self._order]
+        self._sizes = sorted({len(g) for g in self.vocabulary})
+
+    def counts(self, texts: Sequence[str]) -> np.ndarray:
+        out = np.zeros((len(texts), len(self.vocabulary)), dtype=np.float64)
+        if not self.vocabulary:
+            return out
+        for row, text in enumerate(texts):
+            codes = _code_points(_WHITESPACE_RUN.sub(" ", text))
+            h = np.concatenate([_ngram_hashes(codes, n) for n in self._sizes])
+            pos = np.searchsorted(self._sorted, h)
+            pos[pos == len(self._sorted)] = 0
+            hit = self._sorted[pos] == h
+            out[row] = np.bincount(self._order[pos[hit]], minlength=len(self.vocabulary))
+        return out
+
+
+class WordNgramCounter:
+    """Counts a fixed vocabulary of lower-cased word 1-2-grams (as the ``word`` family's vectoriser)."""
+
+    def __init__(self, vocabulary: Sequence[str]) -> None:
+        self.vocabulary = list(vocabulary)
+        self._index = {g: i for i, g in enumerate(self.vocabulary)}
+
+    def counts(self, texts: Sequence[str]) -> np.ndarray:
+        out = np.zeros((len(texts), len(self.vocabulary)), dtype=np.float64)
+        index = self._index
+        for row, text in enumerate(texts):
+            tokens = _WORD_TOKEN.findall(text.lower())
+            hits = [index[t] for t in tokens if t in index]
+            hits += [index[b] for b in map(" ".join, itertools.pairwise(tokens)) if b in index]
+            if hits:
+                out[row] = np.bincount(hits, minlength=len(self.vocabulary))
+        return out
 
 
 def _l2_rows(X: np.ndarray) -> np.ndarray:
@@ -303,12 +381,15 @@ class StylometryExtractor(Extractor):
     def _ngrams(self, family: str, texts: Sequence[str]) -> np.ndarray:
         if family not in self.vocabulary or family not in self.idf_:
             raise RuntimeError("stylometry extractor is not fitted: call fit() (or load a saved model)")
-        vec = self._vectorizers.get(family)
-        if vec is None:
-            vec = self._vectorizers[family] = self._vectorizer(family, self.vocabulary[family])
-        tf = vec.transform(texts).astype(np.float64)
-        tf.data = 1.0 + np.log(tf.data)
-        return _l2_rows(tf.multiply(self.idf_[family][None, :]).toarray())
+        counter = self._vectorizers.get(family)
+        if counter is None:
+            vocab = self.vocabulary[family]
+            counter = CharNgramCounter(vocab) if family == "char" else WordNgramCounter(vocab)
+            self._vectorizers[family] = counter
+        tf = counter.counts(texts)
+        seen = tf > 0
+        tf[seen] = 1.0 + np.log(tf[seen])  # sublinear tf
+        return _l2_rows(tf * self.idf_[family][None, :])
 
     def _dense(self, text: str) -> dict[str, np.ndarray]:
         words = tokenize(text)

@@ -234,3 +234,25 @@ def test_cli_train_text_folder_and_jsonl(corpus, tmp_path: Path, capsys) -> None
     assert main(["verify", str(out2), str(sample), "--same-author", *known, "--json", "-q"]) == 0
     rows = json.loads(capsys.readouterr().out)
     assert rows[0]["method"] == "impostors" and 0 <= rows[0]["same_author_probability"] <= 1
+
+
+def test_fast_ngram_counters_match_scikit_learn(corpus) -> None:
+    from sklearn.feature_extraction.text import CountVectorizer
+
+    from detectors.stylometry import CharNgramCounter, WordNgramCounter
+
+    texts = [t for _, t in corpus["test"]] + ["Tabs\tand   runs of  spaces\n\nand naïve 東京 text, don\u2019t stop."]
+    for family, counter_cls in (("char", CharNgramCounter), ("word", WordNgramCounter)):
+        full = StylometryExtractor._vectorizer(family).fit(texts)
+        vocab = [str(v) for v in full.get_feature_names_out()]
+        expected = StylometryExtractor._vectorizer(family, vocab).transform(texts).toarray()
+        np.testing.assert_array_equal(counter_cls(vocab).counts(texts), expected)
+    assert isinstance(full, CountVectorizer)
+
+
+def test_sublinear_tf_idf_and_l2() -> None:
+    ext = StylometryExtractor(families=["char"], vocabulary={"char": ["z", "q", "zq", "a"]})
+    ext.load_state_dict({"idf_char": np.array([1.0, 1.0, 2.0, 1.0])})
+    X = ext.extract(["zqq"])[0]  # z once, q twice, zq once, a never
+    raw = np.array([1.0, 1.0 + np.log(2.0), 2.0, 0.0])
+    np.testing.assert_allclose(X, raw / np.linalg.norm(raw), rtol=1e-6)
