@@ -43,6 +43,7 @@ def main() -> None:
     ap.add_argument("--cache-dir", type=Path, default=None, help="zoo cache (default: the provenance cache)")
     ap.add_argument("--fpr", type=float, default=0.05)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--views", default="clean,jpeg75,mixed", help="comma-separated views to run")
     ap.add_argument("--n", type=int, default=60, help="images per source (default 60)")
     ap.add_argument("--inversion-steps", type=int, default=100, help="0: plain encode-decode (AEROBLADE)")
     args = ap.parse_args()
@@ -65,7 +66,7 @@ def main() -> None:
         f"inversion_steps={args.inversion_steps}"
     )
     summary = []
-    for view in ("clean", "jpeg75", "mixed"):
+    for view in args.views.split(","):
         t1 = time.perf_counter()
         scores = {name: verifier.score(_views(imgs)[view]) for name, imgs in sources.items()}
         pos = scores[SUSPECT]

@@ -24,12 +24,14 @@ _REGISTRY: dict[str, str] = {
     "stylometry": "detectors.stylometry:StylometryExtractor",
     "function-words": "detectors.stylometry:FunctionWordsExtractor",
     "minilm": "detectors.sentence_embedding:MiniLMExtractor",
+    "code-structure": "detectors.code_structure:CodeStructureExtractor",
 }
 
 #: the backbone used when none is named, per modality
 DEFAULT_BACKBONES: dict[str, str] = {
     "image": "residual-cnn",
     "text": "stylometry",
+    "code": "code-structure",
 }
 
 

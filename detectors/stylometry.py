@@ -211,7 +211,9 @@ def length_stats(text: str, words: Sequence[str]) -> np.ndarray:
 
 
 _WHITESPACE_RUN = re.compile(r"\s\s+")  # as scikit-learn's char analyzer
-_WORD_TOKEN = re.compile(r"(?u)\b\w+(?:['\u2019]\w+)*\b")
+#: word-family tokens: words (case kept) and single punctuation marks, so "Sure!" and "**Note**:" are n-grams too
+_WORD_TOKEN_PATTERN = r"(?u)\w+(?:['\u2019]\w+)*|[^\w\s]"
+_WORD_TOKEN = re.compile(_WORD_TOKEN_PATTERN)
 _MIX = np.array([0x9E3779B97F4A7C15, 0xC2B2AE3D27D4EB4F, 0x165667B19E3779F9, 0x27D4EB2F165667C5], dtype=np.uint64)
 
 
@@ -266,9 +268,10 @@ class WordNgramCounter:
         out = np.zeros((len(texts), len(self.vocabulary)), dtype=np.float64)
         index = self._index
         for row, text in enumerate(texts):
-            tokens = _WORD_TOKEN.findall(text.lower())
+            tokens = _WORD_TOKEN.findall(text)
             hits = [index[t] for t in tokens if t in index]
             hits += [index[b] for b in map(" ".join, itertools.pairwise(tokens)) if b in index]
+            hits += [index[g] for g in map(" ".join, zip(tokens, tokens[1:], tokens[2:], strict=False)) if g in index]
             if hits:
                 out[row] = np.bincount(hits, minlength=len(self.vocabulary))
         return out
@@ -347,8 +350,9 @@ class StylometryExtractor(Extractor):
             return CountVectorizer(analyzer="char", ngram_range=(1, 4), lowercase=False, vocabulary=vocabulary, **kw)
         return CountVectorizer(
             analyzer="word",
-            ngram_range=(1, 2),
-            token_pattern=r"(?u)\b\w+(?:['\u2019]\w+)*\b",
+            ngram_range=(1, 3),
+            lowercase=False,
+            token_pattern=_WORD_TOKEN_PATTERN,
             vocabulary=vocabulary,
             **kw,
         )

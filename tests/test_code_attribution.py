@@ -1,0 +1,123 @@
+"""JavaScript authorship end to end: train from a folder or JSONL, attribute, explain, bad input, CLI."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from detectors import create_extractor
+from detectors.js_transforms import mangle
+from provenance.attributor import Attributor
+from provenance.cli import main
+
+NAMES = ["items", "total", "result", "value", "count", "data", "list", "index"]
+
+
+def arrow_style(rng: np.random.Generator) -> str:
+    """Author A: const + arrow functions, template literals, no semicolons, 2-space indent, for-of."""
+    a, b = rng.choice(NAMES, size=2, replace=False)
+    n = int(rng.integers(2, 9))
+    return (
+        f"const {a}Of = ({b}) => {{\n"
+        f"  let acc = 0\n"
+        f"  for (const x of {b}) {{\n"
+        f"    acc += x * {n}\n"
+        f"  }}\n"
+        f"  return `${{acc}}`\n"
+        f"}}\n"
+        f"export const {b}List = [1, 2, {n}].map((v) => v ?? 0)\n"
+    )
+
+
+def classic_style(rng: np.random.Generator) -> str:
+    """Author B: function declarations, var, string concatenation, semicolons, 4-space indent, index loops."""
+    a, b = rng.choice(NAMES, size=2, replace=False)
+    n = int(rng.integers(2, 9))
+    return (
+        f"// compute the {a}\n"
+        f"function {a}Of({b}) {{\n"
+        f"    var acc = 0;\n"
+        f"    for (var i = 0; i < {b}.length; i++) {{\n"
+        f"        if ({b}[i] > {n}) {{\n"
+        f"            acc = acc + {b}[i];\n"
+        f"        }}\n"
+        f"    }}\n"
+        f"    return 'total: ' + acc;\n"
+        f"}}\n"
+        f"module.exports = {{ {a}Of: {a}Of }};\n"
+    )
+
+
+@pytest.fixture(scope="module")
+def code_corpus() -> dict[str, list[tuple[str, str]]]:
+    rng = np.random.default_rng(0)
+    make = {"arrow-llm": arrow_style, "classic-dev": classic_style}
+    train = [(lab, fn(rng)) for lab, fn in make.items() for _ in range(25)]
+    test = [(lab, fn(rng)) for lab, fn in make.items() for _ in range(8)]
+    return {"train": train, "test": test}
+
+
+@pytest.fixture(scope="module")
+def code_model(code_corpus) -> Attributor:
+    codes, labels = [c for _, c in code_corpus["train"]], [lab for lab, _ in code_corpus["train"]]
+    return Attributor("default", modality="code").fit(codes, labels)
+
+
+def test_default_code_backbone() -> None:
+    assert create_extractor("default", "code").name == "code-structure"
+
+
+def test_attributes_clean_and_mangled_code_and_explains(code_model, code_corpus) -> None:
+    truth = [lab for lab, _ in code_corpus["test"]]
+    for transform in (lambda c: c, mangle):
+        results = code_model.attribute([transform(c) for _, c in code_corpus["test"]])
+        assert all(r.ok and r.modality == "code" for r in results)
+        acc = np.mean([max(r.candidates, key=lambda c: c[1])[0] == t for r, t in zip(results, truth, strict=True)])
+        assert acc >= 0.9
+    expl = code_model.attribute(code_corpus["test"][0][1])[0].explanation
+    assert expl and all(e["weight"] > 0 and e["family"] for e in expl)
+    families = {f for f, _ in code_model.extractor.family_features()}
+    assert {e["family"] for e in expl} <= families
+
+
+def test_bad_code_does_not_sink_the_batch(code_model, code_corpus, tmp_path: Path) -> None:
+    empty = tmp_path / "empty.js"
+    empty.write_text("")
+    binary = tmp_path / "bin.js"
+    binary.write_bytes(b"\x00\x01\x02garbage\x00")
+    as_json = tmp_path / "data.js"
+    as_json.write_text('{"name": "pkg", "version": "1.0.0"}')
+    deep = "x = " + "[" * 3000 + "]" * 3000 + ";"
+    fenced = "Here is my solution:\n\n```js\n" + code_corpus["test"][0][1] + "```\nHope it helps."
+    samples = [str(empty), str(binary), str(as_json), deep, fenced, code_corpus["test"][1][1]]
+    results = code_model.attribute(samples)
+    assert [bool(r.error) for r in results] == [True, True, True, False, False, False]
+    assert "empty" in results[0].error and "JSON" in results[2].error
+    assert results[4].label is not None
+
+
+def test_cli_train_folder_and_jsonl_with_fences(code_corpus, tmp_path: Path, capsys) -> None:
+    folder = tmp_path / "js"
+    for i, (lab, code) in enumerate(code_corpus["train"]):
+        (folder / lab).mkdir(parents=True, exist_ok=True)
+        (folder / lab / f"{i}.{'mjs' if i % 3 else 'js'}").write_text(code, encoding="utf-8")
+    out = tmp_path / "m"
+    assert main(["train", str(folder), "-o", str(out), "--json", "-q"]) == 0
+    payload = json.loads(capsys.readouterr().out)
+    assert payload["modality"] == "code" and payload["backbone"] == "code-structure"
+    probe = tmp_path / "probe.js"
+    probe.write_text(mangle(code_corpus["test"][0][1]), encoding="utf-8")
+    assert main(["attribute", str(out), str(probe), "--json", "-q"]) == 0
+    row = json.loads(capsys.readouterr().out)[0]
+    assert row["label"] in ("arrow-llm", "classic-dev", "unknown") and row["explanation"]
+
+    jsonl = tmp_path / "code.jsonl"
+    lines = [json.dumps({"code": f"```javascript\n{c}```", "label": lab}) for lab, c in code_corpus["train"]]
+    jsonl.write_text("\n".join(lines), encoding="utf-8")
+    out2 = tmp_path / "m2"
+    assert main(["train", str(jsonl), "-o", str(out2), "--modality", "code", "-q"]) == 0
+    again = Attributor.from_pretrained(out2)
+    assert again.modality == "code" and again.classes_ == ["arrow-llm", "classic-dev"]
