@@ -26,6 +26,7 @@ import numpy as np
 
 from detectors import create_extractor
 from detectors.js_transforms import mangle
+from openset import create_head
 from openset.metrics import accuracy, auroc, macro_f1
 from provenance.attributor import Attributor
 
@@ -84,6 +85,7 @@ def main() -> None:
     ap.add_argument("--backbone", default="default")
     ap.add_argument("--options", default="", help="JSON keyword arguments for the backbone")
     ap.add_argument("--head", default="linear")
+    ap.add_argument("--head-options", default="", help='JSON keyword arguments for the head, e.g. {"C": 0.01}')
     ap.add_argument("--open-set", default="msp")
     ap.add_argument("--no-augment-head", action="store_true", help="do not train the head on mangled copies")
     ap.add_argument("--seed", type=int, default=0)
@@ -104,7 +106,8 @@ def main() -> None:
     def make() -> Attributor:
         opts = json.loads(args.options) if args.options else {}
         ext = create_extractor(args.backbone, "code", **opts)
-        return Attributor(ext, head=args.head, open_set=args.open_set, augment_head=not args.no_augment_head)
+        head = create_head(args.head, **json.loads(args.head_options)) if args.head_options else args.head
+        return Attributor(ext, head=head, open_set=args.open_set, augment_head=not args.no_augment_head)
 
     t0 = time.perf_counter()
     model = make().fit([r["code"] for r in train], [r["label"] for r in train])

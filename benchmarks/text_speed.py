@@ -10,12 +10,14 @@ A model is trained on synthetic texts (made here, so the benchmark runs anywhere
 from __future__ import annotations
 
 import argparse
+import json
 import resource
 import time
 
 import numpy as np
 import torch
 
+from detectors import create_extractor
 from provenance.attributor import Attributor
 
 WORDS = (
@@ -49,10 +51,12 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=1000)
     ap.add_argument("--words", type=int, default=300)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--options", default="", help='JSON backbone settings, e.g. {"max_windows": 1}')
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     train, labels = synthetic_texts(400, args.words, 0)
-    model = Attributor(args.backbone, modality="text").fit(train, labels)
+    ext = create_extractor(args.backbone, "text", **(json.loads(args.options) if args.options else {}))
+    model = Attributor(ext).fit(train, labels)
     test, _ = synthetic_texts(args.n, args.words, 1)
     model.attribute(test[:20])
     t0 = time.perf_counter()
@@ -61,7 +65,8 @@ def main() -> None:
     assert all(r.ok for r in results)
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(
-        f"backbone={args.backbone}: {args.n} texts of {args.words} words in {dt:.2f} s = {args.n / dt:.0f} texts/s "
+        f"backbone={args.backbone} {args.options}: {args.n} texts of {args.words} words in {dt:.2f} s = "
+        f"{args.n / dt:.0f} texts/s "
         f"({args.threads} threads, explanations on); peak RSS {rss:.0f} MB"
     )
 

@@ -20,17 +20,28 @@ class LinearHead(Head):
     class_weight: ``"balanced"`` weighs classes inversely to their frequency, so a
         large class does not swamp small ones; ``None`` for plain weights.
     max_iter: solver iterations.
+    standardize: z-score every feature first (the default); ``False`` keeps the
+        extractor's own scaling (e.g. tf-idf blocks, where z-scoring would blow up
+        rare features).
     """
 
     name = "linear"
 
-    def __init__(self, C: float = 1.0, class_weight: str | None = "balanced", max_iter: int = 2000) -> None:
+    def __init__(
+        self, C: float = 1.0, class_weight: str | None = "balanced", max_iter: int = 2000, standardize: bool = True
+    ) -> None:
         self.C = C
         self.class_weight = class_weight
         self.max_iter = max_iter
+        self.standardize = standardize
 
     def get_config(self) -> dict[str, Any]:
-        return {"C": self.C, "class_weight": self.class_weight, "max_iter": self.max_iter}
+        return {
+            "C": self.C,
+            "class_weight": self.class_weight,
+            "max_iter": self.max_iter,
+            "standardize": self.standardize,
+        }
 
     def fit(self, X: Any, y: Sequence) -> LinearHead:
         if not self.C > 0:
@@ -39,8 +50,12 @@ class LinearHead(Head):
             raise ValueError(f"class_weight must be 'balanced' or None, got {self.class_weight!r}")
         X = check_features(X)
         self.classes_, codes = check_labels(y, X.shape[0])
-        self.mean_ = X.mean(axis=0)
-        self.scale_ = X.std(axis=0) + 1e-6
+        if self.standardize:
+            self.mean_ = X.mean(axis=0)
+            self.scale_ = X.std(axis=0) + 1e-6
+        else:
+            self.mean_ = np.zeros(X.shape[1], dtype=np.float32)
+            self.scale_ = np.ones(X.shape[1], dtype=np.float32)
         Z = (X - self.mean_) / self.scale_
         lr = LogisticRegression(C=self.C, class_weight=self.class_weight, max_iter=self.max_iter)
         lr.fit(Z, codes)
