@@ -268,7 +268,7 @@ def test_prototype_head_single_class_allowed(data: dict[str, np.ndarray]) -> Non
 
 
 def test_create_head_by_name() -> None:
-    assert set(HEADS) == {"linear", "prototype"}
+    assert set(HEADS) == {"linear", "prototype", "delta"}
     head = create_head("linear", C=3.0)
     assert isinstance(head, LinearHead) and head.get_config()["C"] == 3.0
     head = create_head("prototype", k=2, temperature=0.5)
@@ -461,3 +461,18 @@ def test_l2_normalize_zero_rows() -> None:
     out = l2_normalize(np.array([[3.0, 4.0], [0.0, 0.0]]))
     np.testing.assert_allclose(out, [[0.6, 0.8], [0.0, 0.0]])
     assert out.dtype == np.float32
+
+
+def test_linear_head_without_standardisation_keeps_feature_scale() -> None:
+    from openset import LinearHead
+
+    rng = np.random.default_rng(0)
+    X = np.vstack([rng.normal(0, 1, (30, 4)), rng.normal(2, 1, (30, 4))]).astype(np.float32)
+    y = ["a"] * 30 + ["b"] * 30
+    head = LinearHead(standardize=False).fit(X, y)
+    np.testing.assert_array_equal(head.mean_, 0)
+    np.testing.assert_array_equal(head.scale_, 1)
+    assert head.get_config()["standardize"] is False
+    assert (head.predict(X) == np.asarray(y)).mean() > 0.9
+    z = LinearHead().fit(X, y)
+    assert not np.allclose(z.mean_, 0)
