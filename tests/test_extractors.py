@@ -195,7 +195,12 @@ CHEAP_KWARGS: dict[str, dict[str, Any]] = {
             {"name": "residual-stats", "config": {"patch_size": 32, "spectrum_bins": 8}},
         ]
     },
+    "stylometry": {"char_features": 50, "word_features": 20},
+    "function-words": {},
+    "minilm": {"max_tokens": 64},  # the encoder loads lazily, on first use
+    "code-structure": {"views": ["structure"]},
 }
+MODALITY = {"stylometry": "text", "function-words": "text", "minilm": "text", "code-structure": "code"}
 
 
 def test_list_extractors_names_every_family() -> None:
@@ -209,7 +214,7 @@ def test_create_every_extractor_and_rebuild_from_config(name: str, tiny_clip_arc
     ext = create_extractor(name, **CHEAP_KWARGS[name])
     assert isinstance(ext, Extractor)
     assert ext.name == name
-    assert ext.modality == "image"
+    assert ext.modality == MODALITY.get(name, "image")
     config = json.loads(json.dumps(ext.get_config()))  # JSON-serialisable
     again = create_extractor(name, **config)
     assert type(again) is type(ext)
@@ -225,9 +230,9 @@ def test_default_image_backbone() -> None:
 
 
 def test_default_for_unknown_modality_is_rejected() -> None:
-    with pytest.raises(ValueError, match="text") as err:
-        create_extractor("default", modality="text")
-    assert "image" in str(err.value)
+    with pytest.raises(ValueError, match="audio") as err:
+        create_extractor("default", modality="audio")
+    assert all(m in str(err.value) for m in ("image", "text", "code"))
 
 
 def test_clip_string_form_passes_architecture_and_kwargs(tiny_clip_arch: str) -> None:
