@@ -312,6 +312,19 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 # ---------------------------------------------------------------------- parser
+def _add_whitebox_flags(p: argparse.ArgumentParser) -> None:
+    """The white-box check's settings, shared by `verify --weights` and `fingerprint --weights`."""
+    p.add_argument("--crop", type=int, metavar="PX", help="white-box: reconstruct a centred PX crop (default: whole)")
+    p.add_argument(
+        "--inversion-steps",
+        type=int,
+        default=100,
+        metavar="N",
+        help="white-box: Adam steps refining each latent before scoring (default 100; 0: one encode-decode pass, "
+        "fast but blind to a sibling model of the same architecture)",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--json", action="store_true", help="print JSON only on stdout")
@@ -456,20 +469,12 @@ Four ways to state the source:
     p.add_argument("--author", metavar="NAME", help="with --same-author: the known texts' author, if MODEL knows them")
     p.add_argument("--keyed-model", metavar="DIR", help="with --key: the keyed generator folder holding the decoder")
     p.add_argument("--negatives", nargs="+", default=[], metavar="NEG", help="with a raw --weights folder")
-    p.add_argument("--crop", type=int, metavar="PX", help="with --weights: reconstruct a centred PX crop")
     p.add_argument(
         "--fpr",
         type=float,
         help="false-positive rate of --weights (default 0.05) and --key decisions (default: the keyed model's, 1e-6)",
     )
-    p.add_argument(
-        "--inversion-steps",
-        type=int,
-        default=100,
-        metavar="N",
-        help="white-box: Adam steps refining each latent before scoring (default 100; 0: one encode-decode pass, "
-        "fast but blind to a sibling model of the same architecture)",
-    )
+    _add_whitebox_flags(p)
     p.set_defaults(func=cmd_verify)
 
     p = sub.add_parser(
@@ -502,15 +507,7 @@ Verify later with `provenance verify SAMPLE... --fingerprint DIR`.""",
         choices=["mle", "mean"],
         help="residual fingerprint: mle for a multiplicative camera PRNU (default), mean for an additive pattern",
     )
-    p.add_argument("--crop", type=int, metavar="PX", help="white-box: reconstruct a centred PX crop (default: whole)")
-    p.add_argument(
-        "--inversion-steps",
-        type=int,
-        default=100,
-        metavar="N",
-        help="white-box: Adam steps refining each latent before scoring (default 100; 0: one encode-decode pass, "
-        "fast but blind to a sibling model of the same architecture)",
-    )
+    _add_whitebox_flags(p)
     p.set_defaults(func=cmd_fingerprint)
 
     p = sub.add_parser(
