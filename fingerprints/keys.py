@@ -286,12 +286,12 @@ class KeyedGenerator:
         self,
         bits: int = 32,
         latent_dim: int = 64,
-        base_channels: int = 64,
+        base_channels: int = 128,
         upsample: str = "transpose",
         image_size: int = 64,
         modulated_stages: int | None = None,
         mapper_hidden: int = 128,
-        decoder_channels: int = 32,
+        decoder_channels: int = 48,
         batch_size: int = 32,
         lr: float = 3e-3,
         image_weight: float = 0.3,
@@ -487,7 +487,7 @@ class KeyedGenerator:
     # ------------------------------------------------------------------ training
     def fit(
         self,
-        steps: int = 1000,
+        steps: int = 3000,
         seed: int = 0,
         generator: DCGANGenerator | None = None,
         *,
