@@ -35,6 +35,14 @@ class FusionExtractor(Extractor):
         return self.parts[0].modality
 
     @property
+    def head_defaults(self) -> dict[str, dict[str, Any]]:  # type: ignore[override]
+        """The parts' head settings; where parts disagree the first part's win."""
+        merged: dict[str, dict[str, Any]] = {}
+        for part in reversed(self.parts):
+            merged.update(part.head_defaults)
+        return merged
+
+    @property
     def trainable(self) -> bool:  # type: ignore[override]
         return True  # block statistics are always learnt
 
@@ -78,6 +86,22 @@ class FusionExtractor(Extractor):
         return np.concatenate(
             [(b - m) / s for b, m, s in zip(blocks, self.block_mean_, self.block_scale_, strict=True)], axis=1
         ).astype(np.float32)
+
+    def feature_names(self) -> list[str] | None:
+        """Every part's column names, prefixed with the part (``stylometry/function:'upon'``);
+        a part that names no columns gets ``minilm/dim-0``, ``minilm/dim-1``, ... None when
+        no part names its columns (nothing a person could read)."""
+        if self.block_mean_ is None:
+            raise RuntimeError("fusion extractor is not fitted: call fit() first")
+        if not any(hasattr(part, "feature_names") for part in self.parts):
+            return None
+        names = []
+        for part, mean in zip(self.parts, self.block_mean_, strict=True):
+            own = part.feature_names() if hasattr(part, "feature_names") else None
+            if own is None or len(own) != len(mean):
+                own = [f"dim-{i}" for i in range(len(mean))]
+            names.extend(f"{part.registry_name}/{n}" for n in own)
+        return names
 
     def state_dict(self) -> dict[str, np.ndarray]:
         if self.block_mean_ is None or self.block_scale_ is None:

@@ -246,9 +246,10 @@ class Attributor:
 
     def _explain(self, x: np.ndarray, order: np.ndarray) -> list[dict[str, Any]] | None:
         names = getattr(self.extractor, "feature_names", None)
-        if names is None or len(order) < 2:
+        feature_names = names() if names is not None and len(order) >= 2 else None
+        if not feature_names:
             return None
-        return explain(self.head, x, names(), self.class_means_, int(order[0]), int(order[1]))
+        return explain(self.head, x, feature_names, self.class_means_, int(order[0]), int(order[1]))
 
     def attribute(
         self, samples: Sequence[Any] | Any, progress: bool = False, top_k: int = 5, explain: bool = True

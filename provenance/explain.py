@@ -50,7 +50,9 @@ def explain(
     for j in order:
         if shares[j] <= 0:
             break
-        family, _, name = feature_names[j].partition(":")
+        family, sep, name = feature_names[j].partition(":")
+        if not sep:  # an unnamed column, e.g. "minilm/dim-3": its family is the part
+            family, name = feature_names[j].split("/", 1)[0], feature_names[j]
         item: dict[str, Any] = {
             "feature": feature_names[j],
             "family": family,

@@ -256,3 +256,13 @@ def test_sublinear_tf_idf_and_l2() -> None:
     X = ext.extract(["zqq"])[0]  # z once, q twice, zq once, a never
     raw = np.array([1.0, 1.0 + np.log(2.0), 2.0, 0.0])
     np.testing.assert_allclose(X, raw / np.linalg.norm(raw), rtol=1e-6)
+
+
+def test_fusion_of_text_backbones_names_its_columns(corpus) -> None:
+    texts, labels = [t for _, t in corpus["train"]], [a for a, _ in corpus["train"]]
+    ext = create_extractor("fusion:function-words+stylometry", "text")
+    model = Attributor(ext).fit(texts, labels)
+    names = model.extractor.feature_names()
+    assert names[0] == "function-words/function:'a'" and len(names) == model.bank_.shape[1]
+    r = model.attribute(corpus["test"][0][1])[0]
+    assert r.explanation and "/" in r.explanation[0]["family"]
