@@ -52,6 +52,11 @@ class Extractor:
         """Convenience: :meth:`load` then :meth:`features` (raises on the first bad sample)."""
         return self.features([self.load(s) for s in samples], progress=progress)
 
+    def notes(self, loaded: Any) -> list[str]:
+        """Caveats about one loaded sample that its result should carry (e.g. "only a prefix was
+        read", "does not fully parse"); none by default."""
+        return []
+
     def augment(self, loaded: Any, rng: np.random.Generator) -> Any | None:
         """A perturbed copy of one loaded sample, used to make the head robust to the
         processing samples meet in the wild (None: this extractor has no augmentation)."""

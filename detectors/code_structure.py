@@ -1315,6 +1315,19 @@ class CodeStructureExtractor(Extractor):
                 )
         return code
 
+    def notes(self, loaded: Any) -> list[str]:
+        """Says when only a prefix was analysed, and when the code does not fully parse."""
+        out = []
+        if getattr(loaded, "truncated", False):
+            out.append(f"only the first {len(loaded):,} of {loaded.original_chars:,} characters were analysed")
+        pc = parse(loaded[: self.max_chars])
+        if pc.has_errors:
+            out.append(
+                f"does not fully parse as JavaScript ({pc.describe()}; TypeScript, prose or a fragment?): "
+                "the features come from the parts that parsed"
+            )
+        return out
+
     def augment(self, loaded: Any, rng: np.random.Generator) -> str | None:
         """A rewritten copy: comments stripped, whitespace minified, names renamed, or all three."""
         from detectors.js_transforms import mangle, minify_whitespace, rename_identifiers, strip_comments

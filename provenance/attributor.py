@@ -261,7 +261,8 @@ class Attributor:
         """
         self._check_fitted()
         samples = _as_batch(samples)
-        feats, positions, errors = self.features(samples, progress=progress)
+        loaded, positions, errors = self.load_samples(samples)
+        feats = self.extractor.features(loaded, progress=progress) if loaded else np.zeros((0, 0), np.float32)
         results: list[Attribution] = [None] * len(samples)  # type: ignore[list-item]
         common = {"modality": self.modality, "backbone": self.extractor.registry_name, "model": self.name}
         for i, msg in errors.items():
@@ -282,6 +283,7 @@ class Attributor:
                 results[i] = Attribution(
                     sample=describe_sample(samples[i]),
                     explanation=self._explain(feats[row], order) if explain else None,
+                    notes=self.extractor.notes(loaded[row]),
                     label=label,
                     score=score,
                     unknown=unknown and not enrolled,

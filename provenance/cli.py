@@ -113,6 +113,8 @@ def _format_result(r: dict[str, Any]) -> str:
     cands = ", ".join(f"{lab} {s:.2f}" for lab, s in r["candidates"][:3])
     flag = " (rejected as unknown)" if r["unknown"] else ""
     line = f"{r['sample']}: {r['label']} score={r['score']:.3f}{flag}  [{cands}]"
+    for note in r.get("notes") or []:
+        line += f"\n    note: {note}"
     if r.get("explanation"):
         from provenance.explain import describe
 

@@ -19,7 +19,8 @@ class Attribution:
     compared with ``threshold`` (higher means more like a known source). A sample
     that could not be read has ``error`` set and ``label`` None. ``enrolled`` is true
     when the label is a source enrolled after training (then ``score`` is that source's
-    one-class score, not a probability).
+    one-class score, not a probability). ``notes`` carries caveats about how the sample
+    was read (a prefix only, code that did not fully parse).
     """
 
     sample: str
@@ -34,6 +35,7 @@ class Attribution:
     open_set_score: float | None = None
     threshold: float | None = None
     explanation: list[dict[str, Any]] | None = None
+    notes: list[str] = field(default_factory=list)
     error: str | None = None
 
     @property

@@ -121,3 +121,15 @@ def test_cli_train_folder_and_jsonl_with_fences(code_corpus, tmp_path: Path, cap
     assert main(["train", str(jsonl), "-o", str(out2), "--modality", "code", "-q"]) == 0
     again = Attributor.from_pretrained(out2)
     assert again.modality == "code" and again.classes_ == ["arrow-llm", "classic-dev"]
+
+
+def test_results_say_when_code_does_not_fully_parse(code_model, code_corpus, capsys, tmp_path: Path) -> None:
+    typescript = "interface Point { x: number; y: number }\nfunction norm(p: Point): number { return p.x + p.y; }\n"
+    clean, ts = code_model.attribute([code_corpus["test"][0][1], typescript])
+    assert clean.notes == []
+    assert ts.ok and any("does not fully parse" in n for n in ts.notes)
+    saved = code_model.save_pretrained(tmp_path / "m")
+    probe = tmp_path / "p.ts.js"
+    probe.write_text(typescript)
+    assert main(["attribute", str(saved), str(probe), "-q"]) == 0
+    assert "note: does not fully parse" in capsys.readouterr().out
