@@ -62,7 +62,8 @@ def main() -> None:
         with torch.no_grad():
             logits = torch.cat([forward([r["text"] for r in test[i : i + 64]]) for i in range(0, len(test), 64)])
         logits = logits.numpy()
-        print(f"epoch {epoch}: {time.perf_counter() - t0:.0f} s, test accuracy {(logits.argmax(1) == y_test).mean():.3f}")
+        acc = (logits.argmax(1) == y_test).mean()
+        print(f"epoch {epoch}: {time.perf_counter() - t0:.0f} s, test accuracy {acc:.3f}")
 
     model = Attributor("stylometry", modality="text").fit(texts, [r["label"] for r in train])
     results = model.attribute([r["text"] for r in test], explain=False, top_k=len(classes))
