@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from benchmarks.splits import split_by_group
 from detectors import create_extractor
 from detectors.image_io import load_image
 from provenance.attributor import Attributor
@@ -39,11 +40,8 @@ def half(image: np.ndarray) -> np.ndarray:
 
 
 def split_rows(rows: list[dict], seed: int, test_share: float = 1 / 3) -> tuple[list[dict], list[dict]]:
-    prompts = sorted({r["prompt"] for r in rows})
-    rng = np.random.default_rng(seed)
-    rng.shuffle(prompts)
-    test = set(prompts[: round(len(prompts) * test_share)])
-    return [r for r in rows if r["prompt"] not in test], [r for r in rows if r["prompt"] in test]
+    """Split by prompt: no test prompt is seen in training."""
+    return split_by_group(rows, "prompt", seed, test_share)
 
 
 def make_model(args: argparse.Namespace, seed: int) -> Attributor:

@@ -29,6 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
+from benchmarks.splits import split_by_group
 from detectors import create_extractor
 from detectors.js_transforms import mangle
 from openset import create_head
@@ -52,11 +53,8 @@ def load_set(name: str, data: Path) -> list[dict]:
 
 
 def split(rows: list[dict], seed: int, test_share: float = 0.3) -> tuple[list[dict], list[dict]]:
-    groups = sorted({r["group"] for r in rows})
-    rng = np.random.default_rng(seed)
-    rng.shuffle(groups)
-    test = set(groups[: round(len(groups) * test_share)])
-    return [r for r in rows if r["group"] not in test], [r for r in rows if r["group"] in test]
+    """Split by task / prompt: no test task is seen in training."""
+    return split_by_group(rows, "group", seed, test_share)
 
 
 _TERSER_JS = """

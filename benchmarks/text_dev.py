@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from benchmarks.splits import split_by_group
 from detectors import create_extractor
 from openset.metrics import accuracy, auroc, macro_f1
 from provenance.attributor import Attributor
@@ -30,11 +31,7 @@ def read_jsonl(path: Path) -> list[dict]:
 
 def split(rows: list[dict], key: str, seed: int, test_share: float = 0.3) -> tuple[list[dict], list[dict]]:
     """Split so that no value of ``key`` (instruction, headline row) is on both sides."""
-    groups = sorted({r[key] for r in rows})
-    rng = np.random.default_rng(seed)
-    rng.shuffle(groups)
-    test = set(groups[: round(len(groups) * test_share)])
-    return [r for r in rows if r[key] not in test], [r for r in rows if r[key] in test]
+    return split_by_group(rows, key, seed, test_share)
 
 
 def load_set(name: str, data: Path) -> tuple[list[dict], str]:

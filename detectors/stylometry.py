@@ -319,7 +319,7 @@ class StylometryExtractor(Extractor):
             raise ValueError("char_features and word_features must be positive")
         self.vocabulary = {k: list(v) for k, v in (vocabulary or {}).items()}
         self.idf_: dict[str, np.ndarray] = {}
-        self._vectorizers: dict[str, Any] = {}
+        self._counters: dict[str, Any] = {}
 
     # ------------------------------------------------------------------ config
     def get_config(self) -> dict[str, Any]:
@@ -379,17 +379,17 @@ class StylometryExtractor(Extractor):
             self.vocabulary[fam] = [str(t) for t in terms[keep]]
             df = np.asarray((counts[:, keep] > 0).sum(axis=0)).ravel()
             self.idf_[fam] = np.log((1 + len(loaded)) / (1 + df)) + 1.0
-            self._vectorizers.pop(fam, None)
+            self._counters.pop(fam, None)
         return self
 
     def _ngrams(self, family: str, texts: Sequence[str]) -> np.ndarray:
         if family not in self.vocabulary or family not in self.idf_:
             raise RuntimeError("stylometry extractor is not fitted: call fit() (or load a saved model)")
-        counter = self._vectorizers.get(family)
+        counter = self._counters.get(family)
         if counter is None:
             vocab = self.vocabulary[family]
             counter = CharNgramCounter(vocab) if family == "char" else WordNgramCounter(vocab)
-            self._vectorizers[family] = counter
+            self._counters[family] = counter
         tf = counter.counts(texts)
         seen = tf > 0
         tf[seen] = 1.0 + np.log(tf[seen])  # sublinear tf

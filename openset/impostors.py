@@ -74,16 +74,13 @@ class ImpostorsVerifier:
             for is_same in (True, False):
                 author = rich[rng.integers(len(rich))]
                 idx = rng.permutation(np.flatnonzero(y == author))
-                probe = idx[0]
+                known = idx[1 : 1 + max(1, min(3, len(idx) - 1))]
                 if is_same:
-                    known = idx[1 : 1 + max(1, min(3, len(idx) - 1))]
-                    probe_row = self.bank_[probe]
+                    probe_row = self.bank_[idx[0]]
                 else:
                     others = np.flatnonzero(y != author)
                     probe_row = self.bank_[others[rng.integers(len(others))]]
-                    known = idx[1 : 1 + max(1, min(3, len(idx) - 1))]
-                exclude = np.flatnonzero(y == author)
-                raw.append(self._raw(probe_row, self.bank_[known], exclude, rng))
+                raw.append(self._raw(probe_row, self.bank_[known], self._impostor_pool(author), rng))
                 same.append(is_same)
         from sklearn.linear_model import LogisticRegression
 
@@ -91,10 +88,14 @@ class ImpostorsVerifier:
         self.coef_, self.intercept_ = float(lr.coef_[0, 0]), float(lr.intercept_[0])
         return self
 
-    def _raw(self, probe: np.ndarray, known: np.ndarray, exclude: np.ndarray, rng: np.random.Generator) -> float:
-        pool = np.setdiff1d(np.arange(len(self.bank_)), exclude)
+    def _impostor_pool(self, known_label: str | None) -> np.ndarray:
+        """Bank rows that may serve as impostors: all but the known author's own texts."""
+        pool = np.flatnonzero(self.labels_ != known_label) if known_label is not None else np.arange(len(self.bank_))
         if pool.size == 0:
             raise ValueError("no impostors left in the bank once the known author's texts are set aside")
+        return pool
+
+    def _raw(self, probe: np.ndarray, known: np.ndarray, pool: np.ndarray, rng: np.random.Generator) -> float:
         d = probe.shape[0]
         k = max(1, round(self.feature_share * d))
         centroid = known.mean(axis=0)
@@ -123,14 +124,18 @@ class ImpostorsVerifier:
         K = (check_features(known, d, name="known").astype(np.float64) - self.mean_) / self.scale_
         if len(K) == 0:
             raise ValueError("no known texts to compare with")
-        exclude = np.flatnonzero(self.labels_ == known_label) if known_label is not None else np.zeros(0, int)
+        pool = self._impostor_pool(known_label)
         rng = np.random.default_rng(self.seed)
-        return np.asarray([self._raw(x, K, exclude, rng) for x in X])
+        return np.asarray([self._raw(x, K, pool, rng) for x in X])
+
+    def probability(self, raw: Any) -> np.ndarray:
+        """Same-author probability of raw scores from :meth:`score` (the calibration fitted in :meth:`fit`)."""
+        self._check_fitted()
+        return 1.0 / (1.0 + np.exp(-(self.coef_ * np.asarray(raw, dtype=np.float64) + self.intercept_)))
 
     def predict_proba(self, X: Any, known: Any, known_label: str | None = None) -> np.ndarray:
         """Calibrated probability that each row of ``X`` shares the known texts' author."""
-        raw = self.score(X, known, known_label)
-        return 1.0 / (1.0 + np.exp(-(self.coef_ * raw + self.intercept_)))
+        return self.probability(self.score(X, known, known_label))
 
     def get_params(self, deep: bool = True) -> dict[str, Any]:
         """The constructor parameters (scikit-learn convention)."""

@@ -30,7 +30,7 @@ from openset.metrics import (
 from openset.scores import OpenSetScore
 from openset.serialization import flatten_state, read_model_dir, split_state, write_model_dir
 from provenance.enrollment import EnrolledSources
-from provenance.explain import explain
+from provenance.explain import explain as explain_decision
 from provenance.result import UNKNOWN, Attribution
 
 #: at most this many training feature rows are kept as the negative bank for enrollment
@@ -244,12 +244,10 @@ class Attributor:
         os_scores = self.open_set.score(X, softmax(decision))
         return softmax(decision / self.temperature_), os_scores
 
-    def _explain(self, x: np.ndarray, order: np.ndarray) -> list[dict[str, Any]] | None:
+    def _feature_names(self) -> list[str] | None:
+        """The extractor's column names when it has them (text and code), else None."""
         names = getattr(self.extractor, "feature_names", None)
-        feature_names = names() if names is not None and len(order) >= 2 else None
-        if not feature_names:
-            return None
-        return explain(self.head, x, feature_names, self.class_means_, int(order[0]), int(order[1]))
+        return (names() or None) if names is not None else None
 
     def attribute(
         self, samples: Sequence[Any] | Any, progress: bool = False, top_k: int = 5, explain: bool = True
@@ -268,6 +266,8 @@ class Attributor:
         for i, msg in errors.items():
             results[i] = Attribution(sample=describe_sample(samples[i]), label=None, error=msg, **common)
         if positions:
+            # named once per call: building thousands of names per sample would dominate text attribution
+            names = self._feature_names() if explain else None
             proba, os_scores = self.scores(feats)
             classes = np.asarray(self.classes_)
             enrolled_hits = self.enrolled.best_accepting(feats) if len(self.enrolled) else [None] * len(feats)
@@ -282,7 +282,11 @@ class Attributor:
                     label, score = enrolled_hits[row][0], float(enrolled_scores[enrolled_hits[row][0]][row])
                 results[i] = Attribution(
                     sample=describe_sample(samples[i]),
-                    explanation=self._explain(feats[row], order) if explain else None,
+                    explanation=(
+                        explain_decision(self.head, feats[row], names, self.class_means_, int(order[0]), int(order[1]))
+                        if names and len(order) >= 2
+                        else None
+                    ),
                     notes=self.extractor.notes(loaded[row]),
                     label=label,
                     score=score,
@@ -405,8 +409,8 @@ class Attributor:
             for i, s in enumerate(samples)
         ]
         if positions:
-            prob = verifier.predict_proba(feats, kfeats, known_label)
             raw = verifier.score(feats, kfeats, known_label)
+            prob = verifier.probability(raw)
             for row, i in enumerate(positions):
                 rows[i].update(
                     same_author_probability=float(prob[row]), score=float(raw[row]), match=bool(prob[row] >= 0.5)

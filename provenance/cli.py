@@ -197,7 +197,7 @@ def _fingerprint_verifier(args: argparse.Namespace):
     from fingerprints.whitebox import FORMAT as WHITEBOX_FORMAT
     from fingerprints.whitebox import AutoencoderVerifier, NotADiffusersModelError
     from openset.serialization import CONFIG_NAME, ModelFormatError
-    from provenance.source_verification import load_fingerprint
+    from provenance.source_verification import load_fingerprint, saved_format
 
     try:
         if args.fingerprint:
@@ -206,8 +206,8 @@ def _fingerprint_verifier(args: argparse.Namespace):
             if not args.keyed_model:
                 raise UsageError("--key needs --keyed-model DIR: the keyed generator whose decoder reads the key")
             return KeyedGenerator.from_pretrained(args.keyed_model)
-        cfg = Path(args.weights) / CONFIG_NAME
-        if cfg.is_file() and f'"{WHITEBOX_FORMAT}"' in cfg.read_text(encoding="utf-8", errors="replace"):
+        # a folder saved by `fingerprint --weights` is a calibrated check; anything else, the model itself
+        if (Path(args.weights) / CONFIG_NAME).is_file() and saved_format(args.weights) == WHITEBOX_FORMAT:
             return AutoencoderVerifier.from_pretrained(args.weights)
         if not args.negatives:
             raise UsageError(

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from detectors.errors import SampleError, describe_sample
-from detectors.image_io import ImageInput, as_image_list
+from detectors.image_io import ImageInput, as_image_list, load_image
 from detectors.progress import progress_bar
 from fingerprints import keys as keys_module
 from fingerprints import residual as residual_module
@@ -28,10 +28,28 @@ from openset.serialization import CONFIG_NAME, ModelFormatError
 
 Verifier = residual_module.ResidualFingerprint | whitebox_module.AutoencoderVerifier
 
+#: images decoded and checked together
+_CHUNK = 32
+
 _FORMATS = {
     residual_module.FORMAT: residual_module.ResidualFingerprint,
     whitebox_module.FORMAT: whitebox_module.AutoencoderVerifier,
 }
+
+
+def saved_format(directory: str | os.PathLike) -> str | None:
+    """The ``format`` a folder's ``config.json`` declares (None when it declares none).
+
+    Raises :class:`openset.serialization.ModelFormatError` when there is no readable config.
+    """
+    cfg = Path(directory) / CONFIG_NAME
+    try:
+        config = json.loads(cfg.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ModelFormatError(f"{directory}: no {CONFIG_NAME}; not a saved fingerprint") from None
+    except (OSError, ValueError) as exc:
+        raise ModelFormatError(f"{cfg}: unreadable config ({exc})") from None
+    return config.get("format") if isinstance(config, dict) else None
 
 
 def load_fingerprint(directory: str | os.PathLike) -> Verifier:
@@ -40,13 +58,7 @@ def load_fingerprint(directory: str | os.PathLike) -> Verifier:
     Raises :class:`openset.serialization.ModelFormatError` for anything else (an
     attributor, a keyed generator, a missing folder), naming the folder and the reason.
     """
-    cfg = Path(directory) / CONFIG_NAME
-    try:
-        fmt = json.loads(cfg.read_text(encoding="utf-8")).get("format")
-    except FileNotFoundError:
-        raise ModelFormatError(f"{directory}: no {CONFIG_NAME}; not a saved fingerprint") from None
-    except (OSError, ValueError, AttributeError) as exc:
-        raise ModelFormatError(f"{cfg}: unreadable config ({exc})") from None
+    fmt = saved_format(directory)
     cls = _FORMATS.get(fmt)
     if cls is None:
         raise ModelFormatError(
@@ -96,34 +108,42 @@ def verify_with(
     if method != "embedded-key" and verifier.threshold_ is None:
         raise ValueError(f"the {method} verifier has no threshold: calibrate it on negatives first")
 
-    rows = []
-    for i, sample in enumerate(progress_bar(images, desc="verify", enabled=progress)):
-        name = _name(sample, i)
-        try:
-            if method == "embedded-key":
-                out = verifier.verify([sample], key, fpr=fpr)[0]
-                score = out["bit_accuracy"]
-            else:
-                out = verifier.verify([sample])[0]
-                score = out["score"]
-                if method == "whitebox-autoencoder":
-                    out["reconstruction_error"] = out.pop("error")
-        except SampleError as exc:
-            rows.append(_error_row(name, method, exc))
+    def check(batch: list[Any]) -> list[dict[str, Any]]:
+        return verifier.verify(batch, key, fpr=fpr) if method == "embedded-key" else verifier.verify(batch)
+
+    def row(name: str, out: dict[str, Any]) -> dict[str, Any]:
+        out = dict(out)
+        score = out["bit_accuracy"] if method == "embedded-key" else out.pop("score")
+        if method == "whitebox-autoencoder":
+            out["reconstruction_error"] = out.pop("error")
+        match, threshold = out.pop("match"), float(out.pop("threshold"))
+        return {"sample": name, "method": method, "match": match, "score": float(score), "threshold": threshold,
+                "error": None, **out}  # fmt: skip
+
+    rows: list[dict[str, Any]] = [{} for _ in images]
+    starts = range(0, len(images), _CHUNK)
+    for start in progress_bar(starts, enabled=progress, desc="verify", total=len(starts)):
+        # images are decoded first, one by one, so an unreadable one costs only its own row;
+        # the readable ones are then checked together (the white-box check batches their crops)
+        ready: list[tuple[int, Any]] = []
+        for i in range(start, min(start + _CHUNK, len(images))):
+            try:
+                ready.append((i, load_image(images[i], name=_name(images[i], i))))
+            except SampleError as exc:
+                rows[i] = _error_row(_name(images[i], i), method, exc)
+        if not ready:
             continue
-        out.pop("score", None)
-        rows.append(
-            {
-                "sample": name,
-                "method": method,
-                "match": out.pop("match"),
-                "score": float(score),
-                "threshold": float(out.pop("threshold")),
-                "error": None,
-                **out,
-            }
-        )
+        try:
+            outs = check([img for _, img in ready])
+        except SampleError:
+            outs = None  # one image the verifier cannot use (e.g. too small): check them one at a time
+        for n, (i, _) in enumerate(ready):
+            name = _name(images[i], i)
+            try:
+                rows[i] = row(name, outs[n] if outs is not None else check([images[i]])[0])
+            except SampleError as exc:
+                rows[i] = _error_row(name, method, exc)
     return rows
 
 
-__all__ = ["Verifier", "load_fingerprint", "verify_with"]
+__all__ = ["Verifier", "load_fingerprint", "saved_format", "verify_with"]
