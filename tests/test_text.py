@@ -266,3 +266,12 @@ def test_fusion_of_text_backbones_names_its_columns(corpus) -> None:
     assert names[0] == "function-words/function:'a'" and len(names) == model.bank_.shape[1]
     r = model.attribute(corpus["test"][0][1])[0]
     assert r.explanation and "/" in r.explanation[0]["family"]
+
+
+def test_api_attribute_takes_the_text_itself(text_model, corpus, tmp_path: Path) -> None:
+    import provenance
+
+    folder = text_model.save_pretrained(tmp_path / "authors")
+    text = corpus["test"][0][1]
+    r = provenance.attribute(text, model=str(folder))
+    assert r.ok and r.modality == "text" and r.label == text_model.attribute(text)[0].label
