@@ -1,6 +1,6 @@
 """Bit accuracy of embedded keys: clean, JPEG 75, 0.5x resize, centre crop 48/64.
 
-Trains a WOUAF-style keyed generator (fingerprints.keys), then for 10 random keys
+Trains a WOUAF-style keyed generator (provenance.fingerprints.keys), then for 10 random keys
 generates 20 images each and reads the keys back. Prints bit accuracies, PSNR of
 keyed vs unkeyed images, the match rate at the default threshold and the false-match
 rate on unkeyed images and images of other keys.
@@ -16,8 +16,8 @@ import time
 import numpy as np
 import torch
 
-from detectors.augment import jpeg_roundtrip, rescale
-from fingerprints.keys import KeyedGenerator, random_key
+from provenance.detectors.image.augment import jpeg_roundtrip, rescale
+from provenance.fingerprints.keys import KeyedGenerator, random_key
 
 
 def main() -> None:

@@ -1,10 +1,10 @@
-"""Attribution speed and peak memory for 512x512 PNG files with an image backbone.
+"""Attribution speed and peak memory for 512x512 PNG files with an image extractor.
 
 The model is trained briefly on synthetic images (weights do not change the cost of
 a forward pass); then N 512x512 PNGs made from scikit-image photos are attributed
 from disk, decoding included.
 
-    python benchmarks/image_speed.py --backbone default --n 200 --threads 2
+    python benchmarks/image_speed.py --extractor default --n 200 --threads 2
 """
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-from detectors import create_extractor
 from provenance.attributor import Attributor
+from provenance.detectors import create_extractor
 
 
 def photos_512(n: int, folder: Path) -> list[str]:
@@ -41,7 +41,7 @@ def photos_512(n: int, folder: Path) -> list[str]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--backbone", default="default")
+    ap.add_argument("--extractor", "--backbone", dest="extractor", default="default")
     ap.add_argument("--n", type=int, default=200, help="images to attribute")
     ap.add_argument("--threads", type=int, default=2, help="torch threads (CPU cores)")
     ap.add_argument("--batch", type=int, default=16, help="images per attribute() call")
@@ -52,13 +52,13 @@ def main() -> None:
         paths = photos_512(args.n, folder)
         train = paths[:24]
         labels = ["a", "b", "c"] * 8
-        opts = {"steps": 5} if args.backbone in ("default", "residual-cnn") else {}
-        if args.backbone == "default":
+        opts = {"steps": 5} if args.extractor in ("default", "residual-cnn") else {}
+        if args.extractor == "default":
             ext = create_extractor(
                 "fusion", parts=[{"name": "residual-cnn", "config": opts}, {"name": "residual-stats"}]
             )
         else:
-            ext = create_extractor(args.backbone, **opts)
+            ext = create_extractor(args.extractor, **opts)
         model = Attributor(ext).fit(train, labels)
         model.attribute(paths[:4])  # warm-up
         t0 = time.perf_counter()
@@ -67,7 +67,7 @@ def main() -> None:
             assert all(r.ok for r in results)
         dt = time.perf_counter() - t0
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(f"backbone={args.backbone} threads={args.threads} images={args.n} (512x512 PNG from disk)")
+    print(f"extractor={args.extractor} threads={args.threads} images={args.n} (512x512 PNG from disk)")
     print(f"images/s: {args.n / dt:.1f}   ms/image: {1000 * dt / args.n:.1f}   peak RSS: {peak_mb:.0f} MB")
 
 

@@ -4,7 +4,7 @@ Split by prompt: a third of the prompts are test prompts, never seen in training
 Prints closed-set accuracy and macro-F1 (clean, JPEG quality 75, 0.5x resize) and,
 with --logo, a leave-one-generator-out open-set run (AUROC, OSCR per held-out generator).
 
-    python benchmarks/imagen_dev.py --backbone default --open-set mahalanobis --logo
+    python benchmarks/imagen_dev.py --extractor default --open-set mahalanobis --logo
 """
 
 from __future__ import annotations
@@ -21,9 +21,10 @@ import numpy as np
 from PIL import Image
 
 from benchmarks.splits import split_by_group
-from detectors import create_extractor
-from detectors.image_io import load_image
 from provenance.attributor import Attributor
+from provenance.detectors import create_extractor
+from provenance.detectors.image.reading import load_image
+from provenance.evaluation import evaluate
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "images" / "imagen-dev"
 
@@ -46,7 +47,7 @@ def split_rows(rows: list[dict], seed: int, test_share: float = 1 / 3) -> tuple[
 
 def make_model(args: argparse.Namespace, seed: int) -> Attributor:
     opts = json.loads(args.options) if args.options else {}
-    ext = create_extractor(args.backbone, "image", **opts)
+    ext = create_extractor(args.extractor, "image", **opts)
     return Attributor(
         ext,
         head=args.head,
@@ -60,14 +61,14 @@ def make_model(args: argparse.Namespace, seed: int) -> Attributor:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", type=Path, default=DATA)
-    ap.add_argument("--backbone", default="default")
-    ap.add_argument("--options", default="", help="JSON keyword arguments for the backbone")
+    ap.add_argument("--extractor", "--backbone", dest="extractor", default="default")
+    ap.add_argument("--options", default="", help="JSON keyword arguments for the extractor")
     ap.add_argument("--head", default="linear")
     ap.add_argument("--open-set", default="mahalanobis")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--no-augment-head", action="store_true", help="train the head on clean images only")
     ap.add_argument(
-        "--refit", action="store_true", help="retrain the backbone on all training images after calibration"
+        "--refit", action="store_true", help="retrain the extractor on all training images after calibration"
     )
     ap.add_argument("--logo", action="store_true", help="also run leave-one-generator-out open set")
     ap.add_argument("--only", default="", help="comma-separated generators to hold out in --logo")
@@ -77,7 +78,7 @@ def main() -> None:
     rows = list(csv.DictReader(open(args.data / "MANIFEST.csv", encoding="utf-8")))
     images = {r["path"]: load_image(args.data / r["path"]) for r in rows}
     train, test = split_rows(rows, args.seed)
-    print(f"backbone={args.backbone} options={args.options or '{}'} head={args.head} open_set={args.open_set}")
+    print(f"extractor={args.extractor} options={args.options or '{}'} head={args.head} open_set={args.open_set}")
     print(f"train {len(train)} images, test {len(test)} images (split by prompt, seed {args.seed})", flush=True)
 
     t0 = time.perf_counter()
@@ -85,9 +86,9 @@ def main() -> None:
     model.fit([images[r["path"]] for r in train], [r["generator"] for r in train], progress=True)
     fit_s = time.perf_counter() - t0
     y = [r["generator"] for r in test]
-    clean = model.evaluate([images[r["path"]] for r in test], y)
-    jpg = model.evaluate([jpeg(images[r["path"]], 75) for r in test], y)
-    rs = model.evaluate([half(images[r["path"]]) for r in test], y)
+    clean = evaluate(model, [images[r["path"]] for r in test], y)
+    jpg = evaluate(model, [jpeg(images[r["path"]], 75) for r in test], y)
+    rs = evaluate(model, [half(images[r["path"]]) for r in test], y)
     print(
         f"closed set: accuracy {clean['accuracy']:.3f} macro-F1 {clean['macro_f1']:.3f} | "
         f"JPEG75 accuracy {jpg['accuracy']:.3f} | 0.5x resize accuracy {rs['accuracy']:.3f} | fit {fit_s:.0f} s"
@@ -104,7 +105,7 @@ def main() -> None:
             m.fit([images[r["path"]] for r in tr], [r["generator"] for r in tr])
             kn = [r for r in test if r["generator"] != g]
             un = [r for r in test if r["generator"] == g]
-            ev = m.evaluate(
+            ev = evaluate(m,
                 [images[r["path"]] for r in kn], [r["generator"] for r in kn], [images[r["path"]] for r in un]
             )
             results[g] = ev

@@ -6,8 +6,8 @@ against the model's negative bank; the scorer then ranks G's test-prompt images
 against the other generators' test-prompt images (AUC, EER). K = 1, 5, 10, 50, each
 averaged over --repeats random draws of the shots.
 
-    python -m benchmarks.imagen_enroll --backbone residual-stats
-    python -m benchmarks.imagen_enroll --backbone default
+    python -m benchmarks.imagen_enroll --extractor residual-stats
+    python -m benchmarks.imagen_enroll --extractor default
 """
 
 from __future__ import annotations
@@ -21,9 +21,9 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.imagen_dev import DATA, split_rows
-from detectors.image_io import load_image
-from openset.oneclass import create_one_class_scorer, few_shot_curve
 from provenance.attributor import Attributor
+from provenance.detectors.image.reading import load_image
+from provenance.openset.oneclass import create_one_class_scorer, few_shot_curve
 
 SCORERS = ("prototype", "mahalanobis", "linear")
 
@@ -31,7 +31,7 @@ SCORERS = ("prototype", "mahalanobis", "linear")
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", type=Path, default=DATA)
-    ap.add_argument("--backbone", default="default")
+    ap.add_argument("--extractor", "--backbone", dest="extractor", default="default")
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--only", default="", help="comma-separated generators to hold out (default: all)")
@@ -44,11 +44,11 @@ def main() -> None:
     gens = [g for g in args.only.split(",") if g] or sorted({r["generator"] for r in rows})
     ks = (1, 5, 10, 50)
     table: dict[str, dict[str, dict[int, dict[str, float]]]] = {s: {} for s in SCORERS}
-    print(f"backbone={args.backbone} repeats={args.repeats} (split by prompt, seed {args.seed})", flush=True)
+    print(f"extractor={args.extractor} repeats={args.repeats} (split by prompt, seed {args.seed})", flush=True)
     for g in gens:
         t0 = time.perf_counter()
         tr = [r for r in train if r["generator"] != g]
-        model = Attributor(args.backbone, seed=args.seed).fit(
+        model = Attributor(args.extractor, seed=args.seed).fit(
             [images[r["path"]] for r in tr], [r["generator"] for r in tr]
         )
         pool = model.features([images[r["path"]] for r in train if r["generator"] == g])[0]

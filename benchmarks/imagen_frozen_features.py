@@ -1,13 +1,13 @@
 """Frozen features on ../shared/data/images/imagen-dev: a linear head and leave-one-generator-out open set.
 
-Step 1 caches the features of one frozen extractor (``detectors.create_extractor(NAME, **OPTIONS)``)
+Step 1 caches the features of one frozen extractor (``provenance.detectors.create_extractor(NAME, **OPTIONS)``)
 for every image of the manifest and for its JPEG quality-75 copy, in
 ``CACHE_DIR/F_<name>[_<options hash>][_limit<N>].npz`` (arrays ``F``, ``FJ``, ``y``, ``p``, ``paths``).
 A cache is reused when its image list matches; ``--refresh`` recomputes it.
 
 Step 2 splits by prompt (prompts sorted, shuffled with ``np.random.default_rng(0)``, the first
 third, 9 of 28, are test prompts), standardises each feature block with the training images'
-mean and standard deviation and divides it by the square root of its width. ``--backbone a+b``
+mean and standard deviation and divides it by the square root of its width. ``--extractor a+b``
 concatenates the separately cached and standardised blocks of ``a`` and ``b`` (late fusion).
 It then prints:
 
@@ -20,13 +20,13 @@ It then prints:
 
 Full runs::
 
-    python benchmarks/imagen_frozen_features.py --backbone residual-stats
-    python benchmarks/imagen_frozen_features.py --backbone effnet-lite0
-    python benchmarks/imagen_frozen_features.py --backbone residual-stats+effnet-lite0
+    python benchmarks/imagen_frozen_features.py --extractor residual-stats
+    python benchmarks/imagen_frozen_features.py --extractor effnet-lite0
+    python benchmarks/imagen_frozen_features.py --extractor residual-stats+effnet-lite0
 
 Smoke test (first 20 images per generator)::
 
-    python benchmarks/imagen_frozen_features.py --backbone residual-stats --limit 20 --threads 1
+    python benchmarks/imagen_frozen_features.py --extractor residual-stats --limit 20 --threads 1
 """
 
 from __future__ import annotations
@@ -44,12 +44,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from detectors import create_extractor
-from detectors.augment import jpeg_roundtrip
-from detectors.image_io import load_image
-from openset import LinearHead
-from openset.metrics import accuracy, auroc
-from openset.scores import KNNScore, MahalanobisScore
+from provenance.detectors import create_extractor
+from provenance.detectors.image.augment import jpeg_roundtrip
+from provenance.detectors.image.reading import load_image
+from provenance.openset import LinearHead
+from provenance.openset.metrics import accuracy, auroc
+from provenance.openset.scores import KNNScore, MahalanobisScore
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO.parent / "shared" / "data" / "images" / "imagen-dev"
@@ -71,7 +71,14 @@ class HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefau
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=HelpFormatter)
     ap.add_argument("--data", type=Path, default=DATA, help="imagen-dev folder with MANIFEST.csv")
-    ap.add_argument("--backbone", required=True, metavar="NAME", help="frozen extractor name; a+b fuses cached blocks")
+    ap.add_argument(
+        "--extractor",
+        "--backbone",
+        dest="extractor",
+        required=True,
+        metavar="NAME",
+        help="frozen extractor name; a+b fuses cached blocks",
+    )
     ap.add_argument(
         "--options",
         default="",
@@ -86,11 +93,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return ap.parse_args(argv)
 
 
-def part_options(backbone: str, options: str) -> list[tuple[str, dict[str, Any]]]:
-    """``(name, kwargs)`` for each cached block named by ``--backbone`` / ``--options``."""
-    names = [backbone] if backbone.startswith("fusion:") else [n.strip() for n in backbone.split("+")]
+def part_options(spec: str, options: str) -> list[tuple[str, dict[str, Any]]]:
+    """``(name, kwargs)`` for each cached block named by ``--extractor`` / ``--options``."""
+    names = [spec] if spec.startswith("fusion:") else [n.strip() for n in spec.split("+")]
     if not all(names):
-        sys.exit(f"--backbone {backbone!r}: empty part name")
+        sys.exit(f"--extractor {spec!r}: empty part name")
     try:
         opts = json.loads(options) if options else {}
     except json.JSONDecodeError as exc:
@@ -202,7 +209,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.limit < 0:
         sys.exit("--limit must be >= 0")
     torch.set_num_threads(args.threads)
-    parts = part_options(args.backbone, args.options)
+    parts = part_options(args.extractor, args.options)
     rows = select_rows(list(csv.DictReader(open(args.data / "MANIFEST.csv", encoding="utf-8"))), args.limit)
     blocks = [
         cached_features(rows, args.data, name, kw, cache_path(args.cache_dir, name, kw, args.limit), args.refresh)
@@ -217,7 +224,7 @@ def main(argv: list[str] | None = None) -> None:
     FJ = np.concatenate([fj for _, fj in pairs], 1)
 
     print(
-        f"backbone={args.backbone} options={args.options or '{}'} C={args.C} dim={F.shape[1]} | "
+        f"extractor={args.extractor} options={args.options or '{}'} C={args.C} dim={F.shape[1]} | "
         f"train {int(tr.sum())} images, test {int(te.sum())} images (split by prompt)"
     )
     head = LinearHead(C=args.C).fit(F[tr], y[tr])

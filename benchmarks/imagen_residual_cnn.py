@@ -1,4 +1,4 @@
-"""Ablations of the residual CNN (``detectors.residual_cnn``) on ../shared/data/images/imagen-dev.
+"""Ablations of the residual CNN (``provenance.detectors.image.residual_cnn``) on ../shared/data/images/imagen-dev.
 
 Split by prompt (prompts sorted, shuffled with ``np.random.default_rng(0)``, the first third,
 9 of 28, are test prompts; the split does not change with ``--seed``). ``--holdout GEN``
@@ -46,9 +46,9 @@ from sklearn.metrics import f1_score, roc_auc_score
 from sklearn.neighbors import NearestNeighbors
 from sklearn.preprocessing import StandardScaler
 
-from detectors.augment import jpeg_roundtrip, rescale
-from detectors.image_io import load_image
-from detectors.residual_cnn import ResidualCNNExtractor
+from provenance.detectors.image.augment import jpeg_roundtrip, rescale
+from provenance.detectors.image.reading import load_image
+from provenance.detectors.image.residual_cnn import ResidualCNNExtractor
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "images" / "imagen-dev"
 #: the prompt split is fixed; --seed only changes the network's initialisation and sampling

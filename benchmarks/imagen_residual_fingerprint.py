@@ -20,10 +20,10 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.imagen_dev import DATA, split_rows
-from detectors.augment import jpeg_roundtrip
-from detectors.image_io import load_image
-from fingerprints.residual import ResidualFingerprint, normalized_correlation
-from openset.metrics import auroc, equal_error_rate
+from provenance.detectors.image.augment import jpeg_roundtrip
+from provenance.detectors.image.reading import load_image
+from provenance.fingerprints.residual import ResidualFingerprint, normalized_correlation
+from provenance.openset.metrics import auroc, equal_error_rate
 
 
 def main() -> None:

@@ -2,7 +2,7 @@
 
 Split by task / prompt (no task on both sides, 30% of tasks tested). Reports accuracy
 and macro-F1 on clean test files and on the same files after
-``detectors.js_transforms.mangle`` (comments stripped, identifiers renamed, whitespace
+``provenance.detectors.code.transforms.mangle`` (comments stripped, identifiers renamed, whitespace
 minified; the training side stays clean), and with ``--logo`` the AUROC of each model
 held out as unknown. ``--baseline`` runs the LLM-NodeJS recipe instead: TF-IDF of the
 source tokens + a random forest.
@@ -30,11 +30,11 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.splits import split_by_group
-from detectors import create_extractor
-from detectors.js_transforms import mangle
-from openset import create_head
-from openset.metrics import accuracy, auroc, macro_f1
 from provenance.attributor import Attributor
+from provenance.detectors import create_extractor
+from provenance.detectors.code.transforms import mangle
+from provenance.openset import create_head
+from provenance.openset.metrics import accuracy, auroc, macro_f1
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "code"
 SETS = {"humanevalx": ("js-humanevalx-dev", "task"), "commercial": ("js-commercial-dev", "prompt_index")}

@@ -4,7 +4,7 @@ For each dataset (a folder with ``MANIFEST.csv``: ``path,model,...`` and a task 
 prompt column), files are split by task/prompt (no task on both sides), features
 are learnt on the training side and a logistic regression (balanced class weights,
 C chosen by grouped cross-validation on the training side) is scored on the test
-side, clean and after :func:`detectors.js_transforms.mangle` (comments stripped,
+side, clean and after :func:`provenance.detectors.code.transforms.mangle` (comments stripped,
 names renamed, whitespace minified) of the test files only. Variants:
 
 - ``all``: every view; ``all+aug``: the same, trained with a mangled copy of every
@@ -31,9 +31,9 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import accuracy_score, balanced_accuracy_score
 from sklearn.model_selection import GroupKFold
 
-from detectors.code_structure import CodeStructureExtractor
-from detectors.errors import SampleError
-from detectors.js_transforms import mangle
+from provenance.detectors.code.structure import CodeStructureExtractor
+from provenance.detectors.code.transforms import mangle
+from provenance.detectors.errors import SampleError
 
 DEFAULT_DATA = [
     Path("/work/shared/data/code/js-humanevalx-dev"),

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from detectors.code_structure import CodeStructureExtractor
+from provenance.detectors.code.structure import CodeStructureExtractor
 
 DATA = [Path("/work/shared/data/code/js-humanevalx-dev"), Path("/work/shared/data/code/js-commercial-dev")]
 

@@ -1,9 +1,9 @@
 """Text authorship on ../shared/data/text: alpaca-dev (split by instruction), uchendu-dev, federalist.
 
-python -m benchmarks.text_dev alpaca --backbone stylometry
-python -m benchmarks.text_dev alpaca --backbone stylometry --logo
-python -m benchmarks.text_dev uchendu --backbone stylometry
-python -m benchmarks.text_dev federalist --backbone function-words --head delta
+python -m benchmarks.text_dev alpaca --extractor stylometry
+python -m benchmarks.text_dev alpaca --extractor stylometry --logo
+python -m benchmarks.text_dev uchendu --extractor stylometry
+python -m benchmarks.text_dev federalist --extractor function-words --head delta
 python -m benchmarks.text_dev alpaca --baseline
 """
 
@@ -18,9 +18,9 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.splits import split_by_group
-from detectors import create_extractor
-from openset.metrics import accuracy, auroc, macro_f1
 from provenance.attributor import Attributor
+from provenance.detectors import create_extractor
+from provenance.openset.metrics import accuracy, auroc, macro_f1
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "text"
 
@@ -62,7 +62,7 @@ def baseline(train: list[dict], test: list[dict]) -> tuple[float, float, float]:
 
 def make(args: argparse.Namespace) -> Attributor:
     opts = json.loads(args.options) if args.options else {}
-    return Attributor(create_extractor(args.backbone, "text", **opts), head=args.head, open_set=args.open_set)
+    return Attributor(create_extractor(args.extractor, "text", **opts), head=args.head, open_set=args.open_set)
 
 
 def run_split(args: argparse.Namespace, train: list[dict], test: list[dict]) -> dict:
@@ -89,15 +89,15 @@ def federalist(args: argparse.Namespace) -> None:
         right += best[0] == answers[f]
         top = ", ".join(e["feature"] for e in (r.explanation or [])[:5])
         print(f"  {f}: {best[0]} {best[1]:.2f} (label {r.label})  [{top}]")
-    print(f"federalist: {right}/{len(answers)} to Madison  backbone={args.backbone} head={args.head}")
+    print(f"federalist: {right}/{len(answers)} to Madison  extractor={args.extractor} head={args.head}")
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("dataset", choices=["alpaca", "uchendu", "federalist"])
     ap.add_argument("--data", type=Path, default=DATA)
-    ap.add_argument("--backbone", default="default")
-    ap.add_argument("--options", default="", help="JSON keyword arguments for the backbone")
+    ap.add_argument("--extractor", "--backbone", dest="extractor", default="default")
+    ap.add_argument("--options", default="", help="JSON keyword arguments for the extractor")
     ap.add_argument("--head", default="linear")
     ap.add_argument("--open-set", default="msp")
     ap.add_argument("--seed", type=int, default=0)
@@ -118,7 +118,7 @@ def main() -> None:
         return
     out = run_split(args, train, test)
     print(
-        f"backbone={args.backbone} head={args.head}: accuracy {out['acc']:.3f} macro-F1 {out['f1']:.3f} "
+        f"extractor={args.extractor} head={args.head}: accuracy {out['acc']:.3f} macro-F1 {out['f1']:.3f} "
         f"(fit {out['fit_s']:.0f} s, {out['speed']:.0f} texts/s)",
         flush=True,
     )

@@ -20,8 +20,8 @@ import torch
 from scipy.special import log_softmax
 
 from benchmarks.text_dev import DATA, load_set, split
-from detectors.sentence_embedding import resolve_model_dir
 from provenance.attributor import Attributor
+from provenance.detectors.text.sentence_embedding import resolve_model_dir
 
 
 def main() -> None:

@@ -17,8 +17,8 @@ from scipy.special import logsumexp, softmax
 from sklearn.linear_model import LogisticRegression
 
 from benchmarks.text_dev import DATA, load_set, split
-from detectors.stylometry import StylometryExtractor
-from openset.metrics import auroc
+from provenance.detectors.text.stylometry import StylometryExtractor
+from provenance.openset.metrics import auroc
 
 
 def scores(Az: np.ndarray, ytr: np.ndarray, Bz: np.ndarray) -> dict[str, np.ndarray]:

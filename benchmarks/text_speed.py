@@ -3,8 +3,8 @@
 A model is trained on synthetic texts (made here, so the benchmark runs anywhere), then
 ``Attributor.attribute`` is timed on N texts of about 300 words, after one warm-up call.
 
-    python -m benchmarks.text_speed --backbone stylometry --n 2000
-    python -m benchmarks.text_speed --backbone minilm --n 200
+    python -m benchmarks.text_speed --extractor stylometry --n 2000
+    python -m benchmarks.text_speed --extractor minilm --n 200
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ import time
 import numpy as np
 import torch
 
-from detectors import create_extractor
 from provenance.attributor import Attributor
+from provenance.detectors import create_extractor
 
 WORDS = (
     "the of and to in a is that for it as was with be by on not he this are or his from at which but have an they "
@@ -47,7 +47,7 @@ def synthetic_texts(n: int, words: int, seed: int) -> tuple[list[str], list[str]
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--backbone", default="stylometry")
+    ap.add_argument("--extractor", "--backbone", dest="extractor", default="stylometry")
     ap.add_argument("--n", type=int, default=1000)
     ap.add_argument("--words", type=int, default=300)
     ap.add_argument("--threads", type=int, default=2)
@@ -55,7 +55,7 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     train, labels = synthetic_texts(400, args.words, 0)
-    ext = create_extractor(args.backbone, "text", **(json.loads(args.options) if args.options else {}))
+    ext = create_extractor(args.extractor, "text", **(json.loads(args.options) if args.options else {}))
     model = Attributor(ext).fit(train, labels)
     test, _ = synthetic_texts(args.n, args.words, 1)
     model.attribute(test[:20])
@@ -65,7 +65,7 @@ def main() -> None:
     assert all(r.ok for r in results)
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(
-        f"backbone={args.backbone} {args.options}: {args.n} texts of {args.words} words in {dt:.2f} s = "
+        f"extractor={args.extractor} {args.options}: {args.n} texts of {args.words} words in {dt:.2f} s = "
         f"{args.n / dt:.0f} texts/s "
         f"({args.threads} threads, explanations on); peak RSS {rss:.0f} MB"
     )

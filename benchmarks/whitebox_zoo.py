@@ -23,10 +23,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from data.zoo import build_zoo, default_cache_dir
-from detectors.augment import jpeg_roundtrip
-from fingerprints.whitebox import AutoencoderVerifier
-from openset.metrics import auroc, threshold_at_fpr
+from provenance.data.zoo import build_zoo, default_cache_dir
+from provenance.detectors.image.augment import jpeg_roundtrip
+from provenance.fingerprints.whitebox import AutoencoderVerifier
+from provenance.openset.metrics import auroc, threshold_at_fpr
 
 SUSPECT = "vae"
 

@@ -8,9 +8,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from provenance.detectors.code.syntax import CODE_SUFFIXES
+
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".gif"})
 TEXT_SUFFIXES = frozenset({".txt", ".md"})
-CODE_SUFFIXES = frozenset({".js", ".mjs", ".cjs", ".jsx"})
 SUFFIXES = {"image": IMAGE_SUFFIXES, "text": TEXT_SUFFIXES, "code": CODE_SUFFIXES}
 #: JSONL fields that hold the sample, per modality
 JSONL_FIELDS = {"image": ("path", "image"), "text": ("text",), "code": ("code", "text")}

@@ -4,7 +4,7 @@ Everything here works offline: only images bundled inside the installed
 ``skimage`` and ``sklearn`` packages are used (photos that scikit-image would
 have to download are skipped).
 
-The photos serve two purposes in the generator zoo (:mod:`data.zoo`): training
+The photos serve two purposes in the generator zoo (:mod:`provenance.data.zoo`): training
 data for the small generators, and real-image negatives. To keep those apart,
 :class:`PhotoCrops` splits every photo into a *train* part and a *holdout* strip
 (``holdout_fraction`` of its longer side) and crops either part on a small

@@ -7,15 +7,17 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from provenance.core.config import ConfigMixin
+
 ProgressFactory = Callable[..., Any]
 
 
-class Extractor:
+class Extractor(ConfigMixin):
     """Turns samples into fixed-length feature vectors.
 
     Extraction is split in two steps so one bad sample never sinks a batch:
     :meth:`load` validates and decodes a single sample (raising
-    :class:`~detectors.errors.SampleError`), :meth:`features` maps a list of loaded
+    :class:`~provenance.detectors.errors.SampleError`), :meth:`features` maps a list of loaded
     samples to an ``(n, dim)`` float32 array.
 
     Trainable extractors (``trainable = True``) learn from labelled samples in
@@ -48,9 +50,10 @@ class Extractor:
         """Feature vectors ``(len(loaded), dim)`` for samples returned by :meth:`load`."""
         raise NotImplementedError
 
-    def extract(self, samples: Sequence[Any], progress: bool = False) -> np.ndarray:
-        """Convenience: :meth:`load` then :meth:`features` (raises on the first bad sample)."""
-        return self.features([self.load(s) for s in samples], progress=progress)
+    def feature_names(self) -> list[str] | None:
+        """A name per feature column (``family:feature``) when the columns mean something a
+        person can read (text and code); None for learnt embeddings. Explanations use them."""
+        return None
 
     def notes(self, loaded: Any) -> list[str]:
         """Caveats about one loaded sample that its result should carry (e.g. "only a prefix was
@@ -70,11 +73,7 @@ class Extractor:
         """Learnt arrays to save beside the config (empty for frozen extractors)."""
         return {}
 
-    def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
+    def load_state_dict(self, state: dict[str, np.ndarray], learned: dict[str, Any] | None = None) -> None:
         """Restore arrays produced by :meth:`state_dict`."""
         if state:
             raise ValueError(f"extractor {self.name!r} has no learnt state, got keys {sorted(state)[:5]}")
-
-    def __repr__(self) -> str:
-        args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
-        return f"{type(self).__name__}({args})"

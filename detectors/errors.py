@@ -27,3 +27,12 @@ def describe_sample(sample: object) -> str:
     if size is not None and hasattr(sample, "mode"):
         return f"<PIL image {size[0]}x{size[1]} {sample.mode}>"
     return f"<{type(sample).__name__}>"
+
+
+def sample_name(sample: object, index: int) -> str:
+    """The name a batch uses for its ``index``-th sample: a path as it is, anything else with its position.
+
+    ``images[3] <array (64, 64, 3)>`` tells a caller which item of a list failed.
+    """
+    desc = describe_sample(sample)
+    return desc if isinstance(sample, str) or hasattr(sample, "__fspath__") else f"images[{index}] {desc}"

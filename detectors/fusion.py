@@ -7,8 +7,8 @@ from typing import Any
 
 import numpy as np
 
-from detectors.base import Extractor
-from detectors.errors import SampleError, describe_sample
+from provenance.detectors.base import Extractor
+from provenance.detectors.errors import SampleError, describe_sample
 
 
 class FusionExtractor(Extractor):
@@ -93,11 +93,11 @@ class FusionExtractor(Extractor):
         no part names its columns (nothing a person could read)."""
         if self.block_mean_ is None:
             raise RuntimeError("fusion extractor is not fitted: call fit() first")
-        if not any(hasattr(part, "feature_names") for part in self.parts):
+        per_part = [part.feature_names() for part in self.parts]
+        if all(own is None for own in per_part):
             return None
         names = []
-        for part, mean in zip(self.parts, self.block_mean_, strict=True):
-            own = part.feature_names() if hasattr(part, "feature_names") else None
+        for part, own, mean in zip(self.parts, per_part, self.block_mean_, strict=True):
             if own is None or len(own) != len(mean):
                 own = [f"dim-{i}" for i in range(len(mean))]
             names.extend(f"{part.registry_name}/{n}" for n in own)
@@ -114,7 +114,7 @@ class FusionExtractor(Extractor):
                 state[f"part{i}.{k}"] = v
         return state
 
-    def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
+    def load_state_dict(self, state: dict[str, np.ndarray], learned: dict[str, Any] | None = None) -> None:
         self.block_mean_ = [state[f"block{i}.mean"] for i in range(len(self.parts))]
         self.block_scale_ = [state[f"block{i}.scale"] for i in range(len(self.parts))]
         for i, p in enumerate(self.parts):

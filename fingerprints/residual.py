@@ -15,7 +15,8 @@ random noise cancel and the pattern remains.
   images, ``score`` is the normalised correlation of an image's residual with it,
   ``pce`` the peak-to-correlation energy, ``calibrate`` sets a threshold from images
   known *not* to come from the source, ``verify`` decides. ``save_pretrained`` /
-  ``from_pretrained`` keep it as ``config.json`` + ``fingerprint.npz``.
+  ``from_pretrained`` (:class:`~provenance.core.config.ConfigMixin`) keep it as
+  ``config.json`` + ``weights.safetensors``.
 
 Everything works on a ``size`` x ``size`` crop at native resolution, never resized:
 resampling would destroy the pattern. The crop is taken at the image centre (or the
@@ -25,23 +26,17 @@ they were cut from the source's frame the same way (same-sized images always do)
 
 from __future__ import annotations
 
-import datetime as _dt
-import os
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 from scipy import ndimage
 
-from detectors.errors import SampleError, describe_sample
-from detectors.image_io import ImageInput, as_image_list, load_image
-from detectors.patches import check_min_size
-from openset.metrics import threshold_at_fpr
-from openset.serialization import CONFIG_NAME, WEIGHTS_NAME, ModelFormatError, read_model_dir, write_model_dir
-
-FORMAT = "provenance-residual-fingerprint"
-FORMAT_VERSION = 1
+from provenance.core.config import ConfigMixin
+from provenance.detectors.errors import SampleError, sample_name
+from provenance.detectors.image.patches import check_min_size
+from provenance.detectors.image.reading import ImageInput, as_image_list, load_image
+from provenance.openset.metrics import threshold_at_fpr
 
 METHODS = ("wavelet", "gaussian", "median")
 ESTIMATORS = ("mle", "mean")
@@ -68,10 +63,6 @@ _DB4_LO = np.array(
 _DB4_HI = np.array([(-1) ** (n + 1) * _DB4_LO[len(_DB4_LO) - 1 - n] for n in range(len(_DB4_LO))])
 _WIENER_WINDOWS = (3, 5, 7, 9)
 _LUMA = np.array([0.299, 0.587, 0.114])
-
-
-class FingerprintFormatError(ModelFormatError):
-    """A folder is not a residual fingerprint, or was written by an incompatible version."""
 
 
 # ----------------------------------------------------------------------------- residuals
@@ -247,7 +238,7 @@ def peak_to_correlation_energy(a: np.ndarray, b: np.ndarray, radius: int = 2) ->
 # ----------------------------------------------------------------------------- the verifier
 
 
-class ResidualFingerprint:
+class ResidualFingerprint(ConfigMixin):
     """A camera's PRNU or a generator's average residual, and a verifier built on it.
 
     Parameters (validated in :meth:`fit`):
@@ -281,6 +272,20 @@ class ResidualFingerprint:
     ``n_calibration_``.
     """
 
+    format = "provenance-residual-fingerprint"
+    config_fields = (
+        "size",
+        "method",
+        "estimator",
+        "channels",
+        "anchor",
+        "sigma",
+        "levels",
+        "zero_mean_rows_cols",
+        "saturation",
+        "pce_radius",
+    )
+
     def __init__(
         self,
         size: int | None = 256,
@@ -305,35 +310,6 @@ class ResidualFingerprint:
         self.saturation = saturation
         self.pce_radius = pce_radius
         self.threshold_: float | None = None
-
-    _PARAMS = (
-        "size",
-        "method",
-        "estimator",
-        "channels",
-        "anchor",
-        "sigma",
-        "levels",
-        "zero_mean_rows_cols",
-        "saturation",
-        "pce_radius",
-    )
-
-    def get_params(self, deep: bool = True) -> dict[str, Any]:
-        """The constructor parameters (scikit-learn convention)."""
-        return {p: getattr(self, p) for p in self._PARAMS}
-
-    def set_params(self, **params: Any) -> ResidualFingerprint:
-        """Set constructor parameters (validated at the next :meth:`fit`)."""
-        for key, value in params.items():
-            if key not in self._PARAMS:
-                raise ValueError(f"unknown parameter {key!r}; choose from {list(self._PARAMS)}")
-            setattr(self, key, value)
-        return self
-
-    def __repr__(self) -> str:
-        args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
-        return f"{type(self).__name__}({args})"
 
     # ------------------------------------------------------------------ checks
     def _validate_params(self) -> None:
@@ -362,16 +338,9 @@ class ResidualFingerprint:
             raise RuntimeError(f"{type(self).__name__} is not fitted: call fit() or from_pretrained()")
 
     # ------------------------------------------------------------------ per image
-    @staticmethod
-    def _name(sample: ImageInput, index: int) -> str:
-        desc = describe_sample(sample)
-        if isinstance(sample, str | os.PathLike):
-            return desc
-        return f"images[{index}] {desc}"
-
     def _crop(self, sample: ImageInput, index: int, shape: tuple[int, ...] | None) -> np.ndarray:
         """Load, reduce to grey or RGB float64 and crop; ``shape``: the shape required when size is None."""
-        name = self._name(sample, index)
+        name = sample_name(sample, index)
         img = load_image(sample, name=name)
         if self.size is not None:
             s = int(self.size)
@@ -481,66 +450,42 @@ class ResidualFingerprint:
         return out
 
     # ------------------------------------------------------------------ persistence
-    def get_config(self) -> dict[str, Any]:
-        """Everything but the fingerprint array."""
+    def state_dict(self) -> dict[str, np.ndarray]:
+        """The fingerprint array (float32), saved to ``weights.safetensors``."""
+        self._check_fitted()
+        return {"fingerprint": np.ascontiguousarray(self.fingerprint_, dtype=np.float32)}
+
+    def learned_config(self) -> dict[str, Any]:
+        """Fingerprint shape, number of reference images and the calibration, saved in ``config.json``."""
         self._check_fitted()
         return {
-            "format": FORMAT,
-            "format_version": FORMAT_VERSION,
-            "params": self.get_params(),
             "fingerprint_shape": list(self.fingerprint_.shape),
             "n_images": self.n_images_,
             "threshold": self.threshold_,
             "calibration_fpr": getattr(self, "calibration_fpr_", None),
             "n_calibration": getattr(self, "n_calibration_", None),
-            "saved_at": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
         }
 
-    def save_pretrained(self, directory: str | os.PathLike) -> Path:
-        """Write ``config.json`` + ``weights.safetensors`` into ``directory``, atomically
-        (see :func:`openset.serialization.write_model_dir`)."""
-        config = self.get_config()
-        arrays = {"fingerprint": np.ascontiguousarray(self.fingerprint_, dtype=np.float32)}
-        return write_model_dir(directory, config, arrays)
-
-    @classmethod
-    def from_pretrained(cls, directory: str | os.PathLike) -> ResidualFingerprint:
-        """Load a folder written by :meth:`save_pretrained` (format and version checked, no pickle)."""
-        cfg_path = Path(directory) / CONFIG_NAME
-        try:
-            config, arrays = read_model_dir(directory, FORMAT, FORMAT_VERSION)
-        except ModelFormatError as exc:
-            raise FingerprintFormatError(str(exc)) from None
-        if "fingerprint" not in arrays:
-            raise FingerprintFormatError(f"{directory}: the weights hold no fingerprint array")
-        fingerprint = np.asarray(arrays["fingerprint"])
-        arrays_path = Path(directory) / WEIGHTS_NAME
-        expected_shape = tuple(config.get("fingerprint_shape") or ())
+    def load_state_dict(self, state: dict[str, np.ndarray], learned: dict[str, Any] | None = None) -> None:
+        """Restore a fitted (and possibly calibrated) fingerprint; the settings and array shape are checked."""
+        learned = learned or {}
+        if "fingerprint" not in state:
+            raise ValueError("the weights hold no fingerprint array")
+        fingerprint = np.asarray(state["fingerprint"])
+        expected_shape = tuple(learned.get("fingerprint_shape") or ())
         if fingerprint.shape != expected_shape or not np.issubdtype(fingerprint.dtype, np.floating):
-            raise FingerprintFormatError(
-                f"{arrays_path}: fingerprint is {fingerprint.dtype} {fingerprint.shape}, config says {expected_shape}"
-            )
-        params = config.get("params")
-        if not isinstance(params, dict) or set(params) - set(cls._PARAMS):
-            raise FingerprintFormatError(f"{cfg_path}: bad or unknown params {params!r}")
-        model = cls(**params)
-        try:
-            model._validate_params()
-        except ValueError as exc:
-            raise FingerprintFormatError(f"{cfg_path}: {exc}") from None
-        model.fingerprint_ = fingerprint.astype(np.float32)
-        model.n_images_ = config.get("n_images")
-        thr = config.get("threshold")
-        model.threshold_ = None if thr is None else float(thr)
-        model.calibration_fpr_ = config.get("calibration_fpr")
-        model.n_calibration_ = config.get("n_calibration")
-        return model
+            raise ValueError(f"fingerprint is {fingerprint.dtype} {fingerprint.shape}, config says {expected_shape}")
+        # fit() validates the settings; a loaded fingerprint never goes through fit
+        self._validate_params()
+        self.fingerprint_ = fingerprint.astype(np.float32)
+        self.n_images_ = learned.get("n_images")
+        thr = learned.get("threshold")
+        self.threshold_ = None if thr is None else float(thr)
+        self.calibration_fpr_ = learned.get("calibration_fpr")
+        self.n_calibration_ = learned.get("n_calibration")
 
 
 __all__ = [
-    "FORMAT",
-    "FORMAT_VERSION",
-    "FingerprintFormatError",
     "ResidualFingerprint",
     "noise_residual",
     "normalized_correlation",

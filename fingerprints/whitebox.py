@@ -22,8 +22,8 @@ the zoo this took the AUC against a same-architecture sibling from 0.75 to 0.999
   :meth:`~AutoencoderVerifier.score` (``-log(mse)``, or the PSNR; higher = more
   likely this model's), :meth:`~AutoencoderVerifier.calibrate` a threshold on images
   known not to come from the model, :meth:`~AutoencoderVerifier.verify`, and
-  ``save_pretrained`` / ``from_pretrained`` (config + threshold, never the weights:
-  the saved verifier points at the model folder).
+  ``save_pretrained`` / ``from_pretrained`` (:class:`~provenance.core.config.ConfigMixin`:
+  config + threshold, never the weights: the saved verifier points at the model folder).
 
 Images are never resized (resampling would change exactly the detail the decoder
 leaves): an image side that is not a multiple of the autoencoder's down-sampling
@@ -32,7 +32,6 @@ factor ``2 ** (len(block_out_channels) - 1)`` is cropped down to the nearest one
 
 from __future__ import annotations
 
-import datetime as _dt
 import json
 import os
 from collections.abc import Sequence
@@ -41,13 +40,10 @@ from typing import Any
 
 import numpy as np
 
-from detectors.errors import SampleError, describe_sample
-from detectors.image_io import ImageInput, as_image_list, load_image
-from openset.metrics import threshold_at_fpr
-from openset.serialization import CONFIG_NAME, ModelFormatError, read_model_dir, write_model_dir
-
-FORMAT = "provenance-whitebox-autoencoder-verifier"
-FORMAT_VERSION = 1
+from provenance.core.config import ConfigMixin
+from provenance.detectors.errors import SampleError, sample_name
+from provenance.detectors.image.reading import ImageInput, as_image_list, load_image
+from provenance.openset.metrics import threshold_at_fpr
 
 METRICS = ("mse", "psnr")
 #: The reconstruction error is floored here before taking logs (a perfect reconstruction
@@ -61,10 +57,6 @@ _SAFETENSORS_WEIGHTS = "diffusion_pytorch_model.safetensors"
 
 class NotADiffusersModelError(ValueError):
     """A folder is not a local diffusers ``AutoencoderKL`` (or a pipeline with a ``vae/``)."""
-
-
-class WhiteboxFormatError(ModelFormatError):
-    """A folder is not a saved :class:`AutoencoderVerifier`, or was written by an incompatible version."""
 
 
 # ----------------------------------------------------------------------------- loading
@@ -162,7 +154,7 @@ def _crop_origins(length: int, size: int, n: int) -> list[int]:
     return sorted({round(float(v)) for v in np.linspace(0, span, n)})
 
 
-class AutoencoderVerifier:
+class AutoencoderVerifier(ConfigMixin):
     """Scores images by how well a suspected model's autoencoder reconstructs them.
 
     Parameters
@@ -192,7 +184,8 @@ class AutoencoderVerifier:
     :meth:`calibrate`), ``calibration_fpr_``, ``n_calibration_``.
     """
 
-    _PARAMS = ("model_dir", "crop", "metric", "n_crops", "batch_size", "inversion_steps", "inversion_lr")
+    format = "provenance-whitebox-autoencoder-verifier"
+    config_fields = ("model_dir", "crop", "metric", "n_crops", "batch_size", "inversion_steps", "inversion_lr")
 
     def __init__(
         self,
@@ -216,14 +209,6 @@ class AutoencoderVerifier:
         self.n_calibration_: int | None = None
         self.model_: Any = None
         self._validate_params()
-
-    def get_params(self, deep: bool = True) -> dict[str, Any]:
-        """The constructor parameters (scikit-learn convention)."""
-        return {p: getattr(self, p) for p in self._PARAMS}
-
-    def __repr__(self) -> str:
-        args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
-        return f"{type(self).__name__}({args})"
 
     def _validate_params(self) -> None:
         if self.crop is not None and (isinstance(self.crop, bool) or int(self.crop) != self.crop or self.crop < 1):
@@ -257,16 +242,9 @@ class AutoencoderVerifier:
         return downsampling_factor(self.model_)
 
     # ------------------------------------------------------------------ per image
-    @staticmethod
-    def _name(sample: ImageInput, index: int) -> str:
-        desc = describe_sample(sample)
-        if isinstance(sample, str | os.PathLike):
-            return desc
-        return f"images[{index}] {desc}"
-
     def crops(self, sample: ImageInput, index: int = 0) -> np.ndarray:
         """The ``(n, h, w, 3)`` uint8 windows of one image that are reconstructed."""
-        name = self._name(sample, index)
+        name = sample_name(sample, index)
         img = load_image(sample, name=name)
         f = self.factor
         h, w = img.shape[:2]
@@ -406,82 +384,75 @@ class AutoencoderVerifier:
         return self
 
     def verify(self, images: Sequence[ImageInput] | ImageInput) -> list[dict[str, Any]]:
-        """For each image: ``{"score", "error", "match", "threshold"}``; a match is ``score >= threshold``."""
+        """For each image: ``{"score", "reconstruction_error", "match", "threshold"}``.
+
+        A match is ``score >= threshold``; ``reconstruction_error`` is the MSE of
+        :meth:`reconstruction_error`, the score is computed from it.
+        """
         if self.threshold_ is None:
             raise RuntimeError("no threshold: call calibrate(reference_negatives, fpr) first, or set threshold_")
         thr = float(self.threshold_)
         errors = self.reconstruction_error(images)
         scores = self._to_score(errors)
         return [
-            {"score": float(s), "error": float(e), "match": bool(s >= thr), "threshold": thr}
+            {"score": float(s), "reconstruction_error": float(e), "match": bool(s >= thr), "threshold": thr}
             for s, e in zip(scores, errors, strict=True)
         ]
 
     # ------------------------------------------------------------------ persistence
     def get_config(self) -> dict[str, Any]:
-        """Parameters and threshold (the model itself stays in ``model_dir``)."""
-        params = self.get_params()
-        params["model_dir"] = str(Path(self.model_dir).resolve())
+        """The constructor settings, with ``model_dir`` made absolute.
+
+        The autoencoder's weights are not saved with the verifier, so a saved folder must
+        point at the model from wherever it is loaded, not relative to today's working folder.
+        """
+        return {**super().get_config(), "model_dir": str(Path(self.model_dir).resolve())}
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> AutoencoderVerifier:
+        """Build from :meth:`get_config` output; a config without ``inversion_steps`` gets 0.
+
+        Folders saved before latent inversion existed were calibrated on plain
+        encode-decode, so their threshold only holds without inversion.
+        """
+        if isinstance(config, dict) and "inversion_steps" not in config:
+            config = {**config, "inversion_steps": 0}
+        return super().from_config(config)
+
+    def state_dict(self) -> dict[str, np.ndarray]:
+        """The threshold (NaN when uncalibrated): the autoencoder's weights stay in ``model_dir``."""
+        thr = np.nan if self.threshold_ is None else float(self.threshold_)
+        return {"threshold": np.asarray([thr], dtype=np.float64)}
+
+    def learned_config(self) -> dict[str, Any]:
+        """The calibration, saved in ``config.json``."""
         return {
-            "format": FORMAT,
-            "format_version": FORMAT_VERSION,
-            "params": params,
             "threshold": self.threshold_,
             "calibration_fpr": self.calibration_fpr_,
             "n_calibration": self.n_calibration_,
             "calibration_tpr": getattr(self, "calibration_tpr_", None),
-            "saved_at": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
         }
 
-    def save_pretrained(self, directory: str | os.PathLike) -> Path:
-        """Write ``config.json`` + ``weights.safetensors`` (the threshold) into ``directory`` atomically.
-
-        The autoencoder's weights are not copied: the config records the absolute path
-        of ``model_dir``, which must still exist when the verifier is loaded and used.
-        """
-        config = self.get_config()
-        thr = np.nan if self.threshold_ is None else float(self.threshold_)
-        arrays = {"threshold": np.asarray([thr], dtype=np.float64)}
-        return write_model_dir(directory, config, arrays)
-
-    @classmethod
-    def from_pretrained(cls, directory: str | os.PathLike) -> AutoencoderVerifier:
-        """Load a folder written by :meth:`save_pretrained` (format and version checked, no pickle).
+    def load_state_dict(self, state: dict[str, np.ndarray], learned: dict[str, Any] | None = None) -> None:
+        """Restore the calibration; the threshold in the weights must agree with the config's.
 
         The autoencoder is loaded lazily, on first use.
         """
-        cfg_path = Path(directory) / CONFIG_NAME
-        try:
-            config, arrays = read_model_dir(directory, FORMAT, FORMAT_VERSION)
-        except ModelFormatError as exc:
-            raise WhiteboxFormatError(str(exc)) from None
-        params = config.get("params")
-        if not isinstance(params, dict) or set(params) - set(cls._PARAMS) or "model_dir" not in params:
-            raise WhiteboxFormatError(f"{cfg_path}: bad or unknown params {params!r}")
-        # folders saved before latent inversion existed were calibrated on plain encode-decode
-        params.setdefault("inversion_steps", 0)
-        try:
-            model = cls(**params)
-        except (TypeError, ValueError) as exc:
-            raise WhiteboxFormatError(f"{cfg_path}: {exc}") from None
-        thr = config.get("threshold")
-        stored = arrays.get("threshold")
+        learned = learned or {}
+        thr = learned.get("threshold")
+        stored = state.get("threshold")
         if stored is not None and thr is not None and not np.isclose(float(np.ravel(stored)[0]), float(thr)):
-            raise WhiteboxFormatError(f"{directory}: threshold in weights and config disagree")
-        model.threshold_ = None if thr is None else float(thr)
-        model.calibration_fpr_ = config.get("calibration_fpr")
-        model.n_calibration_ = config.get("n_calibration")
-        model.calibration_tpr_ = config.get("calibration_tpr")
-        return model
+            raise ValueError("threshold in weights and config disagree")
+        self.threshold_ = None if thr is None else float(thr)
+        self.calibration_fpr_ = learned.get("calibration_fpr")
+        self.n_calibration_ = learned.get("n_calibration")
+        self.calibration_tpr_ = learned.get("calibration_tpr")
 
 
 __all__ = [
-    "FORMAT",
-    "FORMAT_VERSION",
     "METRICS",
     "AutoencoderVerifier",
     "NotADiffusersModelError",
-    "WhiteboxFormatError",
     "downsampling_factor",
     "load_autoencoder",
     "resolve_autoencoder_dir",

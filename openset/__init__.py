@@ -1,33 +1,27 @@
-"""Modality-agnostic heads over feature vectors: classifiers, open-set scores, metrics."""
+"""Modality-agnostic heads over feature vectors: classifiers, open-set scores, one-class scorers, metrics."""
 
 from __future__ import annotations
 
-from typing import Any
+from provenance.openset.base import HEADS, Head
+from provenance.openset.delta import DeltaHead
+from provenance.openset.linear import LinearHead
+from provenance.openset.oneclass import ONE_CLASS_SCORERS, OneClassScorer, create_one_class_scorer
+from provenance.openset.prototype import PrototypeHead
+from provenance.openset.scores import OPEN_SET_SCORES, OpenSetScore, create_open_set_score
 
-from openset.base import Head
-from openset.delta import DeltaHead
-from openset.linear import LinearHead
-from openset.prototype import PrototypeHead
-from openset.scores import OPEN_SET_SCORES, OpenSetScore, create_open_set_score
-
-HEADS: dict[str, type[Head]] = {cls.name: cls for cls in (LinearHead, PrototypeHead, DeltaHead)}
-
-
-def create_head(name: str, **kwargs: Any) -> Head:
-    """Build a closed-set head by name (``linear``, ``prototype``, ``delta``)."""
-    if name not in HEADS:
-        raise ValueError(f"unknown head {name!r}; choose from {sorted(HEADS)}")
-    return HEADS[name](**kwargs)
-
+create_head = HEADS.create
 
 __all__ = [
     "HEADS",
+    "ONE_CLASS_SCORERS",
     "OPEN_SET_SCORES",
     "DeltaHead",
     "Head",
     "LinearHead",
+    "OneClassScorer",
     "OpenSetScore",
     "PrototypeHead",
     "create_head",
+    "create_one_class_scorer",
     "create_open_set_score",
 ]

@@ -7,6 +7,9 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from provenance.core.config import ConfigMixin
+from provenance.core.registry import Registry
+
 
 def check_features(X: Any, dim: int | None = None, name: str = "X") -> np.ndarray:
     """Return ``X`` as a finite 2-D float32 array (with ``dim`` columns when given)."""
@@ -39,12 +42,12 @@ def softmax(z: np.ndarray) -> np.ndarray:
     return e / e.sum(axis=1, keepdims=True)
 
 
-class Head:
+class Head(ConfigMixin):
     """A closed-set classifier over feature vectors (scikit-learn style).
 
     Subclasses implement ``fit`` and ``decision_function``; probabilities default to
-    a softmax of the decision scores. ``get_config``/``state_dict``/``from_state``
-    let a head be saved as JSON plus arrays, never pickle.
+    a softmax of the decision scores. Settings, arrays and class names are saved
+    through :class:`~provenance.core.config.ConfigMixin` (JSON plus arrays, never pickle).
     """
 
     name: ClassVar[str] = ""
@@ -63,15 +66,28 @@ class Head:
         proba = self.predict_proba(X)
         return np.asarray(self.classes_)[proba.argmax(axis=1)]
 
-    def get_config(self) -> dict[str, Any]:
-        return {}
+    def margin_shares(self, x: np.ndarray, best: int, second: int) -> np.ndarray | None:
+        """Each feature's share of the margin of class ``best`` over ``second`` for one row ``x``
+        (what explanations report); None for a head whose decision does not split by feature."""
+        return None
 
-    def state_dict(self) -> dict[str, np.ndarray]:
-        raise NotImplementedError
+    def learned_config(self) -> dict[str, Any]:
+        self._check_fitted()
+        return {"classes": list(self.classes_)}
 
-    def load_state_dict(self, state: dict[str, np.ndarray], classes: Sequence[str]) -> None:
-        raise NotImplementedError
+    def _load_classes(self, learned: dict[str, Any] | None) -> None:
+        classes = (learned or {}).get("classes")
+        if not classes:
+            raise ValueError(f"{type(self).__name__}: the saved state names no classes")
+        self.classes_ = [str(c) for c in classes]
 
     def _check_fitted(self) -> None:
         if not hasattr(self, "classes_"):
             raise RuntimeError(f"{type(self).__name__} is not fitted: call fit() first")
+
+
+#: closed-set heads by name; plug-ins add theirs with ``HEADS.register(name, "module:Class")``
+HEADS: Registry[Head] = Registry("head")
+HEADS.register("linear", "provenance.openset.linear:LinearHead")
+HEADS.register("prototype", "provenance.openset.prototype:PrototypeHead")
+HEADS.register("delta", "provenance.openset.delta:DeltaHead")

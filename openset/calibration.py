@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import numpy as np
 from scipy.optimize import minimize_scalar
 
-from openset.base import softmax
+from provenance.openset.base import softmax
 
 
 def fit_temperature(decision: np.ndarray, labels: Sequence[str], classes: Sequence[str]) -> float:

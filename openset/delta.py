@@ -3,7 +3,7 @@
 Burrows (2002): standardise each feature (z-score over the training texts), average
 each author's z-scores into a centroid, and attribute a text to the author whose
 centroid is nearest in mean absolute difference (the "Delta"). On function-word rates
-(``--backbone function-words``) this is the classic method; on any other features it
+(``--extractor function-words``) this is the classic method; on any other features it
 is the same rule. ``decision_function`` is ``-Delta * scale``, so a softmax of it gives
 probabilities (the attributor then temperature-scales them on held-out texts).
 """
@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from openset.base import Head, check_features, check_labels
+from provenance.openset.base import Head, check_features, check_labels
 
 
 class DeltaHead(Head):
@@ -31,13 +31,12 @@ class DeltaHead(Head):
     """
 
     name = "delta"
+    config_fields = ("scale", "balanced")
 
     def __init__(self, scale: float = 10.0, balanced: bool = True) -> None:
         self.scale = scale
         self.balanced = balanced
 
-    def get_config(self) -> dict[str, Any]:
-        return {"scale": self.scale, "balanced": self.balanced}
 
     def fit(self, X: Any, y: Sequence) -> DeltaHead:
         if not self.scale > 0:
@@ -69,6 +68,11 @@ class DeltaHead(Head):
         self._check_fitted()
         return {"mean": self.mean_, "scale": self.scale_, "centroids": self.centroids_}
 
-    def load_state_dict(self, state: dict[str, np.ndarray], classes: Sequence[str]) -> None:
+    def load_state_dict(self, state: dict[str, np.ndarray], learned: dict[str, Any] | None = None) -> None:
         self.mean_, self.scale_, self.centroids_ = state["mean"], state["scale"], state["centroids"]
-        self.classes_ = list(classes)
+        self._load_classes(learned)
+
+    def margin_shares(self, x: np.ndarray, best: int, second: int) -> np.ndarray:
+        """``|z - c_second| - |z - c_best|``: how much nearer each feature puts the row to ``best``."""
+        z = (np.asarray(x, dtype=np.float64) - self.mean_) / self.scale_
+        return np.abs(z - self.centroids_[second]) - np.abs(z - self.centroids_[best])

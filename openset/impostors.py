@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from openset.base import check_features
+from provenance.openset.base import check_features
 
 
 def _unit(Z: np.ndarray) -> np.ndarray:

@@ -7,7 +7,7 @@ from typing import Any
 import faiss
 import numpy as np
 
-from openset.base import check_features
+from provenance.openset.base import check_features
 
 
 def l2_normalize(X: np.ndarray) -> np.ndarray:

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 from sklearn.linear_model import LogisticRegression
 
-from openset.base import Head, check_features, check_labels
+from provenance.openset.base import Head, check_features, check_labels
 
 
 class LinearHead(Head):
@@ -26,6 +26,7 @@ class LinearHead(Head):
     """
 
     name = "linear"
+    config_fields = ("C", "class_weight", "max_iter", "standardize")
 
     def __init__(
         self, C: float = 1.0, class_weight: str | None = "balanced", max_iter: int = 2000, standardize: bool = True
@@ -35,13 +36,6 @@ class LinearHead(Head):
         self.max_iter = max_iter
         self.standardize = standardize
 
-    def get_config(self) -> dict[str, Any]:
-        return {
-            "C": self.C,
-            "class_weight": self.class_weight,
-            "max_iter": self.max_iter,
-            "standardize": self.standardize,
-        }
 
     def fit(self, X: Any, y: Sequence) -> LinearHead:
         if not self.C > 0:
@@ -76,7 +70,12 @@ class LinearHead(Head):
         self._check_fitted()
         return {"mean": self.mean_, "scale": self.scale_, "coef": self.coef_, "intercept": self.intercept_}
 
-    def load_state_dict(self, state: dict[str, np.ndarray], classes: Sequence[str]) -> None:
+    def load_state_dict(self, state: dict[str, np.ndarray], learned: dict[str, Any] | None = None) -> None:
         self.mean_, self.scale_ = state["mean"], state["scale"]
         self.coef_, self.intercept_ = state["coef"], state["intercept"]
-        self.classes_ = list(classes)
+        self._load_classes(learned)
+
+    def margin_shares(self, x: np.ndarray, best: int, second: int) -> np.ndarray:
+        """``(w_best - w_second) * z``, with ``z`` the row standardised as the head saw it."""
+        z = (np.asarray(x, dtype=np.float64) - self.mean_) / self.scale_
+        return (self.coef_[best].astype(np.float64) - self.coef_[second]) * z

@@ -27,9 +27,11 @@ from typing import Any, ClassVar
 import numpy as np
 from sklearn.linear_model import LogisticRegression
 
-from openset.base import check_features
-from openset.index import ReferenceIndex
-from openset.metrics import auroc, equal_error_rate, threshold_at_fpr
+from provenance.core.config import ConfigMixin
+from provenance.core.registry import Registry
+from provenance.openset.base import check_features
+from provenance.openset.index import ReferenceIndex
+from provenance.openset.metrics import auroc, equal_error_rate, threshold_at_fpr
 
 _EPS = 1e-6
 
@@ -50,7 +52,7 @@ def _standardiser(X: np.ndarray, shrinkage: float = 0.0, centre: bool = True) ->
     return mean.astype(np.float32), scale.astype(np.float32)
 
 
-class OneClassScorer:
+class OneClassScorer(ConfigMixin):
     """Base class: ``fit(positives, negatives=None)`` then ``decision_function(X)`` -> ``(n,)``.
 
     Higher scores mean "more like the enrolled source". Subclasses set ``name``,
@@ -61,10 +63,6 @@ class OneClassScorer:
     name: ClassVar[str] = ""
     requires_negatives: ClassVar[bool] = False
     dim_: int
-
-    def get_config(self) -> dict[str, Any]:
-        """Constructor parameters (JSON-serialisable)."""
-        return {}
 
     def fit(self, positives: Any, negatives: Any | None = None) -> OneClassScorer:
         """Enrol a source from ``positives`` ``(k, d)``, k >= 1, against ``negatives`` ``(m, d)``.
@@ -96,16 +94,9 @@ class OneClassScorer:
         """The fitted arrays (enough, with ``get_config()``, to rebuild the scorer)."""
         raise NotImplementedError
 
-    def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
+    def load_state_dict(self, state: dict[str, np.ndarray], learned: dict[str, Any] | None = None) -> None:
         """Restore a scorer from :meth:`state_dict` output (no refitting, no sklearn objects)."""
         raise NotImplementedError
-
-    @classmethod
-    def from_state(cls, config: dict[str, Any], state: dict[str, np.ndarray]) -> OneClassScorer:
-        """A scorer built from ``get_config()`` and ``state_dict()`` output."""
-        scorer = cls(**config)
-        scorer.load_state_dict(state)
-        return scorer
 
     # -- for subclasses --------------------------------------------------------------------------------
 
@@ -150,8 +141,7 @@ class PrototypeScorer(OneClassScorer):
         self.shrinkage = shrinkage
         self.contrast_k = contrast_k
 
-    def get_config(self) -> dict[str, Any]:
-        return {"shrinkage": self.shrinkage, "contrast_k": self.contrast_k}
+    config_fields = ("shrinkage", "contrast_k")
 
     def _check_params(self) -> None:
         if not 0.0 <= self.shrinkage <= 1.0:
@@ -192,7 +182,7 @@ class PrototypeScorer(OneClassScorer):
             state["negatives"] = self.negatives_
         return state
 
-    def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
+    def load_state_dict(self, state: dict[str, np.ndarray], learned: dict[str, Any] | None = None) -> None:
         self._check_state(state, ["mean", "scale", "prototype"])
         if self.contrast_k and "negatives" not in state:
             raise ValueError("contrast_k > 0 but the state has no 'negatives'")
@@ -225,8 +215,7 @@ class MahalanobisScorer(OneClassScorer):
         self.shrinkage = shrinkage
         self.reg = reg
 
-    def get_config(self) -> dict[str, Any]:
-        return {"shrinkage": self.shrinkage, "reg": self.reg}
+    config_fields = ("shrinkage", "reg")
 
     def _check_params(self) -> None:
         if not 0.0 <= self.shrinkage <= 1.0:
@@ -269,7 +258,7 @@ class MahalanobisScorer(OneClassScorer):
         self._check_fitted()
         return {"mean": self.mean_, "precision": self.precision_}
 
-    def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
+    def load_state_dict(self, state: dict[str, np.ndarray], learned: dict[str, Any] | None = None) -> None:
         self._check_state(state, ["mean", "precision"])
         self.mean_ = np.asarray(state["mean"], dtype=np.float32)
         self.precision_ = np.asarray(state["precision"], dtype=np.float32)
@@ -295,8 +284,7 @@ class LinearOneVsRestScorer(OneClassScorer):
         self.C = C
         self.max_iter = max_iter
 
-    def get_config(self) -> dict[str, Any]:
-        return {"C": self.C, "max_iter": self.max_iter}
+    config_fields = ("C", "max_iter")
 
     def _check_params(self) -> None:
         if not self.C > 0:
@@ -322,7 +310,7 @@ class LinearOneVsRestScorer(OneClassScorer):
         self._check_fitted()
         return {"mean": self.mean_, "scale": self.scale_, "coef": self.coef_, "intercept": self.intercept_}
 
-    def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
+    def load_state_dict(self, state: dict[str, np.ndarray], learned: dict[str, Any] | None = None) -> None:
         self._check_state(state, ["mean", "scale", "coef", "intercept"])
         self.mean_ = np.asarray(state["mean"], dtype=np.float32)
         self.scale_ = np.asarray(state["scale"], dtype=np.float32)
@@ -331,16 +319,11 @@ class LinearOneVsRestScorer(OneClassScorer):
         self.dim_ = self.mean_.shape[0]
 
 
-ONE_CLASS_SCORERS: dict[str, type[OneClassScorer]] = {
-    cls.name: cls for cls in (PrototypeScorer, MahalanobisScorer, LinearOneVsRestScorer)
-}
-
-
-def create_one_class_scorer(name: str, **kwargs: Any) -> OneClassScorer:
-    """Build a one-class scorer by name (``prototype``, ``mahalanobis``, ``linear``)."""
-    if name not in ONE_CLASS_SCORERS:
-        raise ValueError(f"unknown one-class scorer {name!r}; choose from {sorted(ONE_CLASS_SCORERS)}")
-    return ONE_CLASS_SCORERS[name](**kwargs)
+#: few-shot one-class scorers by name; plug-ins add theirs with ``ONE_CLASS_SCORERS.register(name, cls)``
+ONE_CLASS_SCORERS: Registry[OneClassScorer] = Registry("one-class scorer")
+for _cls in (PrototypeScorer, MahalanobisScorer, LinearOneVsRestScorer):
+    ONE_CLASS_SCORERS.register(_cls.name, _cls)
+create_one_class_scorer = ONE_CLASS_SCORERS.create
 
 
 def calibrate_threshold(scorer: OneClassScorer, negatives: Any, fpr: float = 0.05) -> float:

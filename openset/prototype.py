@@ -7,8 +7,8 @@ from typing import Any
 
 import numpy as np
 
-from openset.base import Head, check_features, check_labels
-from openset.index import ReferenceIndex
+from provenance.openset.base import Head, check_features, check_labels
+from provenance.openset.index import ReferenceIndex
 
 
 class PrototypeHead(Head):
@@ -20,13 +20,12 @@ class PrototypeHead(Head):
     """
 
     name = "prototype"
+    config_fields = ("k", "temperature")
 
     def __init__(self, k: int = 0, temperature: float = 0.05) -> None:
         self.k = k
         self.temperature = temperature
 
-    def get_config(self) -> dict[str, Any]:
-        return {"k": self.k, "temperature": self.temperature}
 
     def fit(self, X: Any, y: Sequence) -> PrototypeHead:
         if self.k < 0:
@@ -70,8 +69,8 @@ class PrototypeHead(Head):
         self._check_fitted()
         return {"mean": self.mean_, "scale": self.scale_, "references": self.references_, "codes": self.codes_}
 
-    def load_state_dict(self, state: dict[str, np.ndarray], classes: Sequence[str]) -> None:
+    def load_state_dict(self, state: dict[str, np.ndarray], learned: dict[str, Any] | None = None) -> None:
         self.mean_, self.scale_ = state["mean"], state["scale"]
         self.references_, self.codes_ = state["references"], state["codes"].astype(np.int64)
-        self.classes_ = list(classes)
+        self._load_classes(learned)
         self._build()

@@ -11,17 +11,16 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from openset.base import check_features, check_labels
-from openset.index import ReferenceIndex
+from provenance.core.config import ConfigMixin
+from provenance.core.registry import Registry
+from provenance.openset.base import check_features, check_labels
+from provenance.openset.index import ReferenceIndex
 
 
-class OpenSetScore:
+class OpenSetScore(ConfigMixin):
     """Base class: ``fit(X, y)`` then ``score(X, proba)`` -> ``(n,)`` (higher = known)."""
 
     name: ClassVar[str] = ""
-
-    def get_config(self) -> dict[str, Any]:
-        return {}
 
     def fit(self, X: Any, y: Sequence) -> OpenSetScore:
         return self
@@ -29,11 +28,6 @@ class OpenSetScore:
     def score(self, X: Any, proba: np.ndarray) -> np.ndarray:
         raise NotImplementedError
 
-    def state_dict(self) -> dict[str, np.ndarray]:
-        return {}
-
-    def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
-        pass
 
 
 class MaxProbScore(OpenSetScore):
@@ -61,12 +55,11 @@ class KNNScore(_Standardised):
     """Mean cosine similarity to the ``k`` nearest training samples of any class (faiss)."""
 
     name = "knn"
+    config_fields = ("k",)
 
     def __init__(self, k: int = 5) -> None:
         self.k = k
 
-    def get_config(self) -> dict[str, Any]:
-        return {"k": self.k}
 
     def fit(self, X: Any, y: Sequence) -> KNNScore:
         if self.k < 1:
@@ -83,7 +76,7 @@ class KNNScore(_Standardised):
     def state_dict(self) -> dict[str, np.ndarray]:
         return {"mean": self.mean_, "scale": self.scale_, "references": self.references_}
 
-    def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
+    def load_state_dict(self, state: dict[str, np.ndarray], learned: dict[str, Any] | None = None) -> None:
         self.mean_, self.scale_, self.references_ = state["mean"], state["scale"], state["references"]
         self._index = ReferenceIndex(self.references_, np.zeros(len(self.references_)))
 
@@ -96,12 +89,11 @@ class MahalanobisScore(_Standardised):
     """
 
     name = "mahalanobis"
+    config_fields = ("shrinkage",)
 
     def __init__(self, shrinkage: float = 0.2) -> None:
         self.shrinkage = shrinkage
 
-    def get_config(self) -> dict[str, Any]:
-        return {"shrinkage": self.shrinkage}
 
     def fit(self, X: Any, y: Sequence) -> MahalanobisScore:
         if not 0.0 <= self.shrinkage <= 1.0:
@@ -127,16 +119,13 @@ class MahalanobisScore(_Standardised):
     def state_dict(self) -> dict[str, np.ndarray]:
         return {"mean": self.mean_, "scale": self.scale_, "means": self.means_, "precision": self.precision_}
 
-    def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
+    def load_state_dict(self, state: dict[str, np.ndarray], learned: dict[str, Any] | None = None) -> None:
         self.mean_, self.scale_ = state["mean"], state["scale"]
         self.means_, self.precision_ = state["means"], state["precision"]
 
 
-OPEN_SET_SCORES: dict[str, type[OpenSetScore]] = {cls.name: cls for cls in (MaxProbScore, KNNScore, MahalanobisScore)}
-
-
-def create_open_set_score(name: str, **kwargs: Any) -> OpenSetScore:
-    """Build an open-set scorer by name (``msp``, ``knn``, ``mahalanobis``)."""
-    if name not in OPEN_SET_SCORES:
-        raise ValueError(f"unknown open-set score {name!r}; choose from {sorted(OPEN_SET_SCORES)}")
-    return OPEN_SET_SCORES[name](**kwargs)
+#: open-set scores by name; plug-ins add theirs with ``OPEN_SET_SCORES.register(name, cls)``
+OPEN_SET_SCORES: Registry[OpenSetScore] = Registry("open-set score")
+for _cls in (MaxProbScore, KNNScore, MahalanobisScore):
+    OPEN_SET_SCORES.register(_cls.name, _cls)
+create_open_set_score = OPEN_SET_SCORES.create

@@ -3,12 +3,43 @@
 >>> import provenance
 >>> result = provenance.attribute("image.png", model="my-model")
 >>> result.label, result.score, result.unknown
+
+The subpackages are the rooms of the house (see the README's map):
+``provenance.detectors`` (sample -> vector, a folder per modality),
+``provenance.openset`` (heads over vectors), ``provenance.fingerprints`` (source
+verifiers), ``provenance.data`` (readers and the generator zoo) and
+``provenance.core`` (the registry and the model-folder mixin they share).
+The names below are imported on first use, so ``import provenance.openset``
+does not pay for the whole pipeline.
 """
 
-from provenance.api import attribute, load_model
-from provenance.attributor import Attributor
-from provenance.result import UNKNOWN, Attribution
+from __future__ import annotations
+
+import importlib
+from typing import Any
 
 __version__ = "0.1.0"
 
-__all__ = ["UNKNOWN", "Attribution", "Attributor", "__version__", "attribute", "load_model"]
+_LAZY = {
+    "attribute": "provenance.api",
+    "load_model": "provenance.api",
+    "Attributor": "provenance.attributor",
+    "evaluate": "provenance.evaluation",
+    "UNKNOWN": "provenance.result",
+    "Attribution": "provenance.result",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'provenance' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_LAZY])
+
+
+__all__ = ["UNKNOWN", "Attribution", "Attributor", "__version__", "attribute", "evaluate", "load_model"]

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as _dt
-import os
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -11,36 +9,24 @@ from typing import Any
 
 import numpy as np
 
-from detectors import create_extractor
-from detectors.base import Extractor
-from detectors.errors import SampleError, describe_sample
-from openset import create_head, create_open_set_score
-from openset.base import Head, softmax
-from openset.calibration import fit_temperature
-from openset.metrics import (
-    accuracy,
-    auroc,
-    expected_calibration_error,
-    macro_f1,
-    oscr,
-    per_class_report,
-    threshold_at_fpr,
-    threshold_at_tpr,
-)
-from openset.scores import OpenSetScore
-from openset.serialization import flatten_state, read_model_dir, split_state, write_model_dir
+from provenance.core.config import ConfigMixin, load_part, part_config
+from provenance.core.serialization import flatten_state, split_state
+from provenance.detectors import create_extractor
+from provenance.detectors.base import Extractor
+from provenance.detectors.errors import SampleError, describe_sample
 from provenance.enrollment import EnrolledSources
 from provenance.explain import explain as explain_decision
+from provenance.openset import HEADS, OPEN_SET_SCORES, create_head, create_open_set_score
+from provenance.openset.base import Head, softmax
+from provenance.openset.calibration import fit_temperature
+from provenance.openset.metrics import threshold_at_fpr, threshold_at_tpr
+from provenance.openset.scores import OpenSetScore
 from provenance.result import UNKNOWN, Attribution
 
 #: at most this many training feature rows are kept as the negative bank for enrollment
 BANK_SIZE = 4000
 #: ... and at most this many bytes of them (wide text features would make model folders huge)
 BANK_BYTES = 24 * 2**20
-
-FORMAT = "provenance-attributor"
-FORMAT_VERSION = 1
-
 
 def _stratified_split(labels: np.ndarray, fraction: float, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     fit_idx, cal_idx = [], []
@@ -52,22 +38,27 @@ def _stratified_split(labels: np.ndarray, fraction: float, rng: np.random.Genera
     return np.array(sorted(fit_idx), dtype=int), np.array(sorted(cal_idx), dtype=int)
 
 
-def _as_batch(samples: Any) -> Sequence[Any]:
+def as_batch(samples: Any) -> Sequence[Any]:
     """A single sample (a path or text string, bytes, an image or array) becomes a one-item batch."""
     if isinstance(samples, str | bytes) or not isinstance(samples, Sequence):
         return [samples]
     return samples
 
 
-class Attributor:
+class Attributor(ConfigMixin):
     """Attribute samples to known sources, or to ``"unknown"``.
+
+    It does four things: :meth:`fit`, :meth:`attribute` (and :meth:`enroll`), and saving
+    and loading through :class:`~provenance.core.config.ConfigMixin`. Checking a claimed
+    source lives in :mod:`provenance.verification`, measuring a model in
+    :mod:`provenance.evaluation`.
 
     Parameters
     ----------
-    extractor: an :class:`~detectors.base.Extractor` or a registry name
+    extractor: an :class:`~provenance.detectors.base.Extractor` or a registry name
         (``"residual-cnn"``, ``"clip:ViT-B-32"``, ``"fusion:residual-cnn+effnet-lite0"``...).
-    head: a :class:`~openset.base.Head` or a name (``"linear"``, ``"prototype"``).
-    open_set: an :class:`~openset.scores.OpenSetScore` or a name (``"msp"``, ``"knn"``,
+    head: a :class:`~provenance.openset.base.Head` or a name (``"linear"``, ``"prototype"``).
+    open_set: an :class:`~provenance.openset.scores.OpenSetScore` or a name (``"msp"``, ``"knn"``,
         ``"mahalanobis"``).
     tpr: fraction of held-out known samples the open-set rule must accept; the
         rejection threshold is set from it.
@@ -80,8 +71,14 @@ class Attributor:
         threshold and temperature are calibrated (costs a second training; the
         calibration stays the one measured on held-out samples).
     seed: random seed for the calibration split and augmentation.
-    modality: picks the default backbone when ``extractor`` is ``"default"``.
+    modality: picks the default extractor when ``extractor`` is ``"default"``.
     """
+
+    format = "provenance-attributor"
+    #: version 2 keeps the settings under ``params`` and each part's learned values with it
+    format_version = 2
+    readable_versions = (1,)
+    config_fields = ("tpr", "calibration_fraction", "augment_head", "refit_extractor", "seed")
 
     def __init__(
         self,
@@ -140,8 +137,10 @@ class Attributor:
     def features(self, samples: Sequence[Any], progress: bool = False) -> tuple[np.ndarray, list[int], dict[int, str]]:
         """Feature rows for the readable samples, their positions, and per-sample errors."""
         loaded, positions, errors = self.load_samples(samples)
-        feats = self.extractor.features(loaded, progress=progress) if loaded else np.zeros((0, 0), np.float32)
-        return feats, positions, errors
+        return self._featurise(loaded, progress), positions, errors
+
+    def _featurise(self, loaded: list[Any], progress: bool) -> np.ndarray:
+        return self.extractor.features(loaded, progress=progress) if loaded else np.zeros((0, 0), np.float32)
 
     # ------------------------------------------------------------------ training
     def fit(self, samples: Sequence[Any], labels: Sequence[str], progress: bool = False) -> Attributor:
@@ -230,7 +229,8 @@ class Attributor:
         return X, self.extractor.features(copies, progress=progress), np.asarray(rows, dtype=int)
 
     # ------------------------------------------------------------------ inference
-    def _check_fitted(self) -> None:
+    def check_fitted(self) -> None:
+        """Raise ``RuntimeError`` unless the model was fitted or loaded."""
         if self.threshold_ is None:
             raise RuntimeError("the attributor is not fitted: call fit() or from_pretrained()")
 
@@ -244,11 +244,6 @@ class Attributor:
         os_scores = self.open_set.score(X, softmax(decision))
         return softmax(decision / self.temperature_), os_scores
 
-    def _feature_names(self) -> list[str] | None:
-        """The extractor's column names when it has them (text and code), else None."""
-        names = getattr(self.extractor, "feature_names", None)
-        return (names() or None) if names is not None else None
-
     def attribute(
         self, samples: Sequence[Any] | Any, progress: bool = False, top_k: int = 5, explain: bool = True
     ) -> list[Attribution]:
@@ -257,21 +252,21 @@ class Attributor:
         With ``explain`` (and an extractor that names its features, as the text ones do),
         ``explanation`` lists the features that most favour the top label over the runner-up.
         """
-        self._check_fitted()
-        samples = _as_batch(samples)
+        self.check_fitted()
+        samples = as_batch(samples)
         loaded, positions, errors = self.load_samples(samples)
-        feats = self.extractor.features(loaded, progress=progress) if loaded else np.zeros((0, 0), np.float32)
+        feats = self._featurise(loaded, progress)
         results: list[Attribution] = [None] * len(samples)  # type: ignore[list-item]
-        common = {"modality": self.modality, "backbone": self.extractor.registry_name, "model": self.name}
+        common = {"modality": self.modality, "extractor": self.extractor.registry_name, "model": self.name}
         for i, msg in errors.items():
             results[i] = Attribution(sample=describe_sample(samples[i]), label=None, error=msg, **common)
         if positions:
             # named once per call: building thousands of names per sample would dominate text attribution
-            names = self._feature_names() if explain else None
+            names = (self.extractor.feature_names() or None) if explain else None
             proba, os_scores = self.scores(feats)
             classes = np.asarray(self.classes_)
-            enrolled_hits = self.enrolled.best_accepting(feats) if len(self.enrolled) else [None] * len(feats)
             enrolled_scores = self.enrolled.scores(feats) if len(self.enrolled) else {}
+            enrolled_hits = self.enrolled.best_accepting(enrolled_scores, len(feats))
             for row, i in enumerate(positions):
                 order = np.argsort(-proba[row])[:top_k]
                 best = int(order[0])
@@ -312,13 +307,13 @@ class Attributor:
         Raises ValueError, leaving the model unchanged, when there are no samples, when
         any sample is unreadable (all reasons listed), or when ``name`` is taken.
         """
-        self._check_fitted()
+        self.check_fitted()
         name = str(name).strip()
         if not name or name == UNKNOWN:
             raise ValueError(f"cannot enroll a source named {name!r}")
         if name in self.sources:
             raise ValueError(f"{name!r} is already a source of this model; pick another name")
-        samples = _as_batch(samples)
+        samples = as_batch(samples)
         if len(samples) == 0:
             raise ValueError(f"cannot enroll {name!r} from zero samples")
         feats, _, errors = self.features(samples, progress=progress)
@@ -328,221 +323,83 @@ class Attributor:
             raise ValueError("this model has no negative bank; train it again to enroll sources")
         self.enrolled.enroll(name, feats, self.bank_, scorer=scorer, fpr=fpr)
 
-    def verify(self, samples: Sequence[Any] | Any, claim: str, progress: bool = False) -> list[dict[str, Any]]:
-        """Did ``claim`` make each sample? One dict per sample:
-        ``{"sample", "claim", "score", "match", "threshold", "error"}``.
-
-        The threshold of a trained class accepts ``verify_fpr`` of held-out samples of
-        the other classes; an enrolled source's threshold was set when it was enrolled.
-        """
-        self._check_fitted()
-        if claim not in self.sources:
-            raise ValueError(f"unknown claim {claim!r}; this model knows {self.sources}")
-        samples = _as_batch(samples)
-        feats, positions, errors = self.features(samples, progress=progress)
-        out: list[dict[str, Any]] = [
-            {
-                "sample": describe_sample(s),
-                "claim": claim,
-                "score": None,
-                "match": None,
-                "threshold": None,
-                "error": None,
-            }
-            for s in samples
-        ]
-        for i, msg in errors.items():
-            out[i]["error"] = msg
-        if positions:
-            if claim in self.enrolled:
-                scores = self.enrolled.scores(feats)[claim]
-                threshold = self.enrolled.sources[claim].threshold
-            else:
-                scores = softmax(self.head.decision_function(feats))[:, self.classes_.index(claim)]
-                threshold = self.class_thresholds_[claim]
-            for row, i in enumerate(positions):
-                out[i].update(
-                    score=float(scores[row]), match=bool(scores[row] >= threshold), threshold=float(threshold)
-                )
-        return out
-
-    def same_author(
-        self,
-        samples: Sequence[Any] | Any,
-        known: Sequence[Any] | Any,
-        known_label: str | None = None,
-        progress: bool = False,
-    ) -> list[dict[str, Any]]:
-        """For each sample: was it written by the author of the ``known`` samples?
-
-        General Impostors (:class:`~openset.impostors.ImpostorsVerifier`) on this model's
-        features, with the model's bank of training texts as impostors and as the pairs
-        that calibrate ``same_author_probability``. ``known_label``: a trained author whose
-        texts must not serve as impostors (when the known texts are theirs). Rows are
-        ``{"sample", "same_author_probability", "score", "match", "threshold", "error"}``;
-        ``match`` is a probability of at least 0.5.
-        """
-        from openset.impostors import ImpostorsVerifier
-
-        self._check_fitted()
-        if self.bank_ is None or self.bank_labels_ is None:
-            raise ValueError("this model keeps no labelled bank of training features; train it again to verify authors")
-        if known_label is not None and known_label not in self.classes_:
-            raise ValueError(f"unknown author {known_label!r}; the model knows {self.classes_}")
-        samples, known = _as_batch(samples), _as_batch(known)
-        kfeats, kpos, kerrors = self.features(known)
-        if kerrors:
-            raise ValueError(f"unreadable known sample {next(iter(kerrors.values()))}")
-        if not kpos:
-            raise ValueError("no known samples given")
-        feats, positions, errors = self.features(samples, progress=progress)
-        verifier = ImpostorsVerifier(seed=self.seed).fit(self.bank_, self.bank_labels_)
-        rows: list[dict[str, Any]] = [
-            {
-                "sample": describe_sample(s),
-                "same_author_probability": None,
-                "score": None,
-                "match": None,
-                "threshold": 0.5,
-                "error": errors.get(i),
-            }
-            for i, s in enumerate(samples)
-        ]
-        if positions:
-            raw = verifier.score(feats, kfeats, known_label)
-            prob = verifier.probability(raw)
-            for row, i in enumerate(positions):
-                rows[i].update(
-                    same_author_probability=float(prob[row]), score=float(raw[row]), match=bool(prob[row] >= 0.5)
-                )
-        return rows
-
-    def evaluate(
-        self,
-        samples: Sequence[Any],
-        labels: Sequence[str],
-        unknown_samples: Sequence[Any] | None = None,
-        progress: bool = False,
-    ) -> dict[str, Any]:
-        """Closed-set accuracy, macro-F1 and per-class figures; AUROC and OSCR with unknowns.
-
-        Labels must be labels the model knows. Unreadable samples are counted in
-        ``errors`` and left out of the figures.
-        """
-        self._check_fitted()
-        if len(samples) != len(labels):
-            raise ValueError(f"{len(samples)} samples but {len(labels)} labels")
-        known = set(self.classes_)
-        strange = sorted({str(lab) for lab in labels} - known)
-        if strange:
-            raise ValueError(f"labels the model does not know: {strange}; known: {sorted(known)}")
-        feats, positions, errors = self.features(samples, progress=progress)
-        if not positions:
-            raise ValueError("no readable known samples to evaluate")
-        y = np.asarray([str(labels[i]) for i in positions])
-        proba, k_scores = self.scores(feats)
-        pred = np.asarray(self.classes_)[proba.argmax(axis=1)]
-        out: dict[str, Any] = {
-            "n": len(y),
-            "accuracy": accuracy(y, pred),
-            "macro_f1": macro_f1(y, pred),
-            "auroc": None,
-            "oscr": None,
-            "per_class": per_class_report(y, pred),
-            "ece": expected_calibration_error(proba, y, self.classes_),
-            "errors": len(errors),
-        }
-        if unknown_samples is not None:
-            ufeats, upos, uerr = self.features(unknown_samples, progress=progress)
-            out["errors"] += len(uerr)
-            if upos:
-                _, u_scores = self.scores(ufeats)
-                out["n_unknown"] = len(upos)
-                out["auroc"] = auroc(k_scores, u_scores)
-                out["oscr"] = oscr(pred == y, k_scores, u_scores)
-                accepted_known = k_scores >= self.threshold_
-                out["known_accept_rate"] = float(accepted_known.mean())
-                out["unknown_reject_rate"] = float((u_scores < self.threshold_).mean())
-        return out
-
     # ------------------------------------------------------------------ persistence
-    def get_config(self) -> dict[str, Any]:
-        """Everything but the arrays: what to rebuild, and how it was calibrated."""
-        self._check_fitted()
+    def learned_config(self) -> dict[str, Any]:
+        """What the model learnt and how it was calibrated (the arrays are in :meth:`state_dict`)."""
+        self.check_fitted()
         return {
-            "format": FORMAT,
-            "format_version": FORMAT_VERSION,
             "modality": self.modality,
             "classes": self.classes_,
-            "extractor": {"name": self.extractor.name, "config": self.extractor.get_config()},
-            "head": {"name": self.head.name, "config": self.head.get_config()},
-            "open_set": {"name": self.open_set.name, "config": self.open_set.get_config()},
+            "extractor": part_config(self.extractor.name, self.extractor),
+            "head": part_config(self.head.name, self.head),
+            "open_set": part_config(self.open_set.name, self.open_set),
             "threshold": self.threshold_,
             "temperature": self.temperature_,
             "verify_fpr": self.verify_fpr,
             "class_thresholds": self.class_thresholds_,
             "enrolled": self.enrolled.get_config(),
-            "tpr": self.tpr,
-            "calibration_fraction": self.calibration_fraction,
-            "augment_head": self.augment_head,
-            "refit_extractor": self.refit_extractor,
-            "seed": self.seed,
             "n_train": getattr(self, "n_train_", None),
-            "saved_at": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
         }
 
-    def save_pretrained(self, directory: str | os.PathLike) -> Path:
-        """Save as ``config.json`` + ``weights.safetensors`` (atomic: all or nothing)."""
-        arrays = flatten_state(
+    def state_dict(self) -> dict[str, np.ndarray]:
+        bank: dict[str, np.ndarray] = {}
+        if self.bank_ is not None:
+            bank["features"] = self.bank_
+            if self.bank_labels_ is not None:
+                bank["label_codes"] = np.searchsorted(np.asarray(self.classes_), self.bank_labels_).astype(np.int32)
+        return flatten_state(
             {
                 "extractor": self.extractor.state_dict(),
                 "head": self.head.state_dict(),
                 "open_set": self.open_set.state_dict(),
                 "enrolled": self.enrolled.state_dict(),
-                "bank": self._bank_state(),
+                "bank": bank,
                 "explain": {"class_means": self.class_means_} if self.class_means_ is not None else {},
             }
         )
-        return write_model_dir(directory, self.get_config(), arrays)
-
-    def _bank_state(self) -> dict[str, np.ndarray]:
-        if self.bank_ is None:
-            return {}
-        state = {"features": self.bank_}
-        if self.bank_labels_ is not None:
-            state["label_codes"] = np.searchsorted(np.asarray(self.classes_), self.bank_labels_).astype(np.int32)
-        return state
 
     @classmethod
-    def from_pretrained(cls, directory: str | os.PathLike) -> Attributor:
-        """Load a folder written by :meth:`save_pretrained` (format version checked)."""
-        config, arrays = read_model_dir(directory, FORMAT, FORMAT_VERSION)
-        ext = create_extractor(config["extractor"]["name"], config["modality"], **config["extractor"]["config"])
-        ext.load_state_dict(split_state(arrays, "extractor"))
-        head = create_head(config["head"]["name"], **config["head"]["config"])
-        head.load_state_dict(split_state(arrays, "head"), config["classes"])
-        scorer = create_open_set_score(config["open_set"]["name"], **config["open_set"]["config"])
-        scorer.load_state_dict(split_state(arrays, "open_set"))
+    def from_state(
+        cls, config: dict[str, Any], state: dict[str, np.ndarray], learned: dict[str, Any] | None = None
+    ) -> Attributor:
+        """A fitted attributor from its settings (``params``), arrays and learned values."""
+        learned = learned or {}
+        entry = learned["extractor"]
+        extractor = create_extractor(entry["name"], learned["modality"], **entry.get("config", {}))
+        extractor.load_state_dict(split_state(state, "extractor"), entry.get("learned") or {})
         model = cls(
-            ext,
-            head,
-            scorer,
-            tpr=config["tpr"],
-            calibration_fraction=config["calibration_fraction"],
-            augment_head=config["augment_head"],
-            refit_extractor=config.get("refit_extractor", False),
-            seed=config["seed"],
+            extractor,
+            load_part(HEADS, learned["head"], state, "head"),
+            load_part(OPEN_SET_SCORES, learned["open_set"], state, "open_set"),
+            **config,
         )
-        model.threshold_ = float(config["threshold"])
-        model.temperature_ = float(config["temperature"])
-        model.verify_fpr = float(config["verify_fpr"])
-        model.class_thresholds_ = {k: float(v) for k, v in config["class_thresholds"].items()}
-        bank = split_state(arrays, "bank")
+        model.threshold_ = float(learned["threshold"])
+        model.temperature_ = float(learned["temperature"])
+        model.verify_fpr = float(learned["verify_fpr"])
+        model.class_thresholds_ = {k: float(v) for k, v in learned["class_thresholds"].items()}
+        bank = split_state(state, "bank")
         model.bank_ = bank.get("features")
         codes = bank.get("label_codes")
         model.bank_labels_ = None if codes is None else np.asarray(model.classes_)[np.asarray(codes, dtype=int)]
-        model.class_means_ = split_state(arrays, "explain").get("class_means")
-        model.enrolled = EnrolledSources.from_config(config["enrolled"], split_state(arrays, "enrolled"))
-        model.n_train_ = config.get("n_train")
-        model.name = Path(directory).name
+        model.class_means_ = split_state(state, "explain").get("class_means")
+        model.enrolled = EnrolledSources.from_state(learned["enrolled"], split_state(state, "enrolled"))
+        model.n_train_ = learned.get("n_train")
         return model
+
+    @classmethod
+    def upgrade_config(
+        cls, config: dict[str, Any], arrays: dict[str, np.ndarray]
+    ) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        """Read a version-1 folder (settings beside the learned values, class names outside the head)."""
+        if config.get("format_version") != 1:
+            return super().upgrade_config(config, arrays)
+        config = dict(config)
+        params = {name: config.pop(name) for name in ("tpr", "calibration_fraction", "augment_head", "seed")}
+        params["refit_extractor"] = config.pop("refit_extractor", False)
+        config["params"] = params
+        config["head"] = {**config["head"], "learned": {"classes": config["classes"]}}
+        config["format_version"] = cls.format_version
+        return config, arrays
+
+    def _loaded_from(self, directory: Path) -> None:
+        self.name = directory.name

@@ -44,8 +44,8 @@ def _emit(args: argparse.Namespace, payload: Any, human: str) -> None:
 
 
 def _load_model(path: str):
-    from openset.serialization import ModelFormatError
     from provenance.attributor import Attributor
+    from provenance.core.serialization import ModelFormatError
 
     try:
         return Attributor.from_pretrained(path)
@@ -54,7 +54,7 @@ def _load_model(path: str):
 
 
 def _read_dataset(path: str, modality: str | None):
-    from data.folders import DatasetError, read_labelled
+    from provenance.data.folders import DatasetError, read_labelled
 
     try:
         return read_labelled(path, modality)
@@ -64,14 +64,14 @@ def _read_dataset(path: str, modality: str | None):
 
 # ---------------------------------------------------------------------- commands
 def cmd_train(args: argparse.Namespace) -> int:
-    from detectors import create_extractor
     from provenance.attributor import Attributor
+    from provenance.detectors import create_extractor
 
     data = _read_dataset(args.data, args.modality)
     modality = data.modality
     options = _parse_options(args.option)
     try:
-        extractor = create_extractor(args.backbone, modality, **options)
+        extractor = create_extractor(args.extractor, modality, **options)
         model = Attributor(
             extractor,
             head=args.head,
@@ -92,14 +92,14 @@ def cmd_train(args: argparse.Namespace) -> int:
     payload = {
         "model": str(out),
         "modality": modality,
-        "backbone": extractor.name,
+        "extractor": extractor.registry_name,
         "classes": model.classes_,
         "n_train": model.n_train_,
         "skipped": sorted(model.skipped_.values()),
         "threshold": model.threshold_,
     }
     human = (
-        f"trained {extractor.name} on {model.n_train_} {modality} samples, {len(model.classes_)} labels "
+        f"trained {extractor.registry_name} on {model.n_train_} {modality} samples, {len(model.classes_)} labels "
         f"({', '.join(model.classes_)}); saved to {out}"
         + (f"\n{len(model.skipped_)} unreadable samples skipped" if model.skipped_ else "")
     )
@@ -130,11 +130,13 @@ def cmd_attribute(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
+    from provenance.evaluation import evaluate
+
     model = _load_model(args.model)
     known = _read_dataset(args.known, model.modality)
     unknown = _read_dataset(args.unknown, model.modality).samples if args.unknown else None
     try:
-        m = model.evaluate(known.samples, known.labels, unknown, progress=not args.quiet)
+        m = evaluate(model, known.samples, known.labels, unknown, progress=not args.quiet)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     lines = [f"n={m['n']} accuracy={m['accuracy']:.3f} macro_f1={m['macro_f1']:.3f}"]
@@ -180,24 +182,26 @@ def _verify_rows_text(rows: list[dict[str, Any]]) -> str:
     for r in rows:
         if r["error"]:
             lines.append(f"{r['sample']}: ERROR {r['error']}")
-            continue
-        verdict = "MATCH" if r["match"] else "no match"
-        claim = f" for {r['claim']}" if r.get("claim") else ""
-        detail = f"{r['method']} " if r.get("method") else ""
-        lines.append(
-            f"{r['sample']}: {verdict}{claim} ({detail}score {r['score']:.4f}, threshold {r['threshold']:.4f})"
-        )
+        elif r["method"] == "impostors":
+            verdict = "SAME AUTHOR" if r["match"] else "different author"
+            lines.append(f"{r['sample']}: {verdict} (probability {r['probability']:.3f})")
+        else:
+            verdict = "MATCH" if r["match"] else "no match"
+            claim = f" for {r['claim']}" if r["claim"] and r["method"] == "claim" else ""
+            detail = f"{r['method']} " if r["method"] != "claim" else ""
+            lines.append(
+                f"{r['sample']}: {verdict}{claim} ({detail}score {r['score']:.4f}, threshold {r['threshold']:.4f})"
+            )
     return "\n".join(lines)
 
 
-def _fingerprint_verifier(args: argparse.Namespace):
+def _source_verifier(args: argparse.Namespace):
     """The verifier named by --fingerprint, --weights or --key (with --keyed-model)."""
-    from detectors.errors import SampleError
-    from fingerprints.keys import KeyedGenerator
-    from fingerprints.whitebox import FORMAT as WHITEBOX_FORMAT
-    from fingerprints.whitebox import AutoencoderVerifier, NotADiffusersModelError
-    from openset.serialization import CONFIG_NAME, ModelFormatError
-    from provenance.source_verification import load_fingerprint, saved_format
+    from provenance.core.serialization import CONFIG_NAME, ModelFormatError, read_config
+    from provenance.detectors.errors import SampleError
+    from provenance.fingerprints.keys import KeyedGenerator
+    from provenance.fingerprints.whitebox import AutoencoderVerifier, NotADiffusersModelError
+    from provenance.verification import load_fingerprint
 
     try:
         if args.fingerprint:
@@ -207,8 +211,9 @@ def _fingerprint_verifier(args: argparse.Namespace):
                 raise UsageError("--key needs --keyed-model DIR: the keyed generator whose decoder reads the key")
             return KeyedGenerator.from_pretrained(args.keyed_model)
         # a folder saved by `fingerprint --weights` is a calibrated check; anything else, the model itself
-        if (Path(args.weights) / CONFIG_NAME).is_file() and saved_format(args.weights) == WHITEBOX_FORMAT:
-            return AutoencoderVerifier.from_pretrained(args.weights)
+        weights = Path(args.weights)
+        if (weights / CONFIG_NAME).is_file() and read_config(weights).get("format") == AutoencoderVerifier.format:
+            return AutoencoderVerifier.from_pretrained(weights)
         if not args.negatives:
             raise UsageError(
                 f"{args.weights} is a model, not a calibrated check: give --negatives (images the model did not "
@@ -220,55 +225,37 @@ def _fingerprint_verifier(args: argparse.Namespace):
         raise UsageError(str(exc)) from None
 
 
-def _same_author_text(rows: list[dict[str, Any]]) -> str:
-    lines = []
-    for r in rows:
-        if r["error"]:
-            lines.append(f"{r['sample']}: ERROR {r['error']}")
-        else:
-            verdict = "SAME AUTHOR" if r["match"] else "different author"
-            lines.append(f"{r['sample']}: {verdict} (probability {r['same_author_probability']:.3f})")
-    return "\n".join(lines)
-
-
 def cmd_verify(args: argparse.Namespace) -> int:
-    if args.same_author:
-        if len(args.paths) < 2:
-            raise UsageError("--same-author needs MODEL and at least one SAMPLE")
-        model = _load_model(args.paths[0])
-        try:
-            rows = model.same_author(args.paths[1:], args.same_author, known_label=args.author, progress=not args.quiet)
-        except ValueError as exc:
-            raise UsageError(str(exc)) from None
-        for r in rows:
-            r["method"] = "impostors"
-        _emit(args, rows, _same_author_text(rows))
-        return EXIT_SAMPLES_FAILED if any(r["error"] for r in rows) else EXIT_OK
-    if args.claim is not None:
-        if len(args.paths) < 2:
-            raise UsageError("--claim needs MODEL and at least one SAMPLE")
-        model = _load_model(args.paths[0])
-        try:
-            rows = model.verify(args.paths[1:], args.claim, progress=not args.quiet)
-        except ValueError as exc:
-            raise UsageError(str(exc)) from None
-    else:
-        from provenance.source_verification import verify_with
+    from provenance.verification import verify_claim, verify_same_author, verify_source
 
-        verifier = _fingerprint_verifier(args)
-        try:
-            rows = verify_with(verifier, args.paths, key=args.key, fpr=args.fpr, progress=not args.quiet)
-        except ValueError as exc:
-            raise UsageError(str(exc)) from None
-    _emit(args, rows, _verify_rows_text(rows))
-    return EXIT_SAMPLES_FAILED if any(r["error"] for r in rows) else EXIT_OK
+    progress = not args.quiet
+    try:
+        if args.same_author or args.claim is not None:
+            if len(args.paths) < 2:
+                flag = "--same-author" if args.same_author else "--claim"
+                raise UsageError(f"{flag} needs MODEL and at least one SAMPLE")
+            model = _load_model(args.paths[0])
+            if args.same_author:
+                rows = verify_same_author(
+                    model, args.paths[1:], args.same_author, known_label=args.author, progress=progress
+                )
+            else:
+                rows = verify_claim(model, args.paths[1:], args.claim, progress=progress)
+        else:
+            verifier = _source_verifier(args)
+            rows = verify_source(verifier, args.paths, key=args.key, fpr=args.fpr, progress=progress)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    out = [r.to_dict() for r in rows]
+    _emit(args, out, _verify_rows_text(out))
+    return EXIT_SAMPLES_FAILED if any(r["error"] for r in out) else EXIT_OK
 
 
 def cmd_fingerprint(args: argparse.Namespace) -> int:
-    from detectors.errors import SampleError
-    from fingerprints.residual import ResidualFingerprint
-    from fingerprints.whitebox import AutoencoderVerifier, NotADiffusersModelError
-    from openset.serialization import ModelFormatError
+    from provenance.core.serialization import ModelFormatError
+    from provenance.detectors.errors import SampleError
+    from provenance.fingerprints.residual import ResidualFingerprint
+    from provenance.fingerprints.whitebox import AutoencoderVerifier, NotADiffusersModelError
 
     try:
         if args.weights:
@@ -328,6 +315,11 @@ def _add_whitebox_flags(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    # the choices come from the registries, so a registered plug-in is offered too
+    from provenance.detectors import DEFAULT_EXTRACTORS, EXTRACTORS
+    from provenance.fingerprints.residual import ESTIMATORS
+    from provenance.openset import HEADS, ONE_CLASS_SCORERS, OPEN_SET_SCORES
+
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--json", action="store_true", help="print JSON only on stdout")
     common.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
@@ -348,23 +340,28 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("data", metavar="DATA")
     p.add_argument("-o", "--output", required=True, metavar="MODEL", help="model folder to write (atomically)")
-    p.add_argument("--modality", choices=["image", "text", "code"], help="default: guessed from the files")
+    p.add_argument("--modality", choices=sorted(DEFAULT_EXTRACTORS), help="default: guessed from the files")
     p.add_argument(
+        "--extractor",
         "--backbone",
+        dest="extractor",
         default="default",
-        help="extractor name, e.g. residual-cnn, residual-stats, "
-        "effnet-lite0, clip:ViT-B-32, fusion:residual-cnn+residual-stats (default: per modality)",
+        metavar="NAME",
+        help=f"feature extractor: one of {', '.join(EXTRACTORS.names())}, or clip:ARCH, or fusion:A+B "
+        "(default: per modality: "
+        + ", ".join(f"{m} {n}" for m, n in sorted(DEFAULT_EXTRACTORS.items()))
+        + "); --backbone is an alias",
     )
     p.add_argument(
         "--head",
         default="linear",
-        choices=["linear", "prototype", "delta"],
+        choices=HEADS.names(),
         help="closed-set head (default linear; delta: Burrows' Delta, nearest author centroid of z-scored features)",
     )
     p.add_argument(
         "--open-set",
         default="msp",
-        choices=["msp", "knn", "mahalanobis"],
+        choices=OPEN_SET_SCORES.names(),
         help="open-set score (default msp: maximum class probability)",
     )
     p.add_argument(
@@ -374,7 +371,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--refit",
         action="store_true",
-        help="after calibrating on held-out samples, train a trainable backbone again on all samples",
+        help="after calibrating on held-out samples, train a trainable extractor again on all samples",
     )
     p.add_argument(
         "--no-augment-head",
@@ -386,7 +383,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="append",
         default=[],
         metavar="KEY=VALUE",
-        help="backbone setting, e.g. --option steps=500 (repeatable)",
+        help="extractor setting, e.g. --option steps=500 (repeatable)",
     )
     p.set_defaults(func=cmd_train)
 
@@ -427,7 +424,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--scorer",
         default="linear",
-        choices=["prototype", "mahalanobis", "linear"],
+        choices=ONE_CLASS_SCORERS.names(),
         help="one-class rule (default linear: the shots against the model's bank of training features; "
         "prototype: cosine similarity to the mean of the shots; mahalanobis: a Gaussian around the shots)",
     )
@@ -506,7 +503,7 @@ Verify later with `provenance verify SAMPLE... --fingerprint DIR`.""",
     p.add_argument(
         "--estimator",
         default="mle",
-        choices=["mle", "mean"],
+        choices=ESTIMATORS,
         help="residual fingerprint: mle for a multiplicative camera PRNU (default), mean for an additive pattern",
     )
     _add_whitebox_flags(p)

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from provenance.attributor import Attributor
+from provenance.evaluation import evaluate
 
 #: generators the demo model knows; the others in the zoo play "unknown"
 KNOWN = ("ddpm-a", "vae", "vqmodel", "gan-transpose", "real")
@@ -22,7 +23,7 @@ UNKNOWN_SOURCES = ("gan-upsample", "ddpm-b")
 
 def demo_model_dir() -> Path:
     """Where the demo saves its model (used by ``attribute()`` when no model is given)."""
-    from data.zoo import default_cache_dir
+    from provenance.data.zoo import default_cache_dir
 
     return default_cache_dir() / "models" / "zoo-demo"
 
@@ -50,7 +51,7 @@ def run_demo(
     ``cache_dir`` and ``zoo_settings`` (keyword arguments of ``build_zoo``) let tests
     run it on a tiny zoo; ``model_dir`` defaults to :func:`demo_model_dir`.
     """
-    from data.zoo import build_zoo
+    from provenance.data.zoo import build_zoo
 
     t0 = time.perf_counter()
     zoo = build_zoo(cache_dir, progress=progress, **(zoo_settings or {}))
@@ -67,7 +68,7 @@ def run_demo(
         test_y += [name] * len(te)
     unknown_x = [f for name in UNKNOWN_SOURCES for f in _files(zoo.samples_dir(name))]
     steps = 300 if fast else 800
-    from detectors import create_extractor
+    from provenance.detectors import create_extractor
 
     extractor = create_extractor(
         "fusion", parts=[{"name": "residual-cnn", "config": {"steps": steps}}, {"name": "residual-stats"}]
@@ -76,14 +77,14 @@ def run_demo(
     model.fit(train_x, train_y, progress=progress)
     path = model.save_pretrained(model_dir or demo_model_dir())
     model.name = path.name
-    m = model.evaluate(test_x, test_y, unknown_x, progress=progress)
+    m = evaluate(model, test_x, test_y, unknown_x, progress=progress)
     shown = [test_x[0], test_x[-1], unknown_x[0], unknown_x[-1]]
     examples = [r.to_dict() for r in model.attribute(shown)]
     elapsed = time.perf_counter() - t0
     lines = [
         f"generator zoo: {zoo.root}",
         f"known sources: {', '.join(KNOWN)}   held out as unknown: {', '.join(UNKNOWN_SOURCES)}",
-        f"backbone: {extractor.registry_name}, head: linear, open set: mahalanobis at TPR {model.tpr:.2f}",
+        f"extractor: {extractor.registry_name}, head: linear, open set: mahalanobis at TPR {model.tpr:.2f}",
         f"closed-set accuracy {m['accuracy']:.3f}  macro-F1 {m['macro_f1']:.3f}  (n={m['n']})",
         f"open set: AUROC {m['auroc']:.3f}  OSCR {m['oscr']:.3f}  unknowns rejected {m['unknown_reject_rate']:.2f}",
         "examples:",

@@ -13,8 +13,8 @@ from typing import Any
 
 import numpy as np
 
-from openset.oneclass import OneClassScorer, calibrate_threshold, create_one_class_scorer
-from openset.serialization import split_state
+from provenance.core.serialization import split_state
+from provenance.openset.oneclass import ONE_CLASS_SCORERS, OneClassScorer, calibrate_threshold, create_one_class_scorer
 
 
 @dataclass
@@ -70,11 +70,11 @@ class EnrolledSources:
         """Each enrolled scorer's scores for feature rows ``X``."""
         return {name: s.scorer.decision_function(X) for name, s in self.sources.items()}
 
-    def best_accepting(self, X: np.ndarray) -> list[tuple[str, float] | None]:
-        """Per row, the enrolled source that accepts it with the largest margin over its
-        threshold (and that margin), or None when none accepts."""
-        out: list[tuple[str, float] | None] = [None] * len(X)
-        for name, sc in self.scores(X).items():
+    def best_accepting(self, scores: dict[str, np.ndarray], n: int) -> list[tuple[str, float] | None]:
+        """Per row of :meth:`scores` output (``n`` rows), the enrolled source that accepts it with
+        the largest margin over its threshold (and that margin), or None when none accepts."""
+        out: list[tuple[str, float] | None] = [None] * n
+        for name, sc in scores.items():
             margin = sc - self.sources[name].threshold
             for i, m in enumerate(margin):
                 if m >= 0 and (out[i] is None or m > out[i][1]):
@@ -98,11 +98,11 @@ class EnrolledSources:
         return {f"{i}.{k}": v for i, s in enumerate(self.sources.values()) for k, v in s.scorer.state_dict().items()}
 
     @classmethod
-    def from_config(cls, config: list[dict[str, Any]], state: dict[str, np.ndarray]) -> EnrolledSources:
+    def from_state(cls, config: list[dict[str, Any]], state: dict[str, np.ndarray]) -> EnrolledSources:
+        """The enrolled sources described by :meth:`get_config` output and :meth:`state_dict` arrays."""
         out = cls()
         for i, entry in enumerate(config):
-            scorer = create_one_class_scorer(entry["scorer"], **entry["config"])
-            scorer.load_state_dict(split_state(state, str(i)))
+            scorer = ONE_CLASS_SCORERS.get(entry["scorer"]).from_state(entry["config"], split_state(state, str(i)))
             out.sources[entry["name"]] = EnrolledSource(
                 entry["name"], scorer, entry["scorer"], float(entry["threshold"]), float(entry["fpr"]), entry["n_shots"]
             )

@@ -1,7 +1,7 @@
 """Why a sample got its label: the features that weighed most, in words a person can read.
 
 For a decision between the chosen label A and the runner-up B, each feature's share of
-the margin is computed from the head itself:
+the margin comes from the head itself (:meth:`~provenance.openset.base.Head.margin_shares`):
 
 * linear head: ``(w_A - w_B) * z``, with ``z`` the feature standardised as the head saw it;
 * Burrows' Delta: ``|z - c_B| - |z - c_A|`` (how much nearer the feature puts the text to
@@ -18,21 +18,11 @@ from typing import Any
 
 import numpy as np
 
-
-def margin_shares(head: Any, x: np.ndarray, best: int, second: int) -> np.ndarray | None:
-    """Per-feature contribution to the margin of class ``best`` over ``second`` (None: head not supported)."""
-    x = np.asarray(x, dtype=np.float64)
-    if hasattr(head, "coef_") and hasattr(head, "scale_"):
-        z = (x - head.mean_) / head.scale_
-        return (head.coef_[best].astype(np.float64) - head.coef_[second]) * z
-    if hasattr(head, "centroids_"):
-        z = (x - head.mean_) / head.scale_
-        return np.abs(z - head.centroids_[second]) - np.abs(z - head.centroids_[best])
-    return None
+from provenance.openset.base import Head
 
 
 def explain(
-    head: Any,
+    head: Head,
     x: np.ndarray,
     feature_names: list[str],
     class_means: np.ndarray | None,
@@ -41,7 +31,7 @@ def explain(
     top: int = 8,
 ) -> list[dict[str, Any]] | None:
     """The ``top`` features that most favour class ``best`` over ``second`` for one sample."""
-    shares = margin_shares(head, x, best, second)
+    shares = head.margin_shares(x, best, second)
     if shares is None or len(feature_names) != len(shares):
         return None
     classes = list(head.classes_)
@@ -81,4 +71,4 @@ def describe(explanation: list[dict[str, Any]] | None, limit: int = 5) -> str:
     return "; ".join(parts)
 
 
-__all__ = ["describe", "explain", "margin_shares"]
+__all__ = ["describe", "explain"]

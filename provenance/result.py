@@ -30,7 +30,7 @@ class Attribution:
     enrolled: bool = False
     candidates: list[tuple[str, float]] = field(default_factory=list)
     modality: str | None = None
-    backbone: str | None = None
+    extractor: str | None = None
     model: str | None = None
     open_set_score: float | None = None
     threshold: float | None = None

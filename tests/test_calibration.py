@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from openset.calibration import fit_temperature
-from openset.metrics import expected_calibration_error
+from provenance.openset.calibration import fit_temperature
+from provenance.openset.metrics import expected_calibration_error
 
 
 def _logits(rng: np.random.Generator, n: int, scale: float) -> tuple[np.ndarray, list[str]]:

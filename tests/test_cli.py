@@ -62,7 +62,7 @@ def test_usage_errors_exit_2(trained: Path, image_dataset: dict[str, Path], tmp_
     assert "not a folder" in capsys.readouterr().err
     assert main(["train", str(tmp_path / "nothing"), "-o", str(tmp_path / "m")]) == 2
     assert main(["train", str(image_dataset["train"]), "-o", str(tmp_path / "m"), "--backbone", "bogus"]) == 2
-    assert "unknown backbone" in capsys.readouterr().err
+    assert "unknown extractor" in capsys.readouterr().err
     # KNOWN holding a label the model never saw
     assert main(["evaluate", str(trained), str(image_dataset["unknown"]), "-q"]) == 2
     with pytest.raises(SystemExit) as exc:

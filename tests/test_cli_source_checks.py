@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from fingerprints.keys import KeyedGenerator, key_to_hex, random_key
 from provenance.cli import main
-from provenance.source_verification import load_fingerprint, verify_with
+from provenance.fingerprints.keys import KeyedGenerator, key_to_hex, random_key
+from provenance.verification import load_fingerprint, verify_source
 
 torch = pytest.importorskip("torch")
 diffusers = pytest.importorskip("diffusers")
@@ -153,8 +153,8 @@ def test_weights_raw_and_calibrated(generator_images, vae_dir: Path, tmp_path: P
     assert [r["score"] for r in a] == pytest.approx([r["score"] for r in b])
     assert {r["threshold"] for r in a} == {built["threshold"]}
     # the negatives decide the threshold: at most 10% of them match
-    matched = verify_with(load_fingerprint(check), neg)
-    assert sum(r["match"] for r in matched) <= 1
+    matched = verify_source(load_fingerprint(check), neg)
+    assert sum(r.match for r in matched) <= 1
 
 
 def test_weights_that_are_not_a_diffusers_model(generator_images, tmp_path: Path, capsys) -> None:

@@ -8,10 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from detectors import create_extractor
-from detectors.js_transforms import mangle
 from provenance.attributor import Attributor
 from provenance.cli import main
+from provenance.detectors import create_extractor
+from provenance.detectors.code.transforms import mangle
 
 NAMES = ["items", "total", "result", "value", "count", "data", "list", "index"]
 
@@ -107,7 +107,7 @@ def test_cli_train_folder_and_jsonl_with_fences(code_corpus, tmp_path: Path, cap
     out = tmp_path / "m"
     assert main(["train", str(folder), "-o", str(out), "--json", "-q"]) == 0
     payload = json.loads(capsys.readouterr().out)
-    assert payload["modality"] == "code" and payload["backbone"] == "code-structure"
+    assert payload["modality"] == "code" and payload["extractor"] == "code-structure"
     probe = tmp_path / "probe.js"
     probe.write_text(mangle(code_corpus["test"][0][1]), encoding="utf-8")
     assert main(["attribute", str(out), str(probe), "--json", "-q"]) == 0

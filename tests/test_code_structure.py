@@ -1,4 +1,4 @@
-"""Tests of the ``code-structure`` JavaScript feature extractor (``detectors/code_structure.py``).
+"""Tests of the ``code-structure`` JavaScript feature extractor (``detectors/code/structure.py``).
 
 Two made-up "authors" with distinct habits are generated here from small templates;
 no project data is read.
@@ -14,11 +14,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from detectors.base import Extractor
-from detectors.code_structure import DENSE_FEATURES, FAMILIES, SPARSE_FAMILIES, CodeStructureExtractor, analyse
-from detectors.errors import SampleError
-from detectors.js_syntax import MAX_CODE_BYTES, CodeText, parse
-from detectors.js_transforms import minify_whitespace, rename_identifiers, strip_comments
+from provenance.detectors.base import Extractor
+from provenance.detectors.code import syntax
+from provenance.detectors.code.analysis import analyse
+from provenance.detectors.code.structure import CodeStructureExtractor
+from provenance.detectors.code.syntax import MAX_CODE_BYTES, CodeText, parse
+from provenance.detectors.code.transforms import minify_whitespace, rename_identifiers, strip_comments
+from provenance.detectors.code.vocabulary import DENSE_FEATURES, FAMILIES, SPARSE_FAMILIES
+from provenance.detectors.errors import SampleError
+from tests.helpers import extract
 
 NAMES = ["count", "total", "items", "value", "result", "index", "buffer", "config", "handler", "options"]
 
@@ -72,7 +76,7 @@ def test_interface_and_shape(fitted: CodeStructureExtractor, corpus: tuple[list[
     assert fitted.name == "code-structure" and fitted.modality == "code" and fitted.trainable
     X = fitted.features(corpus[0])
     assert X.shape == (24, fitted.dim) and X.dtype == np.float32 and np.isfinite(X).all()
-    assert fitted.extract(corpus[0][:2]).shape == (2, fitted.dim)
+    assert extract(fitted, corpus[0][:2]).shape == (2, fitted.dim)
     assert fitted.features([]).shape == (0, fitted.dim)
 
 
@@ -280,3 +284,26 @@ def test_huge_minified_bundle(fitted: CodeStructureExtractor, tmp_path: Path) ->
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         assert fitted.features([chunk * 20000]).shape == (1, fitted.dim)
+
+
+@pytest.mark.parametrize("max_error_ratio", [None, 0.9])
+def test_load_features_and_notes_share_one_parse(
+    corpus: tuple[list[str], list[str]], monkeypatch: pytest.MonkeyPatch, max_error_ratio: float | None
+) -> None:
+    ext = CodeStructureExtractor(min_df=1, max_error_ratio=max_error_ratio).fit(*corpus)
+    source = author_a(3) + "const broken = (;\n"
+    expected = ext.features([source])
+    calls: list[str] = []
+    real_parse = syntax.parse
+
+    def counting_parse(code: str | bytes) -> syntax.ParsedCode:
+        calls.append(str(code))
+        return real_parse(code)
+
+    monkeypatch.setattr(syntax, "parse", counting_parse)
+    loaded = ext.load(source)
+    X = ext.features([loaded])
+    notes = ext.notes(loaded)
+    assert len(calls) == 1
+    np.testing.assert_array_equal(X, expected)
+    assert any("does not fully parse" in n for n in notes)

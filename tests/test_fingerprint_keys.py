@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 import torch
 
-from detectors.augment import jpeg_roundtrip, rescale
-from detectors.errors import SampleError
-from fingerprints.keys import (
+from provenance.core.serialization import ModelFormatError
+from provenance.detectors.errors import SampleError
+from provenance.detectors.image.augment import jpeg_roundtrip, rescale
+from provenance.fingerprints.keys import (
     KeyedGenerator,
-    KeyFormatError,
     as_key,
     chance_p_value,
     key_from_hex,
@@ -106,7 +106,7 @@ def test_params_are_validated_and_unfitted_is_refused():
     with pytest.raises(ValueError, match="jpeg_quality"):
         KeyedGenerator(jpeg_quality=(90, 50)).fit(steps=1)
     with pytest.raises(ValueError, match="unknown parameter"):
-        KeyedGenerator().set_params(nope=1)
+        KeyedGenerator.from_config({"nope": 1})
     with pytest.raises(RuntimeError, match="not fitted"):
         KeyedGenerator().read_key(np.zeros((64, 64, 3), np.uint8))
 
@@ -198,11 +198,11 @@ def test_save_load_round_trip(system, tmp_path):
     assert np.array_equal(loaded.generate(key, 8, seed=9), imgs)
     assert np.array_equal(loaded.read_key(imgs), system.read_key(imgs))
     assert np.allclose(loaded.logits(imgs), system.logits(imgs))
-    assert loaded.get_params() == system.get_params()
+    assert loaded.get_config() == system.get_config()
     (path / "config.json").write_text(json.dumps({**cfg, "format_version": 99}))
-    with pytest.raises(KeyFormatError):
+    with pytest.raises(ModelFormatError):
         KeyedGenerator.from_pretrained(path)
-    with pytest.raises(KeyFormatError):
+    with pytest.raises(ModelFormatError):
         KeyedGenerator.from_pretrained(tmp_path / "missing")
 
 

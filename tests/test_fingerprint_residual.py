@@ -9,14 +9,14 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from detectors.errors import SampleError
-from fingerprints.residual import (
-    FingerprintFormatError,
+from provenance.core.serialization import ModelFormatError
+from provenance.detectors.errors import SampleError
+from provenance.fingerprints.residual import (
     ResidualFingerprint,
     noise_residual,
     peak_to_correlation_energy,
 )
-from openset.metrics import auroc
+from provenance.openset.metrics import auroc
 
 SIZE = 64
 
@@ -185,7 +185,7 @@ def test_save_load_round_trip(tmp_path, cameras):
     loaded = ResidualFingerprint.from_pretrained(target)
     probe = cameras["A"][20:24] + cameras["C"][:4]
     np.testing.assert_array_equal(loaded.score(probe), fp.score(probe))
-    assert loaded.threshold_ == fp.threshold_ and loaded.get_params() == fp.get_params()
+    assert loaded.threshold_ == fp.threshold_ and loaded.get_config() == fp.get_config()
     assert loaded.verify(probe) == fp.verify(probe)
     # saving again replaces the folder atomically
     fp2 = ResidualFingerprint(size=SIZE, estimator="mean").fit(cameras["A"][:5])
@@ -208,7 +208,7 @@ def test_load_checks_format_and_version(tmp_path, cameras):
     cfg = json.loads(cfg_path.read_text())
     cfg["format_version"] = 999
     cfg_path.write_text(json.dumps(cfg))
-    with pytest.raises(FingerprintFormatError, match="version 999"):
+    with pytest.raises(ModelFormatError, match="version 999"):
         ResidualFingerprint.from_pretrained(target)
     cfg["format_version"], cfg["format"] = 1, "something-else"
     cfg_path.write_text(json.dumps(cfg))
@@ -217,9 +217,9 @@ def test_load_checks_format_and_version(tmp_path, cameras):
     cfg["format"] = "provenance-residual-fingerprint"
     cfg_path.write_text(json.dumps(cfg))
     (target / "weights.safetensors").write_bytes(b"not safetensors")
-    with pytest.raises(FingerprintFormatError, match="corrupt"):
+    with pytest.raises(ModelFormatError, match="corrupt"):
         ResidualFingerprint.from_pretrained(target)
-    with pytest.raises(FingerprintFormatError, match="not a folder"):
+    with pytest.raises(ModelFormatError, match="not a folder"):
         ResidualFingerprint.from_pretrained(tmp_path / "missing")
 
 

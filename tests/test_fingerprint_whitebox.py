@@ -1,4 +1,4 @@
-"""White-box verification with a suspected model's AutoencoderKL (fingerprints.whitebox)."""
+"""White-box verification with a suspected model's AutoencoderKL (provenance.fingerprints.whitebox)."""
 
 from __future__ import annotations
 
@@ -10,15 +10,15 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from detectors.errors import SampleError
-from fingerprints.whitebox import (
+from provenance.core.serialization import ModelFormatError
+from provenance.detectors.errors import SampleError
+from provenance.fingerprints.whitebox import (
     AutoencoderVerifier,
     NotADiffusersModelError,
-    WhiteboxFormatError,
     load_autoencoder,
     resolve_autoencoder_dir,
 )
-from openset.metrics import auroc
+from provenance.openset.metrics import auroc
 
 torch = pytest.importorskip("torch")
 diffusers = pytest.importorskip("diffusers")
@@ -220,7 +220,7 @@ def test_calibrate_respects_fpr(zoo, verifier, fpr):
     false_matches = np.mean([r["match"] for r in v.verify(negatives)])
     assert false_matches <= fpr
     results = v.verify(list(zoo["pos_test"]))
-    assert set(results[0]) == {"score", "error", "match", "threshold"}
+    assert set(results[0]) == {"score", "reconstruction_error", "match", "threshold"}
     assert all(r["threshold"] == v.threshold_ for r in results)
     assert np.mean([r["match"] for r in results]) >= 0.8
     held_out = np.mean([r["match"] for r in v.verify(list(zoo["neg_test"]))])
@@ -251,7 +251,7 @@ def test_save_load_round_trip(zoo, verifier, tmp_path):
     out = v.save_pretrained(tmp_path / "verifier")
     assert (out / "config.json").exists() and (out / "weights.safetensors").exists()
     w = AutoencoderVerifier.from_pretrained(out)
-    assert w.get_params() == {**v.get_params(), "model_dir": str(Path(zoo["dir"]).resolve())}
+    assert w.get_config() == {**v.get_config(), "model_dir": str(Path(zoo["dir"]).resolve())}
     assert w.threshold_ == v.threshold_ and w.calibration_fpr_ == 0.1 and w.n_calibration_ == 8
     images = list(zoo["pos"][:3])
     np.testing.assert_allclose(w.score(images), v.score(images))
@@ -262,9 +262,9 @@ def test_save_load_round_trip(zoo, verifier, tmp_path):
 
 
 def test_from_pretrained_refuses_other_folders(zoo, tmp_path):
-    with pytest.raises(WhiteboxFormatError):
+    with pytest.raises(ModelFormatError):
         AutoencoderVerifier.from_pretrained(tmp_path)
-    with pytest.raises(WhiteboxFormatError):
+    with pytest.raises(ModelFormatError):
         AutoencoderVerifier.from_pretrained(zoo["dir"])  # a diffusers folder, not a saved verifier
 
 

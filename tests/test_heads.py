@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 from sklearn.linear_model import LogisticRegression
 
-from openset import (
+from provenance.core.serialization import flatten_state, read_model_dir, split_state, write_model_dir
+from provenance.openset import (
     HEADS,
     OPEN_SET_SCORES,
     Head,
@@ -18,11 +19,10 @@ from openset import (
     create_head,
     create_open_set_score,
 )
-from openset.base import softmax
-from openset.index import ReferenceIndex, l2_normalize
-from openset.metrics import accuracy, auroc
-from openset.scores import KNNScore, MahalanobisScore, MaxProbScore
-from openset.serialization import flatten_state, read_model_dir, split_state, write_model_dir
+from provenance.openset.base import softmax
+from provenance.openset.index import ReferenceIndex, l2_normalize
+from provenance.openset.metrics import accuracy, auroc
+from provenance.openset.scores import KNNScore, MahalanobisScore, MaxProbScore
 
 DIM = 8
 CLASSES = ["a", "b", "c"]
@@ -114,7 +114,7 @@ def test_head_state_dict_round_trip(fitted_head: Head, data: dict[str, np.ndarra
     state = {k: np.array(v, copy=True) for k, v in fitted_head.state_dict().items()}
     fresh = create_head(fitted_head.name, **fitted_head.get_config())
     assert not hasattr(fresh, "classes_")
-    fresh.load_state_dict(state, list(fitted_head.classes_))
+    fresh.load_state_dict(state, {"classes": list(fitted_head.classes_)})
     Xt = data["Xt"]
     np.testing.assert_array_equal(fresh.decision_function(Xt), fitted_head.decision_function(Xt))
     np.testing.assert_array_equal(fresh.predict_proba(Xt), fitted_head.predict_proba(Xt))
@@ -133,7 +133,7 @@ def test_head_round_trip_through_model_folder(fitted_head: Head, data: dict[str,
     write_model_dir(tmp_path / "m", config, flatten_state({"head": fitted_head.state_dict()}))
     cfg, arrays = read_model_dir(tmp_path / "m", "test-head", 1)
     fresh = create_head(cfg["head"], **cfg["head_config"])
-    fresh.load_state_dict(split_state(arrays, "head"), cfg["classes"])
+    fresh.load_state_dict(split_state(arrays, "head"), {"classes": cfg["classes"]})
     np.testing.assert_array_equal(fresh.decision_function(data["Xt"]), fitted_head.decision_function(data["Xt"]))
 
 
@@ -464,7 +464,7 @@ def test_l2_normalize_zero_rows() -> None:
 
 
 def test_linear_head_without_standardisation_keeps_feature_scale() -> None:
-    from openset import LinearHead
+    from provenance.openset import LinearHead
 
     rng = np.random.default_rng(0)
     X = np.vstack([rng.normal(0, 1, (30, 4)), rng.normal(2, 1, (30, 4))]).astype(np.float32)

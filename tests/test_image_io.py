@@ -1,4 +1,4 @@
-"""Tests for detectors.image_io (load_image and friends) and detectors.patches (crops).
+"""Tests for provenance.detectors.image.reading (load_image and friends) and provenance.detectors.image.patches (crops).
 
 Every image is generated here, in ``tmp_path``; nothing is downloaded.
 """
@@ -14,9 +14,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from detectors.errors import SampleError, describe_sample
-from detectors.image_io import MAX_PIXELS, is_image_like, load_image, read_bytes
-from detectors.patches import check_min_size, grid_crops, random_crops
+from provenance.detectors.errors import SampleError, describe_sample
+from provenance.detectors.image.patches import check_min_size, grid_crops, random_crops
+from provenance.detectors.image.reading import MAX_PIXELS, load_image, read_bytes
 
 # --------------------------------------------------------------------------- helpers
 
@@ -108,17 +108,6 @@ def test_pil_image_input() -> None:
     out = load_image(Image.fromarray(arr))
     _assert_rgb(out, 24, 32)
     np.testing.assert_array_equal(out, arr)
-
-
-def test_is_image_like() -> None:
-    assert is_image_like(np.zeros((2, 2)))
-    assert is_image_like(Image.new("RGB", (2, 2)))
-    assert not is_image_like(b"abc")
-    assert not is_image_like("x.png")
-    assert not is_image_like(Path("x.png"))
-
-
-# --------------------------------------------------------------------------- arrays
 
 
 def test_array_hw_uint8() -> None:

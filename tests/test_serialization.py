@@ -1,4 +1,4 @@
-"""Tests for openset.serialization: model folders written atomically, read with format checks."""
+"""Tests for provenance.core.serialization: model folders written atomically, read with format checks."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import openset.serialization as ser
-from openset.serialization import (
+import provenance.core.serialization as ser
+from provenance.core.serialization import (
     CONFIG_NAME,
     WEIGHTS_NAME,
     ModelFormatError,

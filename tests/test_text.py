@@ -8,13 +8,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from detectors import create_extractor
-from detectors.errors import SampleError
-from detectors.stylometry import FUNCTION_WORDS, StylometryExtractor, sentences, tokenize
-from detectors.text_io import MAX_CHARS, load_text
-from openset import DeltaHead, create_head
 from provenance.attributor import Attributor
 from provenance.cli import main
+from provenance.detectors import create_extractor
+from provenance.detectors.errors import SampleError
+from provenance.detectors.text.reading import MAX_CHARS, load_text
+from provenance.detectors.text.stylometry import FUNCTION_WORDS, StylometryExtractor, sentences, tokenize
+from provenance.openset import DeltaHead, create_head
+from provenance.verification import verify_same_author
+from tests.helpers import extract
 
 NOUNS = "river city law court people power state army trade union senate office nation record letter".split()
 VERBS = "shows holds gives makes takes keeps finds brings sends meets rules guards".split()
@@ -105,25 +107,25 @@ def test_tokenize_is_unicode_aware() -> None:
 def test_stylometry_families_and_names(corpus) -> None:
     texts, labels = [t for _, t in corpus["train"]], [a for a, _ in corpus["train"]]
     ext = StylometryExtractor(char_features=200, word_features=100).fit(texts, labels)
-    X = ext.extract(texts[:5])
+    X = extract(ext, texts[:5])
     names = ext.feature_names()
     assert X.shape == (5, len(names)) and X.dtype == np.float32 and np.all(np.isfinite(X))
     fams = {n.split(":", 1)[0] for n in names}
     assert fams == set(StylometryExtractor.FAMILIES)
     assert sum(n.startswith("char:") for n in names) == 200
     upon = names.index("function:'upon'")
-    ann = ext.extract([t for a, t in corpus["test"] if a == "ann"])[:, upon]
-    bob = ext.extract([t for a, t in corpus["test"] if a == "bob"])[:, upon]
+    ann = extract(ext, [t for a, t in corpus["test"] if a == "ann"])[:, upon]
+    bob = extract(ext, [t for a, t in corpus["test"] if a == "bob"])[:, upon]
     assert ann.min() > 0 and bob.max() == 0
     with pytest.raises(ValueError, match="families"):
         StylometryExtractor(families=["nope"])
     with pytest.raises(RuntimeError, match="not fitted"):
-        StylometryExtractor().extract(["some text"])
+        extract(StylometryExtractor(), ["some text"])
 
 
 def test_function_words_extractor_needs_no_fit() -> None:
     ext = create_extractor("function-words", "text")
-    X = ext.extract(["upon the hill, upon the river", "on a road"])
+    X = extract(ext, ["upon the hill, upon the river", "on a road"])
     assert X.shape == (2, len(FUNCTION_WORDS))
     assert X[0, FUNCTION_WORDS.index("upon")] == pytest.approx(1000 * 2 / 6)
 
@@ -162,7 +164,7 @@ def test_delta_on_function_words_attributes_and_explains(corpus) -> None:
 def test_stylometry_attributor_closed_set_and_save(text_model, corpus, tmp_path: Path) -> None:
     truth = [a for a, _ in corpus["test"]]
     results = text_model.attribute([t for _, t in corpus["test"]])
-    assert all(r.modality == "text" and r.backbone == "stylometry" for r in results)
+    assert all(r.modality == "text" and r.extractor == "stylometry" for r in results)
     acc = np.mean([max(r.candidates, key=lambda c: c[1])[0] == a for r, a in zip(results, truth, strict=True)])
     assert acc > 0.9
     assert results[0].explanation and results[0].explanation[0]["family"] in StylometryExtractor.FAMILIES
@@ -192,18 +194,18 @@ def test_same_author_verification(text_model, corpus) -> None:
     ann_known = [t for a, t in corpus["train"] if a == "ann"][:5]
     tests = [t for _, t in corpus["test"]]
     truth = np.array([a == "ann" for a, _ in corpus["test"]])
-    rows = text_model.same_author([*tests, ""], ann_known)
-    assert rows[-1]["error"] and rows[-1]["same_author_probability"] is None
-    prob = np.array([r["same_author_probability"] for r in rows[:-1]])
+    rows = verify_same_author(text_model, [*tests, ""], ann_known)
+    assert rows[-1].error and rows[-1].probability is None
+    prob = np.array([r.probability for r in rows[:-1]])
     assert np.all((prob >= 0) & (prob <= 1))
     assert prob[truth].mean() > prob[~truth].mean() + 0.3
-    assert np.mean([r["match"] for r in np.array(rows[:-1])[truth]]) >= 0.8
+    assert np.mean([r.match for r in np.array(rows[:-1])[truth]]) >= 0.8
     with pytest.raises(ValueError, match="no known"):
-        text_model.same_author(tests[:1], [])
+        verify_same_author(text_model, tests[:1], [])
     with pytest.raises(ValueError, match="unreadable known"):
-        text_model.same_author(tests[:1], [""])
+        verify_same_author(text_model, tests[:1], [""])
     with pytest.raises(ValueError, match="unknown author"):
-        text_model.same_author(tests[:1], ann_known, known_label="zed")
+        verify_same_author(text_model, tests[:1], ann_known, known_label="zed")
 
 
 # ------------------------------------------------------------------ command line
@@ -215,7 +217,7 @@ def test_cli_train_text_folder_and_jsonl(corpus, tmp_path: Path, capsys) -> None
     out = tmp_path / "model"
     assert main(["train", str(folder), "-o", str(out), "--json", "-q"]) == 0
     payload = json.loads(capsys.readouterr().out)
-    assert payload["modality"] == "text" and payload["backbone"] == "stylometry"
+    assert payload["modality"] == "text" and payload["extractor"] == "stylometry"
     sample = tmp_path / "q.txt"
     sample.write_text(corpus["test"][0][1], encoding="utf-8")
     assert main(["attribute", str(out), str(sample), "--json", "-q"]) == 0
@@ -233,13 +235,13 @@ def test_cli_train_text_folder_and_jsonl(corpus, tmp_path: Path, capsys) -> None
     capsys.readouterr()
     assert main(["verify", str(out2), str(sample), "--same-author", *known, "--json", "-q"]) == 0
     rows = json.loads(capsys.readouterr().out)
-    assert rows[0]["method"] == "impostors" and 0 <= rows[0]["same_author_probability"] <= 1
+    assert rows[0]["method"] == "impostors" and 0 <= rows[0]["probability"] <= 1
 
 
 def test_fast_ngram_counters_match_scikit_learn(corpus) -> None:
     from sklearn.feature_extraction.text import CountVectorizer
 
-    from detectors.stylometry import CharNgramCounter, WordNgramCounter
+    from provenance.detectors.text.stylometry import CharNgramCounter, WordNgramCounter
 
     texts = [t for _, t in corpus["test"]] + ["Tabs\tand   runs of  spaces\n\nand naïve 東京 text, don\u2019t stop."]
     for family, counter_cls in (("char", CharNgramCounter), ("word", WordNgramCounter)):
@@ -253,7 +255,7 @@ def test_fast_ngram_counters_match_scikit_learn(corpus) -> None:
 def test_sublinear_tf_idf_and_l2() -> None:
     ext = StylometryExtractor(families=["char"], vocabulary={"char": ["z", "q", "zq", "a"]})
     ext.load_state_dict({"idf_char": np.array([1.0, 1.0, 2.0, 1.0])})
-    X = ext.extract(["zqq"])[0]  # z once, q twice, zq once, a never
+    X = extract(ext, ["zqq"])[0]  # z once, q twice, zq once, a never
     raw = np.array([1.0, 1.0 + np.log(2.0), 2.0, 0.0])
     np.testing.assert_allclose(X, raw / np.linalg.norm(raw), rtol=1e-6)
 

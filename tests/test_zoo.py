@@ -1,4 +1,4 @@
-"""Tests of the generator zoo (data.zoo) and the bundled photos (data.photos).
+"""Tests of the generator zoo (provenance.data.zoo) and the bundled photos (provenance.data.photos).
 
 A tiny zoo (2 training steps per generator, 6 samples) is built once per module;
 tests that modify a cache work on a copy of it.
@@ -16,8 +16,8 @@ import pytest
 import torch
 from PIL import Image
 
-from data.photos import PHOTO_NAMES, PhotoCrops, load_photo_dict, load_photos, to_rgb_uint8
-from data.zoo import (
+from provenance.data.photos import PHOTO_NAMES, PhotoCrops, load_photo_dict, load_photos, to_rgb_uint8
+from provenance.data.zoo import (
     REAL,
     ZOO_FORMAT_VERSION,
     ZOO_GENERATORS,
@@ -147,9 +147,9 @@ def test_half_written_cache_is_completed(cache_copy: Path) -> None:
 
 
 def test_interrupted_build_leaves_no_manifest(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import data.zoo as zoo_module
+    import provenance.data.zoo.storage as zoo_storage
 
-    real_write_json = zoo_module._write_json
+    real_write_json = zoo_storage.write_json
 
     def failing_write_json(path: Path, obj: object) -> None:
         # Fail after the weights of gan-upsample are written but before its stamp is.
@@ -157,7 +157,7 @@ def test_interrupted_build_leaves_no_manifest(tmp_path: Path, monkeypatch: pytes
             raise KeyboardInterrupt  # as if the user pressed Ctrl-C
         real_write_json(path, obj)
 
-    monkeypatch.setattr(zoo_module, "_write_json", failing_write_json)
+    monkeypatch.setattr(zoo_storage, "write_json", failing_write_json)
     settings = {**TINY, "generators": ["gan-transpose", "gan-upsample"]}
     with pytest.raises(KeyboardInterrupt):
         build_zoo(tmp_path, **settings)
@@ -169,7 +169,7 @@ def test_interrupted_build_leaves_no_manifest(tmp_path: Path, monkeypatch: pytes
     weights = root / "generators" / "gan-transpose" / "model.safetensors"
     mtime = weights.stat().st_mtime_ns
 
-    monkeypatch.setattr(zoo_module, "_write_json", real_write_json)
+    monkeypatch.setattr(zoo_storage, "write_json", real_write_json)
     zoo = build_zoo(tmp_path, **settings)
     assert (root / "zoo.json").is_file()
     assert weights.stat().st_mtime_ns == mtime

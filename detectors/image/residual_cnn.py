@@ -1,0 +1,282 @@
+"""A small CNN trained from scratch on noise residuals of native-resolution patches.
+
+In the spirit of constrained-convolution forensic networks and POSE: fixed high-pass
+filters remove image content, a pixel-unshuffle keeps every residual sample while
+cutting cost, a few conv blocks learn generator traces, and mean+std pooling makes
+the patch embedding. An image's embedding is the mean over a grid of patches, so any
+image size works and the size itself is never a cue. Training uses class-balanced
+random patches with JPEG re-compression (and optional rescaling) as augmentation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from provenance.detectors.base import Extractor
+from provenance.detectors.errors import describe_sample
+from provenance.detectors.image.augment import JPEGAugmentMixin, jpeg_roundtrip, rescale
+from provenance.detectors.image.patches import check_min_size, grid_crops, random_crops
+from provenance.detectors.image.reading import load_image
+from provenance.detectors.progress import progress_bar
+
+# 5x5 high-pass kernels (first-order, second-order and the "KV" SRM kernel)
+_HP_KERNELS = np.array(
+    [
+        [[0, 0, 0, 0, 0], [0, 0, 0, 0, 0], [0, 0, -1, 1, 0], [0, 0, 0, 0, 0], [0, 0, 0, 0, 0]],
+        [[0, 0, 0, 0, 0], [0, 0, 0, 0, 0], [0, 1, -2, 1, 0], [0, 0, 0, 0, 0], [0, 0, 0, 0, 0]],
+        [[0, 0, 0, 0, 0], [0, 0, 1, 0, 0], [0, 1, -4, 1, 0], [0, 0, 1, 0, 0], [0, 0, 0, 0, 0]],
+        [
+            [-1, 2, -2, 2, -1],
+            [2, -6, 8, -6, 2],
+            [-2, 8, -12, 8, -2],
+            [2, -6, 8, -6, 2],
+            [-1, 2, -2, 2, -1],
+        ],
+    ],
+    dtype=np.float32,
+)
+_HP_SCALE = np.array([1.0, 0.5, 0.25, 1 / 12], dtype=np.float32)
+
+
+class ResidualNet(nn.Module):
+    """Fixed high-pass residuals -> pixel-unshuffle -> conv blocks -> mean+std pooling."""
+
+    def __init__(self, n_classes: int, widths: Sequence[int] = (32, 32, 64, 64, 96, 96)) -> None:
+        super().__init__()
+        k = torch.from_numpy(_HP_KERNELS * _HP_SCALE[:, None, None])
+        # one bank per colour channel (depthwise): 3 channels x 4 filters
+        self.register_buffer("hp", k[:, None].repeat(3, 1, 1, 1), persistent=False)
+        layers: list[nn.Module] = []
+        c_in = 12 * 4
+        for i, c in enumerate(widths):
+            stride = 2 if i in (2, 4) else 1
+            layers += [
+                nn.Conv2d(c_in, c, 3, stride=stride, padding=1, bias=False),
+                nn.BatchNorm2d(c),
+                nn.ReLU(inplace=True),
+            ]
+            c_in = c
+        self.body = nn.Sequential(*layers)
+        self.embed_dim = 2 * c_in
+        self.head = nn.Linear(self.embed_dim, n_classes)
+
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        """Patch embeddings ``(B, embed_dim)`` for uint8-range float patches ``(B, 3, H, W)``."""
+        x = x / 255.0
+        r = F.conv2d(x, self.hp, padding=2, groups=3)
+        r = torch.clamp(r * 8.0, -3.0, 3.0)  # residuals live near 0; clip rare content edges
+        r = F.pixel_unshuffle(r, 2)
+        h = self.body(r)
+        return torch.cat([h.mean(dim=(2, 3)), h.flatten(2).std(dim=2)], dim=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.embed(x))
+
+
+class ResidualCNNExtractor(JPEGAugmentMixin, Extractor):
+    """Trainable residual CNN; features are patch embeddings averaged over a crop grid.
+
+    Parameters
+    ----------
+    patch_size: side of the square crops (pixels, native resolution).
+    max_crops: crops per image at inference.
+    steps: optimisation steps in :meth:`fit`; batch_size: patches per step.
+    jpeg_prob: probability that a training patch comes from a JPEG copy (quality
+        drawn from ``jpeg_quality``); resize_prob: probability of a rescaled copy.
+    seed: random seed for initialisation and sampling.
+    n_models: an ensemble of networks trained with seeds ``seed, seed+1, ...``;
+        features concatenate their embeddings, probabilities are averaged.
+    """
+
+    name = "residual-cnn"
+    modality = "image"
+    trainable = True
+
+    def __init__(
+        self,
+        patch_size: int = 64,
+        max_crops: int = 16,
+        widths: Sequence[int] = (32, 32, 64, 64, 96, 96),
+        steps: int = 1500,
+        batch_size: int = 64,
+        lr: float = 2e-3,
+        jpeg_prob: float = 0.5,
+        jpeg_quality: Sequence[int] = (60, 95),
+        resize_prob: float = 0.0,
+        seed: int = 0,
+        n_models: int = 1,
+        classes: Sequence[str] | None = None,
+    ) -> None:
+        self.patch_size = int(patch_size)
+        self.max_crops = int(max_crops)
+        self.widths = tuple(int(w) for w in widths)
+        self.steps = int(steps)
+        self.batch_size = int(batch_size)
+        self.lr = float(lr)
+        self.jpeg_prob = float(jpeg_prob)
+        self.jpeg_quality = tuple(int(q) for q in jpeg_quality)
+        self.resize_prob = float(resize_prob)
+        self.seed = int(seed)
+        self.n_models = int(n_models)
+        self.classes = list(classes) if classes is not None else None
+        self.nets: list[ResidualNet] = []
+
+    def get_config(self) -> dict[str, Any]:
+        return {
+            "patch_size": self.patch_size,
+            "max_crops": self.max_crops,
+            "widths": list(self.widths),
+            "steps": self.steps,
+            "batch_size": self.batch_size,
+            "lr": self.lr,
+            "jpeg_prob": self.jpeg_prob,
+            "jpeg_quality": list(self.jpeg_quality),
+            "resize_prob": self.resize_prob,
+            "seed": self.seed,
+            "n_models": self.n_models,
+            "classes": self.classes,
+        }
+
+    def load(self, sample: Any) -> np.ndarray:
+        image = load_image(sample)
+        check_min_size(image, self.patch_size, describe_sample(sample))
+        return image
+
+    def _variants(self, image: np.ndarray, rng: np.random.Generator) -> list[np.ndarray]:
+        out = [image]
+        if self.jpeg_prob > 0:
+            lo, hi = self.jpeg_quality
+            for _ in range(2):
+                out.append(jpeg_roundtrip(image, int(rng.integers(lo, hi + 1))))
+        if self.resize_prob > 0:
+            for f in (0.5, 0.75, 1.5):
+                small = rescale(image, f)
+                if min(small.shape[:2]) >= self.patch_size:
+                    out.append(small)
+        return out
+
+    def fit(self, loaded: Sequence[np.ndarray], labels: Sequence[str], progress: bool = False) -> ResidualCNNExtractor:
+        if self.steps < 1 or self.batch_size < 2 or self.n_models < 1:
+            raise ValueError("steps and n_models must be >= 1 and batch_size >= 2")
+        if len(loaded) != len(labels):
+            raise ValueError(f"{len(loaded)} samples but {len(labels)} labels")
+        self.classes = sorted(set(labels))
+        if len(self.classes) < 2:
+            raise ValueError("residual-cnn needs at least two labels to train")
+        rng = np.random.default_rng(self.seed)
+        y_all = np.array([self.classes.index(lab) for lab in labels])
+        variants = [self._variants(img, rng) for img in progress_bar(loaded, progress, desc="augment")]
+        by_class = [np.flatnonzero(y_all == c) for c in range(len(self.classes))]
+        self.nets = [
+            self._train_one(self.seed + k, variants, by_class, progress, f"train residual-cnn {k + 1}/{self.n_models}")
+            for k in range(self.n_models)
+        ]
+        return self
+
+    def _train_one(
+        self, seed: int, variants: list[list[np.ndarray]], by_class: list[np.ndarray], progress: bool, desc: str
+    ) -> ResidualNet:
+        assert self.classes is not None
+        rng = np.random.default_rng(seed)
+        torch.manual_seed(seed)
+        n_jpeg = 2 if self.jpeg_prob > 0 else 0
+        net = ResidualNet(len(self.classes), self.widths)
+        opt = torch.optim.AdamW(net.parameters(), lr=self.lr, weight_decay=1e-4)
+        warmup = max(1, self.steps // 10)
+
+        def lr_factor(step: int) -> float:  # linear warm-up, then cosine decay to zero
+            if step < warmup:
+                return (step + 1) / warmup
+            return 0.5 * (1 + np.cos(np.pi * (step - warmup) / max(1, self.steps - warmup)))
+
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_factor)
+        net.train()
+        bar = progress_bar(range(self.steps), progress, desc=desc)
+        for _ in bar:
+            cls = rng.integers(0, len(self.classes), self.batch_size)
+            patches = []
+            for c in cls:
+                i = by_class[c][rng.integers(0, len(by_class[c]))]
+                vs = variants[i]
+                u = rng.random()
+                if n_jpeg and u < self.jpeg_prob:
+                    v = vs[1 + rng.integers(0, n_jpeg)]
+                elif len(vs) > 1 + n_jpeg and u > 1 - self.resize_prob:
+                    v = vs[1 + n_jpeg + rng.integers(0, len(vs) - 1 - n_jpeg)]
+                else:
+                    v = vs[0]
+                p = random_crops(v, self.patch_size, 1, rng)[0]
+                if rng.random() < 0.5:
+                    p = p[:, ::-1]
+                patches.append(p)
+            x = torch.from_numpy(np.stack(patches).transpose(0, 3, 1, 2).astype(np.float32))
+            loss = F.cross_entropy(net(x), torch.from_numpy(cls), label_smoothing=0.1)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            sched.step()
+            if hasattr(bar, "set_postfix"):
+                bar.set_postfix(loss=f"{loss.item():.3f}", refresh=False)
+        return net.eval()
+
+    def _require_nets(self) -> list[ResidualNet]:
+        if not self.nets:
+            raise RuntimeError("residual-cnn is not trained: call fit() or load a saved model")
+        return self.nets
+
+    @torch.no_grad()
+    def patch_outputs(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Per-patch embeddings (networks concatenated) and class probabilities (averaged)."""
+        nets = self._require_nets()
+        crops = grid_crops(image, self.patch_size, self.max_crops)
+        x = torch.from_numpy(crops.transpose(0, 3, 1, 2).astype(np.float32))
+        embs, probs = [], []
+        for net in nets:
+            emb = net.embed(x)
+            embs.append(emb)
+            probs.append(torch.softmax(net.head(emb), dim=1))
+        return torch.cat(embs, dim=1).numpy(), torch.stack(probs).mean(dim=0).numpy()
+
+    @property
+    def dim(self) -> int:
+        return self.n_models * 2 * self.widths[-1]
+
+    def features(self, loaded: Sequence[np.ndarray], progress: bool = False) -> np.ndarray:
+        self._require_nets()
+        out = np.zeros((len(loaded), self.dim), dtype=np.float32)
+        for i, image in enumerate(progress_bar(loaded, progress, desc="residual-cnn")):
+            emb, _ = self.patch_outputs(image)
+            out[i] = emb.mean(axis=0)
+        return out
+
+    def predict_log_proba(self, loaded: Sequence[np.ndarray]) -> np.ndarray:
+        """The networks' own class log-probabilities, averaged over patches and networks."""
+        rows = [np.log(np.clip(self.patch_outputs(image)[1].mean(axis=0), 1e-12, None)) for image in loaded]
+        return np.stack(rows)
+
+    def state_dict(self) -> dict[str, np.ndarray]:
+        nets = self._require_nets()
+        return {
+            f"net{i}.{k}": v.detach().cpu().numpy().copy()
+            for i, net in enumerate(nets)
+            for k, v in net.state_dict().items()
+        }
+
+    def load_state_dict(self, state: dict[str, np.ndarray], learned: dict[str, Any] | None = None) -> None:
+        if self.classes is None:
+            raise ValueError("residual-cnn config has no classes; cannot rebuild the network")
+        nets = []
+        for i in range(self.n_models):
+            prefix = f"net{i}."
+            net = ResidualNet(len(self.classes), self.widths)
+            net.load_state_dict(
+                {k[len(prefix) :]: torch.from_numpy(np.asarray(v)) for k, v in state.items() if k.startswith(prefix)}
+            )
+            nets.append(net.eval())
+        self.nets = nets
