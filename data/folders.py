@@ -1,4 +1,11 @@
-"""Dataset readers: a folder with one subfolder per label, or a JSONL file."""
+"""Dataset readers: a folder with one subfolder per label, or a JSONL file.
+
+What a sample is never depends on its value: files from a folder are ``Path``s, JSONL
+``"text"``/``"code"`` fields are content (:class:`~provenance.detectors.reading.Text`,
+:class:`~provenance.detectors.reading.Code`) even when they happen to name a file, and
+a JSONL ``"path"``/``"image"`` field is a ``Path`` inside the JSONL file's folder (a
+dataset from elsewhere must not make the reader open files outside it).
+"""
 
 from __future__ import annotations
 
@@ -9,12 +16,17 @@ from pathlib import Path
 from typing import Any
 
 from provenance.detectors.code.syntax import CODE_SUFFIXES
+from provenance.detectors.reading import Code, Text
 
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".gif"})
 TEXT_SUFFIXES = frozenset({".txt", ".md"})
 SUFFIXES = {"image": IMAGE_SUFFIXES, "text": TEXT_SUFFIXES, "code": CODE_SUFFIXES}
 #: JSONL fields that hold the sample, per modality
 JSONL_FIELDS = {"image": ("path", "image"), "text": ("text",), "code": ("code", "text")}
+#: JSONL fields that name a file (the others hold the content itself)
+PATH_FIELDS = frozenset({"path", "image"})
+#: what a content field's string becomes: content always, whatever it looks like
+_CONTENT_TYPES = {"text": Text, "code": Code}
 
 
 class DatasetError(ValueError):
@@ -71,7 +83,7 @@ def _read_folder(root: Path, modality: str) -> LabelledSamples:
     for d in subdirs:
         files = sorted(f for f in d.rglob("*") if f.is_file() and f.suffix.lower() in suffixes)
         for f in files:
-            out.samples.append(str(f))
+            out.samples.append(f)  # a Path: always read as a file, whatever its name looks like
             out.labels.append(d.name)
             out.names.append(str(f))
     if not out.samples:
@@ -79,7 +91,22 @@ def _read_folder(root: Path, modality: str) -> LabelledSamples:
     return out
 
 
-def _read_jsonl(path: Path, modality: str) -> LabelledSamples:
+def _resolve_inside(path: Path, lineno: int, key: str, value: Any, allow_outside: bool) -> Path:
+    """The file a JSONL path field names, relative to the JSONL file's folder and kept inside it."""
+    if not isinstance(value, str) or not value or "\x00" in value:
+        raise DatasetError(f"{path}:{lineno}: {key!r} must be a non-empty file name, got {value!r}")
+    folder = path.parent.resolve()
+    # resolve() follows symlinks, so a link inside the folder that points out is caught too
+    target = (folder / value).resolve()  # an absolute value replaces the folder
+    if not allow_outside and not target.is_relative_to(folder):
+        raise DatasetError(
+            f"{path}:{lineno}: {key!r} {value!r} is outside the dataset folder {folder}; "
+            "pass allow_outside=True to read files outside it"
+        )
+    return target
+
+
+def _read_jsonl(path: Path, modality: str, allow_outside: bool = False) -> LabelledSamples:
     out = LabelledSamples()
     fields = JSONL_FIELDS[modality]
     with open(path, encoding="utf-8") as fh:
@@ -96,8 +123,11 @@ def _read_jsonl(path: Path, modality: str) -> LabelledSamples:
             if key is None:
                 raise DatasetError(f"{path}:{lineno}: no {' or '.join(repr(k) for k in fields)} field")
             value = rec[key]
-            if modality == "image":
-                value = str((path.parent / value).resolve()) if not os.path.isabs(value) else value
+            if key in PATH_FIELDS:
+                value = _resolve_inside(path, lineno, key, value, allow_outside)
+            elif isinstance(value, str):
+                # content, never a path: a text that happens to name a file is still that text
+                value = _CONTENT_TYPES[modality](value)
             out.samples.append(value)
             out.labels.append(str(rec["label"]))
             out.names.append(str(rec.get("id", f"{path.name}:{lineno}")))
@@ -106,11 +136,17 @@ def _read_jsonl(path: Path, modality: str) -> LabelledSamples:
     return out
 
 
-def read_labelled(path: str | os.PathLike, modality: str | None = None) -> LabelledSamples:
+def read_labelled(
+    path: str | os.PathLike, modality: str | None = None, *, allow_outside: bool = False
+) -> LabelledSamples:
     """Read labelled samples from a folder-per-label tree or a ``.jsonl`` file.
 
-    Image samples are file paths; text and code samples from JSONL are the strings
-    themselves, from folders they are file paths (read by the extractor).
+    Samples from folders are file ``Path``s (read by the extractor). From JSONL, text
+    and code samples are the strings themselves (as ``Text``/``Code``, never read as
+    paths); image samples (``"path"`` or ``"image"``) are ``Path``s resolved relative to
+    the JSONL file's folder. A path field that leaves that folder (an absolute path
+    elsewhere, ``..``, a symlink pointing out) raises :class:`DatasetError` naming the
+    line, unless ``allow_outside=True``.
     """
     p = Path(path)
     if not p.exists():
@@ -121,7 +157,7 @@ def read_labelled(path: str | os.PathLike, modality: str | None = None) -> Label
     if p.is_file():
         if p.suffix != ".jsonl":
             raise DatasetError(f"{p}: a dataset is a folder (one subfolder per label) or a .jsonl file")
-        out = _read_jsonl(p, modality)
+        out = _read_jsonl(p, modality, allow_outside)
     else:
         out = _read_folder(p, modality)
     out.modality = modality

@@ -7,18 +7,51 @@ from typing import Any
 
 import numpy as np
 
+from provenance.core.validation import ConfigError, check_array
+from provenance.detectors import EXTRACTORS
 from provenance.detectors.base import Extractor
 from provenance.detectors.errors import SampleError, describe_sample
+
+#: a fusion concatenates at most this many extractors
+MAX_PARTS = 8
 
 
 class FusionExtractor(Extractor):
     """Concatenate the features of ``parts``; each block is standardised and scaled to
     equal total weight, so a 1280-d block does not drown a 64-d one.
 
-    Trainable parts are trained in :meth:`fit`; block statistics are fitted there too.
+    Trainable parts are trained in :meth:`fit`; block statistics are fitted there too. A
+    saved fusion names 2 to :data:`MAX_PARTS` registered extractors (no fusion inside a fusion).
     """
 
     name = "fusion"
+
+    @classmethod
+    def check_config(cls, config: Any, prefix: str = "", section: str = "params") -> dict[str, Any]:
+        """``{"parts": [{"name": ..., "config": {...}}, ...]}`` with every part's name registered and
+        its settings checked by its own class; a ``ValueError`` naming ``parts[i]...`` otherwise."""
+        if not isinstance(config, dict) or set(config) != {"parts"}:
+            got = sorted(config) if isinstance(config, dict) else repr(config)[:60]
+            raise ConfigError(f"{prefix}parts", f"a fusion's settings are just 'parts', got {got}", section)
+        parts = config["parts"]
+        if not isinstance(parts, list) or not 2 <= len(parts) <= MAX_PARTS:
+            raise ConfigError(f"{prefix}parts", f"expected a list of 2 to {MAX_PARTS} extractors", section)
+        checked = []
+        for i, part in enumerate(parts):
+            where = f"{prefix}parts[{i}]"
+            name = part.get("name") if isinstance(part, dict) else None
+            part_config = part.get("config", {}) if isinstance(part, dict) else None
+            if not isinstance(name, str) or not isinstance(part_config, dict):
+                raise ConfigError(where, "expected an object with 'name' and 'config'", section)
+            base, _, arch = name.partition(":")
+            if base == "clip" and arch:
+                name, part_config = "clip", {**part_config, "architecture": arch}
+            if ":" in name or name == "fusion" or name not in EXTRACTORS:
+                known = [n for n in EXTRACTORS.names() if n != "fusion"]
+                raise ConfigError(f"{where}.name", f"unknown extractor {name!r:.60}; a part is one of {known}", section)
+            part_cls = EXTRACTORS.get(name)
+            checked.append({"name": name, "config": part_cls.check_config(part_config, f"{where}.config.", section)})
+        return {"parts": checked}
 
     def __init__(self, parts: Sequence[Extractor]) -> None:
         if len(parts) < 2:
@@ -115,8 +148,10 @@ class FusionExtractor(Extractor):
         return state
 
     def load_state_dict(self, state: dict[str, np.ndarray], learned: dict[str, Any] | None = None) -> None:
-        self.block_mean_ = [state[f"block{i}.mean"] for i in range(len(self.parts))]
-        self.block_scale_ = [state[f"block{i}.scale"] for i in range(len(self.parts))]
+        self.block_mean_ = [check_array(state, f"block{i}.mean", (None,)) for i in range(len(self.parts))]
+        self.block_scale_ = [check_array(state, f"block{i}.scale", (1,)) for i in range(len(self.parts))]
+        if any(float(s[0]) <= 0 for s in self.block_scale_):
+            raise ConfigError("block.scale", "a block's scale must be > 0", "weights")
         for i, p in enumerate(self.parts):
             prefix = f"part{i}."
             p.load_state_dict({k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)})

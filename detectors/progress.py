@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from tqdm.auto import tqdm
 
@@ -15,3 +15,27 @@ def progress_bar(items: Iterable[T], enabled: bool, desc: str = "", total: int |
     if not enabled:
         return items
     return tqdm(items, desc=desc, total=total, leave=False, dynamic_ncols=True)
+
+
+class _NoBar:
+    """Stands in for a bar when progress is off: same calls, nothing drawn."""
+
+    def update(self, n: int = 1) -> None:
+        """Ignore ``n`` items done."""
+
+    def close(self) -> None:
+        """Nothing to close."""
+
+    def __enter__(self) -> _NoBar:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
+def progress_counter(enabled: bool, desc: str = "", total: int | None = None, unit: str = "it") -> Any:
+    """A bar advanced by hand (``bar.update(n)``), usable as a context manager; a silent
+    stand-in when not ``enabled``. For work done in chunks, where no single loop sees every item."""
+    if not enabled:
+        return _NoBar()
+    return tqdm(desc=desc, total=total, unit=unit, leave=False, dynamic_ncols=True)

@@ -27,12 +27,13 @@ they were cut from the source's frame the same way (same-sized images always do)
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 from scipy import ndimage
 
 from provenance.core.config import ConfigMixin
+from provenance.core.validation import MAX_INT, Bound, ConfigError, check_array, check_int, check_number
 from provenance.detectors.errors import SampleError, sample_name
 from provenance.detectors.image.patches import check_min_size
 from provenance.detectors.image.reading import ImageInput, as_image_list, load_image
@@ -246,6 +247,7 @@ class ResidualFingerprint(ConfigMixin):
     size
         Side of the square crop every image is reduced to (``None``: the whole image,
         then all images must have one shape). Images smaller than the crop are refused.
+        At most 8192 in a saved model (the fingerprint holds ``size**2`` values per channel).
     method
         Residual extractor, see :func:`noise_residual`.
     estimator
@@ -258,14 +260,16 @@ class ResidualFingerprint(ConfigMixin):
     anchor
         Where the crop sits: ``"center"`` or ``"top-left"``.
     sigma, levels
-        Passed to :func:`noise_residual` (``sigma=None``: the method's default).
+        Passed to :func:`noise_residual` (``sigma=None``: the method's default; at most 1000;
+        ``levels`` 1 to 8).
     zero_mean_rows_cols
         Remove row/column means from residuals and from the fingerprint.
     saturation
         With ``"mle"``, pixels at or above this intensity carry no weight (saturated
-        pixels hold no PRNU); ``None`` keeps all.
+        pixels hold no PRNU); ``None`` keeps all; at most 65535.
     pce_radius
-        Half-width of the neighbourhood around the correlation peak left out of the PCE energy.
+        Half-width of the neighbourhood around the correlation peak left out of the PCE
+        energy, 0 to 1024.
 
     Attributes after :meth:`fit`: ``fingerprint_`` (float32, HxW or HxWx3), ``n_images_``;
     after :meth:`calibrate`: ``threshold_`` (on :meth:`score`), ``calibration_fpr_``,
@@ -285,6 +289,13 @@ class ResidualFingerprint(ConfigMixin):
         "saturation",
         "pce_radius",
     )
+    config_bounds: ClassVar[dict[str, Bound]] = {
+        "size": (4, 8192),
+        "sigma": (0.0, 1000.0, "(]"),
+        "levels": (1, 8),
+        "saturation": (0.0, 65535.0, "(]"),
+        "pce_radius": (0, 1024),
+    }
 
     def __init__(
         self,
@@ -469,20 +480,23 @@ class ResidualFingerprint(ConfigMixin):
     def load_state_dict(self, state: dict[str, np.ndarray], learned: dict[str, Any] | None = None) -> None:
         """Restore a fitted (and possibly calibrated) fingerprint; the settings and array shape are checked."""
         learned = learned or {}
-        if "fingerprint" not in state:
-            raise ValueError("the weights hold no fingerprint array")
-        fingerprint = np.asarray(state["fingerprint"])
-        expected_shape = tuple(learned.get("fingerprint_shape") or ())
-        if fingerprint.shape != expected_shape or not np.issubdtype(fingerprint.dtype, np.floating):
-            raise ValueError(f"fingerprint is {fingerprint.dtype} {fingerprint.shape}, config says {expected_shape}")
         # fit() validates the settings; a loaded fingerprint never goes through fit
         self._validate_params()
+        shape = learned.get("fingerprint_shape")
+        channels = 3 if self.channels == "rgb" else None
+        want = (2,) if channels is None else (3,)
+        if not (isinstance(shape, list) and len(shape) in want and all(isinstance(n, int) for n in shape)):
+            raise ConfigError("fingerprint_shape", f"expected {want[0]} integers, got {shape!r:.60}", "learned")
+        side = None if self.size is None else int(self.size)
+        expected = (side, side, channels) if channels else (side, side)
+        if any(e is not None and e != n for e, n in zip(expected, shape, strict=True)) or min(shape) < 1:
+            raise ConfigError("fingerprint_shape", f"{shape} does not fit size={self.size}, {self.channels}", "learned")
+        fingerprint = check_array(state, "fingerprint", tuple(shape))
         self.fingerprint_ = fingerprint.astype(np.float32)
-        self.n_images_ = learned.get("n_images")
-        thr = learned.get("threshold")
-        self.threshold_ = None if thr is None else float(thr)
-        self.calibration_fpr_ = learned.get("calibration_fpr")
-        self.n_calibration_ = learned.get("n_calibration")
+        self.n_images_ = check_int(learned, "n_images", (1, MAX_INT), optional=True)
+        self.threshold_ = check_number(learned, "threshold", optional=True)
+        self.calibration_fpr_ = check_number(learned, "calibration_fpr", (0.0, 1.0, "[)"), optional=True)
+        self.n_calibration_ = check_int(learned, "n_calibration", (1, MAX_INT), optional=True)
 
 
 __all__ = [

@@ -23,7 +23,8 @@ the zoo this took the AUC against a same-architecture sibling from 0.75 to 0.999
   likely this model's), :meth:`~AutoencoderVerifier.calibrate` a threshold on images
   known not to come from the model, :meth:`~AutoencoderVerifier.verify`, and
   ``save_pretrained`` / ``from_pretrained`` (:class:`~provenance.core.config.ConfigMixin`:
-  config + threshold, never the weights: the saved verifier points at the model folder).
+  config + threshold, and a copy of the autoencoder's ``config.json`` and safetensors in
+  ``autoencoder/``, so a saved check is self-contained and names no path outside itself).
 
 Images are never resized (resampling would change exactly the detail the decoder
 leaves): an image side that is not a multiple of the autoencoder's down-sampling
@@ -36,11 +37,12 @@ import json
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
 from provenance.core.config import ConfigMixin
+from provenance.core.validation import MAX_INT, Bound, ConfigError, check_array, check_int, check_number
 from provenance.detectors.errors import SampleError, sample_name
 from provenance.detectors.image.reading import ImageInput, as_image_list, load_image
 from provenance.openset.metrics import threshold_at_fpr
@@ -53,6 +55,8 @@ MIN_ERROR = 1e-12
 _DIFFUSERS_CONFIG = "config.json"
 _PIPELINE_INDEX = "model_index.json"
 _SAFETENSORS_WEIGHTS = "diffusion_pytorch_model.safetensors"
+#: where a saved check keeps its copy of the autoencoder, inside its own folder
+AUTOENCODER_DIR = "autoencoder"
 
 
 class NotADiffusersModelError(ValueError):
@@ -161,31 +165,45 @@ class AutoencoderVerifier(ConfigMixin):
 
     model_dir
         A diffusers ``AutoencoderKL`` folder or a pipeline folder with ``vae/`` (see
-        :func:`load_autoencoder`); loaded on first use.
+        :func:`load_autoencoder`); loaded on first use. :meth:`save_pretrained` copies it
+        into the check's folder; a check whose ``model_dir`` points elsewhere (saved before
+        checks were self-contained) loads only with the folder given explicitly:
+        ``AutoencoderVerifier.from_pretrained(check, model_dir=...)``.
     crop
         ``None``: the whole image, cropped (centred) down to a multiple of the
         down-sampling factor. An integer: square ``crop`` x ``crop`` windows (rounded
-        down to a multiple of the factor); images smaller than that are refused.
+        down to a multiple of the factor), 1 to 8192; images smaller than that are refused.
     metric
         ``"mse"``: score ``-log(mse)``; ``"psnr"``: score ``10 log10(1 / mse)`` dB. Both
         rank images alike; :meth:`reconstruction_error` is the MSE either way.
     n_crops
         With ``crop`` set, how many windows per image (a grid of ``ceil(sqrt(n))``
-        positions per side, first ``n`` taken; the errors are averaged).
+        positions per side, first ``n`` taken; the errors are averaged), 1 to 256.
     batch_size
-        Crops per forward pass.
+        Crops per forward pass, 1 to 1024.
     inversion_steps
         Adam steps refining the latent after the encoder's guess (0: plain
-        encode-decode, as AEROBLADE). The best reconstruction seen is kept.
+        encode-decode, as AEROBLADE), at most 10,000. The best reconstruction seen is kept.
     inversion_lr
-        Adam learning rate of the latent refinement.
+        Adam learning rate of the latent refinement, in (0, 10).
 
     Attributes: ``model_`` (after first use), ``threshold_`` (on :meth:`score`, after
     :meth:`calibrate`), ``calibration_fpr_``, ``n_calibration_``.
     """
 
     format = "provenance-whitebox-autoencoder-verifier"
+    #: version 2 keeps a copy of the autoencoder in the folder; version 1 named it by absolute path
+    format_version = 2
+    readable_versions = (1,)
     config_fields = ("model_dir", "crop", "metric", "n_crops", "batch_size", "inversion_steps", "inversion_lr")
+    config_bounds: ClassVar[dict[str, Bound]] = {
+        "crop": (1, 8192),
+        "n_crops": (1, 256),
+        "batch_size": (1, 1024),
+        "inversion_steps": (0, 10_000),
+        "inversion_lr": (0.0, 10.0, "()"),
+    }
+    config_paths: ClassVar[dict[str, str | None]] = {"model_dir": None}
 
     def __init__(
         self,
@@ -401,12 +419,31 @@ class AutoencoderVerifier(ConfigMixin):
 
     # ------------------------------------------------------------------ persistence
     def get_config(self) -> dict[str, Any]:
-        """The constructor settings, with ``model_dir`` made absolute.
-
-        The autoencoder's weights are not saved with the verifier, so a saved folder must
-        point at the model from wherever it is loaded, not relative to today's working folder.
-        """
+        """The constructor settings, with ``model_dir`` made absolute (the twin works from any folder)."""
         return {**super().get_config(), "model_dir": str(Path(self.model_dir).resolve())}
+
+    def saved_config(self) -> dict[str, Any]:
+        """The settings a saved check holds: ``model_dir`` is its own copy, ``autoencoder/``."""
+        return {**self.get_config(), "model_dir": AUTOENCODER_DIR}
+
+    def saved_files(self) -> dict[str, Path]:
+        """A copy of the autoencoder in ``autoencoder/``: its ``config.json`` and ``*.safetensors``
+        only (from ``model_dir``, or its ``vae/``), as plain files, so the saved check never points
+        outside its folder. They are staged with the check and swapped in with it, so a check
+        whose autoencoder is the folder's own copy can be saved back over itself."""
+        source = resolve_autoencoder_dir(self.model_dir)
+        files = [source / _DIFFUSERS_CONFIG, *sorted(source.glob("*.safetensors"))]
+        return {f"{AUTOENCODER_DIR}/{file.name}": file for file in files}
+
+    @classmethod
+    def upgrade_config(
+        cls, config: dict[str, Any], arrays: dict[str, np.ndarray]
+    ) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        """Read a version-1 check: the same settings, ``model_dir`` an absolute path outside the
+        folder, so it loads only when the caller gives the autoencoder (``model_dir=...``)."""
+        if config.get("format_version") != 1:
+            return super().upgrade_config(config, arrays)
+        return {**config, "format_version": cls.format_version}, arrays
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> AutoencoderVerifier:
@@ -439,14 +476,15 @@ class AutoencoderVerifier(ConfigMixin):
         The autoencoder is loaded lazily, on first use.
         """
         learned = learned or {}
-        thr = learned.get("threshold")
-        stored = state.get("threshold")
-        if stored is not None and thr is not None and not np.isclose(float(np.ravel(stored)[0]), float(thr)):
-            raise ValueError("threshold in weights and config disagree")
-        self.threshold_ = None if thr is None else float(thr)
-        self.calibration_fpr_ = learned.get("calibration_fpr")
-        self.n_calibration_ = learned.get("n_calibration")
-        self.calibration_tpr_ = learned.get("calibration_tpr")
+        thr = check_number(learned, "threshold", optional=True)
+        # NaN in the weights is how an uncalibrated check is saved
+        stored = check_array(state, "threshold", (1,), finite=False, optional=True)
+        if stored is not None and thr is not None and not np.isclose(float(stored[0]), thr):
+            raise ConfigError("threshold", "the threshold in the weights and in the config disagree", "learned")
+        self.threshold_ = thr
+        self.calibration_fpr_ = check_number(learned, "calibration_fpr", (0.0, 1.0, "[)"), optional=True)
+        self.n_calibration_ = check_int(learned, "n_calibration", (1, MAX_INT), optional=True)
+        self.calibration_tpr_ = check_number(learned, "calibration_tpr", (0.0, 1.0), optional=True)
 
 
 __all__ = [

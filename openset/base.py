@@ -9,6 +9,7 @@ import numpy as np
 
 from provenance.core.config import ConfigMixin
 from provenance.core.registry import Registry
+from provenance.core.validation import ConfigError, check_array, check_classes
 
 
 def check_features(X: Any, dim: int | None = None, name: str = "X") -> np.ndarray:
@@ -40,6 +41,16 @@ def softmax(z: np.ndarray) -> np.ndarray:
     z = z - z.max(axis=1, keepdims=True)
     e = np.exp(z)
     return e / e.sum(axis=1, keepdims=True)
+
+
+def load_standardiser(state: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """The saved ``mean`` and ``scale`` of a z-scoring step, checked: finite, one value per feature,
+    every scale > 0 (a :class:`ConfigError` naming the array otherwise)."""
+    mean = check_array(state, "mean", (None,))
+    scale = check_array(state, "scale", (len(mean),))
+    if np.any(scale <= 0):
+        raise ConfigError("scale", "must be > 0 for every feature", "weights")
+    return mean, scale
 
 
 class Head(ConfigMixin):
@@ -76,10 +87,13 @@ class Head(ConfigMixin):
         return {"classes": list(self.classes_)}
 
     def _load_classes(self, learned: dict[str, Any] | None) -> None:
-        classes = (learned or {}).get("classes")
-        if not classes:
-            raise ValueError(f"{type(self).__name__}: the saved state names no classes")
-        self.classes_ = [str(c) for c in classes]
+        """Restore ``classes_``: a non-empty list of distinct names (a ``ValueError`` naming ``classes``)."""
+        self.classes_ = check_classes((learned or {}).get("classes"))
+
+    def _load_standardiser(self, state: dict[str, np.ndarray]) -> int:
+        """Restore ``mean_`` and ``scale_`` (finite, one value per feature, scale > 0); the width."""
+        self.mean_, self.scale_ = load_standardiser(state)
+        return len(self.mean_)
 
     def _check_fitted(self) -> None:
         if not hasattr(self, "classes_"):

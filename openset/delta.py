@@ -11,10 +11,11 @@ probabilities (the attributor then temperature-scales them on held-out texts).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
+from provenance.core.validation import Bound, check_array
 from provenance.openset.base import Head, check_features, check_labels
 
 
@@ -23,7 +24,7 @@ class DeltaHead(Head):
 
     Parameters
     ----------
-    scale: multiplies ``-Delta`` in :meth:`decision_function` (a softmax temperature).
+    scale: multiplies ``-Delta`` in :meth:`decision_function` (a softmax temperature), in (0, 1e6].
     balanced: z-scores use the mean and spread of the class centroids' pooled
         within-class statistics weighted equally per class, so an author with many
         texts does not set the scale for everyone (51 Hamilton papers against 14
@@ -32,6 +33,7 @@ class DeltaHead(Head):
 
     name = "delta"
     config_fields = ("scale", "balanced")
+    config_bounds: ClassVar[dict[str, Bound]] = {"scale": (0.0, 1e6, "(]")}
 
     def __init__(self, scale: float = 10.0, balanced: bool = True) -> None:
         self.scale = scale
@@ -69,8 +71,9 @@ class DeltaHead(Head):
         return {"mean": self.mean_, "scale": self.scale_, "centroids": self.centroids_}
 
     def load_state_dict(self, state: dict[str, np.ndarray], learned: dict[str, Any] | None = None) -> None:
-        self.mean_, self.scale_, self.centroids_ = state["mean"], state["scale"], state["centroids"]
         self._load_classes(learned)
+        width = self._load_standardiser(state)
+        self.centroids_ = check_array(state, "centroids", (len(self.classes_), width))
 
     def margin_shares(self, x: np.ndarray, best: int, second: int) -> np.ndarray:
         """``|z - c_second| - |z - c_best|``: how much nearer each feature puts the row to ``best``."""

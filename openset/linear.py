@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 from sklearn.linear_model import LogisticRegression
 
+from provenance.core.validation import Bound, ConfigError, check_array
 from provenance.openset.base import Head, check_features, check_labels
 
 
@@ -16,10 +17,10 @@ class LinearHead(Head):
 
     Parameters
     ----------
-    C: inverse L2 regularisation strength.
+    C: inverse L2 regularisation strength, in (0, 1e6].
     class_weight: ``"balanced"`` weighs classes inversely to their frequency, so a
         large class does not swamp small ones; ``None`` for plain weights.
-    max_iter: solver iterations.
+    max_iter: solver iterations, 1 to 1e6.
     standardize: z-score every feature first (the default); ``False`` keeps the
         extractor's own scaling (e.g. tf-idf blocks, where z-scoring would blow up
         rare features).
@@ -27,6 +28,7 @@ class LinearHead(Head):
 
     name = "linear"
     config_fields = ("C", "class_weight", "max_iter", "standardize")
+    config_bounds: ClassVar[dict[str, Bound]] = {"C": (0.0, 1e6, "(]"), "max_iter": (1, 1_000_000)}
 
     def __init__(
         self, C: float = 1.0, class_weight: str | None = "balanced", max_iter: int = 2000, standardize: bool = True
@@ -71,9 +73,13 @@ class LinearHead(Head):
         return {"mean": self.mean_, "scale": self.scale_, "coef": self.coef_, "intercept": self.intercept_}
 
     def load_state_dict(self, state: dict[str, np.ndarray], learned: dict[str, Any] | None = None) -> None:
-        self.mean_, self.scale_ = state["mean"], state["scale"]
-        self.coef_, self.intercept_ = state["coef"], state["intercept"]
         self._load_classes(learned)
+        if self.class_weight not in (None, "balanced"):
+            raise ConfigError("class_weight", f"must be 'balanced' or null, got {self.class_weight!r:.60}")
+        width, n = self._load_standardiser(state), len(self.classes_)
+        # one row of weights per class: a model whose arrays disagree with its classes is refused here
+        self.coef_ = check_array(state, "coef", (n, width))
+        self.intercept_ = check_array(state, "intercept", (n,))
 
     def margin_shares(self, x: np.ndarray, best: int, second: int) -> np.ndarray:
         """``(w_best - w_second) * z``, with ``z`` the row standardised as the head saw it."""

@@ -29,6 +29,7 @@ from sklearn.linear_model import LogisticRegression
 
 from provenance.core.config import ConfigMixin
 from provenance.core.registry import Registry
+from provenance.core.validation import Bound, ConfigError, check_array
 from provenance.openset.base import check_features
 from provenance.openset.index import ReferenceIndex
 from provenance.openset.metrics import auroc, equal_error_rate, threshold_at_fpr
@@ -116,7 +117,15 @@ class OneClassScorer(ConfigMixin):
     def _check_state(self, state: dict[str, np.ndarray], keys: Sequence[str]) -> None:
         missing = [k for k in keys if k not in state]
         if missing:
-            raise ValueError(f"{type(self).__name__} state is missing {missing}")
+            raise ConfigError(missing[0], f"{type(self).__name__} state is missing {missing}", "weights")
+
+    def _load_standardiser(self, state: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        """``mean`` and ``scale`` checked (finite, one per feature, scale > 0), as float32."""
+        mean = check_array(state, "mean", (None,))
+        scale = check_array(state, "scale", (len(mean),))
+        if np.any(scale <= 0):
+            raise ConfigError("scale", "must be > 0 for every feature", "weights")
+        return mean.astype(np.float32), scale.astype(np.float32)
 
 
 class PrototypeScorer(OneClassScorer):
@@ -132,10 +141,11 @@ class PrototypeScorer(OneClassScorer):
     shrinkage: in [0, 1]; shrinks the per-feature variances used for standardisation towards
         their average (1 = one global scale, only centring), steadier for small banks.
     contrast_k: when >= 1, subtract the mean cosine similarity to the ``contrast_k`` nearest
-        negatives of the bank (needs a bank); 0 disables it.
+        negatives of the bank (needs a bank); 0 disables it; at most 10,000.
     """
 
     name = "prototype"
+    config_bounds: ClassVar[dict[str, Bound]] = {"shrinkage": (0.0, 1.0), "contrast_k": (0, 10_000)}
 
     def __init__(self, shrinkage: float = 0.0, contrast_k: int = 0) -> None:
         self.shrinkage = shrinkage
@@ -185,13 +195,17 @@ class PrototypeScorer(OneClassScorer):
     def load_state_dict(self, state: dict[str, np.ndarray], learned: dict[str, Any] | None = None) -> None:
         self._check_state(state, ["mean", "scale", "prototype"])
         if self.contrast_k and "negatives" not in state:
-            raise ValueError("contrast_k > 0 but the state has no 'negatives'")
-        self.mean_ = np.asarray(state["mean"], dtype=np.float32)
-        self.scale_ = np.asarray(state["scale"], dtype=np.float32)
-        self.prototype_ = np.asarray(state["prototype"], dtype=np.float32).reshape(1, -1)
-        self.negatives_ = np.asarray(state["negatives"], dtype=np.float32) if self.contrast_k else None
+            raise ConfigError("negatives", "contrast_k > 0 but the state has no 'negatives'", "weights")
+        self.mean_, self.scale_ = self._load_standardiser(state)
+        d = len(self.mean_)
+        self.prototype_ = check_array(state, "prototype", (1, d) if np.ndim(state["prototype"]) == 2 else (d,))
+        self.prototype_ = self.prototype_.astype(np.float32).reshape(1, -1)
+        negatives = check_array(state, "negatives", (None, d)) if self.contrast_k else None
+        if negatives is not None and len(negatives) == 0:
+            raise ConfigError("negatives", "contrast_k > 0 but the bank of negatives is empty", "weights")
+        self.negatives_ = None if negatives is None else negatives.astype(np.float32)
         self._build()
-        self.dim_ = self.mean_.shape[0]
+        self.dim_ = d
 
 
 class MahalanobisScorer(OneClassScorer):
@@ -206,10 +220,11 @@ class MahalanobisScorer(OneClassScorer):
     Parameters
     ----------
     shrinkage: in [0, 1], weight of the bank's covariance (the prior) against the shots'.
-    reg: relative ridge added to the diagonal, >= 0.
+    reg: relative ridge added to the diagonal, in [0, 1e6].
     """
 
     name = "mahalanobis"
+    config_bounds: ClassVar[dict[str, Bound]] = {"shrinkage": (0.0, 1.0), "reg": (0.0, 1e6)}
 
     def __init__(self, shrinkage: float = 0.5, reg: float = 1e-3) -> None:
         self.shrinkage = shrinkage
@@ -260,9 +275,10 @@ class MahalanobisScorer(OneClassScorer):
 
     def load_state_dict(self, state: dict[str, np.ndarray], learned: dict[str, Any] | None = None) -> None:
         self._check_state(state, ["mean", "precision"])
-        self.mean_ = np.asarray(state["mean"], dtype=np.float32)
-        self.precision_ = np.asarray(state["precision"], dtype=np.float32)
-        self.dim_ = self.mean_.shape[0]
+        self.mean_ = check_array(state, "mean", (None,)).astype(np.float32)
+        d = len(self.mean_)
+        self.precision_ = check_array(state, "precision", (d, d)).astype(np.float32)
+        self.dim_ = d
 
 
 class LinearOneVsRestScorer(OneClassScorer):
@@ -273,11 +289,12 @@ class LinearOneVsRestScorer(OneClassScorer):
 
     Parameters
     ----------
-    C: inverse L2 regularisation strength, > 0.
-    max_iter: solver iterations.
+    C: inverse L2 regularisation strength, in (0, 1e6].
+    max_iter: solver iterations, 1 to 1e6.
     """
 
     name = "linear"
+    config_bounds: ClassVar[dict[str, Bound]] = {"C": (0.0, 1e6, "(]"), "max_iter": (1, 1_000_000)}
     requires_negatives = True
 
     def __init__(self, C: float = 1.0, max_iter: int = 2000) -> None:
@@ -312,11 +329,15 @@ class LinearOneVsRestScorer(OneClassScorer):
 
     def load_state_dict(self, state: dict[str, np.ndarray], learned: dict[str, Any] | None = None) -> None:
         self._check_state(state, ["mean", "scale", "coef", "intercept"])
-        self.mean_ = np.asarray(state["mean"], dtype=np.float32)
-        self.scale_ = np.asarray(state["scale"], dtype=np.float32)
-        self.coef_ = np.asarray(state["coef"], dtype=np.float32).reshape(-1)
-        self.intercept_ = np.asarray(state["intercept"], dtype=np.float32).reshape(1)
-        self.dim_ = self.mean_.shape[0]
+        self.mean_, self.scale_ = self._load_standardiser(state)
+        d = len(self.mean_)
+        self.coef_ = check_array(state, "coef", (d,) if np.ndim(state["coef"]) == 1 else (1, d))
+        self.coef_ = self.coef_.astype(np.float32).reshape(-1)
+        intercept = check_array(state, "intercept", None)
+        if intercept.size != 1:
+            raise ConfigError("intercept", f"shape {intercept.shape}, expected one value", "weights")
+        self.intercept_ = intercept.astype(np.float32).reshape(1)
+        self.dim_ = d
 
 
 #: few-shot one-class scorers by name; plug-ins add theirs with ``ONE_CLASS_SCORERS.register(name, cls)``

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
+from provenance.core.validation import Bound, ConfigError, check_array
 from provenance.openset.base import Head, check_features, check_labels
 from provenance.openset.index import ReferenceIndex
 
@@ -17,10 +18,16 @@ class PrototypeHead(Head):
     With ``k=0`` each class is its mean vector (a prototype); with ``k>=1`` a class
     scores the mean similarity of its ``k`` nearest references. Features are
     standardised first. ``temperature`` turns similarities into probabilities.
+
+    Parameters
+    ----------
+    k: 0 (prototypes) or 1 to 10,000 nearest references.
+    temperature: in (0, 1e6].
     """
 
     name = "prototype"
     config_fields = ("k", "temperature")
+    config_bounds: ClassVar[dict[str, Bound]] = {"k": (0, 10_000), "temperature": (0.0, 1e6, "(]")}
 
     def __init__(self, k: int = 0, temperature: float = 0.05) -> None:
         self.k = k
@@ -70,7 +77,12 @@ class PrototypeHead(Head):
         return {"mean": self.mean_, "scale": self.scale_, "references": self.references_, "codes": self.codes_}
 
     def load_state_dict(self, state: dict[str, np.ndarray], learned: dict[str, Any] | None = None) -> None:
-        self.mean_, self.scale_ = state["mean"], state["scale"]
-        self.references_, self.codes_ = state["references"], state["codes"].astype(np.int64)
         self._load_classes(learned)
+        width = self._load_standardiser(state)
+        self.references_ = check_array(state, "references", (None, width))
+        codes = check_array(state, "codes", (len(self.references_),), kind="i").astype(np.int64)
+        # every class needs a reference of its own, and every reference a class
+        if not np.array_equal(np.unique(codes), np.arange(len(self.classes_))):
+            raise ConfigError("codes", f"must give each of the {len(self.classes_)} classes a reference", "weights")
+        self.codes_ = codes
         self._build()

@@ -13,7 +13,8 @@ import numpy as np
 
 from provenance.core.config import ConfigMixin
 from provenance.core.registry import Registry
-from provenance.openset.base import check_features, check_labels
+from provenance.core.validation import Bound, ConfigError, check_array
+from provenance.openset.base import check_features, check_labels, load_standardiser
 from provenance.openset.index import ReferenceIndex
 
 
@@ -45,6 +46,10 @@ class _Standardised(OpenSetScore):
         self.scale_ = X.std(axis=0) + 1e-6
         return (X - self.mean_) / self.scale_
 
+    def _load_standardiser(self, state: dict[str, np.ndarray]) -> int:
+        self.mean_, self.scale_ = load_standardiser(state)
+        return len(self.mean_)
+
     def _z(self, X: Any) -> np.ndarray:
         if not hasattr(self, "mean_"):
             raise RuntimeError(f"{type(self).__name__} is not fitted")
@@ -52,10 +57,14 @@ class _Standardised(OpenSetScore):
 
 
 class KNNScore(_Standardised):
-    """Mean cosine similarity to the ``k`` nearest training samples of any class (faiss)."""
+    """Mean cosine similarity to the ``k`` nearest training samples of any class (faiss).
+
+    ``k``: 1 to 10,000 neighbours.
+    """
 
     name = "knn"
     config_fields = ("k",)
+    config_bounds: ClassVar[dict[str, Bound]] = {"k": (1, 10_000)}
 
     def __init__(self, k: int = 5) -> None:
         self.k = k
@@ -77,7 +86,10 @@ class KNNScore(_Standardised):
         return {"mean": self.mean_, "scale": self.scale_, "references": self.references_}
 
     def load_state_dict(self, state: dict[str, np.ndarray], learned: dict[str, Any] | None = None) -> None:
-        self.mean_, self.scale_, self.references_ = state["mean"], state["scale"], state["references"]
+        width = self._load_standardiser(state)
+        self.references_ = check_array(state, "references", (None, width))
+        if len(self.references_) == 0:
+            raise ConfigError("references", "no training samples to compare with", "weights")
         self._index = ReferenceIndex(self.references_, np.zeros(len(self.references_)))
 
 
@@ -85,11 +97,12 @@ class MahalanobisScore(_Standardised):
     """Negative smallest Mahalanobis distance to a class mean (shared, shrunk covariance).
 
     A Gaussian density score in feature space: samples far from every known class
-    are unknown even when the head is confident.
+    are unknown even when the head is confident. ``shrinkage``: in [0, 1].
     """
 
     name = "mahalanobis"
     config_fields = ("shrinkage",)
+    config_bounds: ClassVar[dict[str, Bound]] = {"shrinkage": (0.0, 1.0)}
 
     def __init__(self, shrinkage: float = 0.2) -> None:
         self.shrinkage = shrinkage
@@ -120,8 +133,11 @@ class MahalanobisScore(_Standardised):
         return {"mean": self.mean_, "scale": self.scale_, "means": self.means_, "precision": self.precision_}
 
     def load_state_dict(self, state: dict[str, np.ndarray], learned: dict[str, Any] | None = None) -> None:
-        self.mean_, self.scale_ = state["mean"], state["scale"]
-        self.means_, self.precision_ = state["means"], state["precision"]
+        width = self._load_standardiser(state)
+        self.means_ = check_array(state, "means", (None, width))
+        if len(self.means_) == 0:
+            raise ConfigError("means", "no class means", "weights")
+        self.precision_ = check_array(state, "precision", (width, width))
 
 
 #: open-set scores by name; plug-ins add theirs with ``OPEN_SET_SCORES.register(name, cls)``

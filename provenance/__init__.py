@@ -27,6 +27,8 @@ _LAZY = {
     "evaluate": "provenance.evaluation",
     "UNKNOWN": "provenance.result",
     "Attribution": "provenance.result",
+    "Text": "provenance.detectors.reading",
+    "Code": "provenance.detectors.reading",
 }
 
 
@@ -42,4 +44,14 @@ def __dir__() -> list[str]:
     return sorted([*globals(), *_LAZY])
 
 
-__all__ = ["UNKNOWN", "Attribution", "Attributor", "__version__", "attribute", "evaluate", "load_model"]
+__all__ = [
+    "UNKNOWN",
+    "Attribution",
+    "Attributor",
+    "Code",
+    "Text",
+    "__version__",
+    "attribute",
+    "evaluate",
+    "load_model",
+]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +14,7 @@ from provenance.core.serialization import flatten_state, split_state
 from provenance.detectors import create_extractor
 from provenance.detectors.base import Extractor
 from provenance.detectors.errors import SampleError, describe_sample
+from provenance.detectors.progress import progress_counter
 from provenance.enrollment import EnrolledSources
 from provenance.explain import explain as explain_decision
 from provenance.openset import HEADS, OPEN_SET_SCORES, create_head, create_open_set_score
@@ -27,6 +28,13 @@ from provenance.result import UNKNOWN, Attribution
 BANK_SIZE = 4000
 #: ... and at most this many bytes of them (wide text features would make model folders huge)
 BANK_BYTES = 24 * 2**20
+#: features() and attribute() decode, featurise and drop samples a chunk at a time, so memory does not
+#: grow with the batch: a chunk holds at most this many samples ...
+CHUNK_SIZE = 32
+#: ... and stops before a sample as large as its largest would take it past this many decoded bytes
+#: (one 62-megapixel image is 186 MB decoded: such images go one at a time)
+CHUNK_BYTES = 256 * 2**20
+
 
 def _stratified_split(labels: np.ndarray, fraction: float, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     fit_idx, cal_idx = [], []
@@ -124,7 +132,11 @@ class Attributor(ConfigMixin):
         return list(self.head.classes_)
 
     def load_samples(self, samples: Sequence[Any]) -> tuple[list[Any], list[int], dict[int, str]]:
-        """Load each sample; returns loaded items, their positions, and errors by position."""
+        """Load every sample at once; returns loaded items, their positions, and errors by position.
+
+        All decoded samples are held together (only :meth:`fit` needs that); :meth:`features`
+        and :meth:`attribute` stream through :meth:`_chunks` instead.
+        """
         loaded, positions, errors = [], [], {}
         for i, s in enumerate(samples):
             try:
@@ -134,17 +146,95 @@ class Attributor(ConfigMixin):
                 errors[i] = str(exc)
         return loaded, positions, errors
 
+    @staticmethod
+    def _decoded_bytes(item: Any) -> int:
+        """What one loaded sample weighs against ``CHUNK_BYTES``: an array's bytes, the length of
+        text or code; 0 for what cannot be weighed (such chunks are bounded by count alone)."""
+        if isinstance(item, str | bytes | bytearray):
+            return len(item)
+        nbytes = getattr(item, "nbytes", None)
+        if isinstance(nbytes, int | np.integer):
+            return int(nbytes)
+        if isinstance(item, list | tuple):
+            return sum(Attributor._decoded_bytes(x) for x in item)
+        return 0
+
+    def _chunks(self, samples: Sequence[Any]) -> Iterator[tuple[list[Any], list[int], dict[int, str]]]:
+        """Load ``samples`` in order, yielding ``(loaded, positions, errors)`` one chunk at a time.
+
+        A chunk ends at ``CHUNK_SIZE`` samples, or before a sample as large as its largest so far
+        would take it past ``CHUNK_BYTES``. The caller must empty ``loaded`` before asking for the
+        next chunk: its loop variable would otherwise keep this chunk alive while the next loads.
+        """
+        loaded: list[Any] = []
+        positions: list[int] = []
+        errors: dict[int, str] = {}
+        held = largest = 0
+        for i, s in enumerate(samples):
+            try:
+                # appended straight away: a local name would keep the last item alive into the next chunk
+                loaded.append(self.extractor.load(s))
+            except SampleError as exc:
+                errors[i] = str(exc)
+                continue
+            positions.append(i)
+            size = self._decoded_bytes(loaded[-1])
+            held += size
+            largest = max(largest, size)
+            if len(loaded) >= CHUNK_SIZE or held + largest > CHUNK_BYTES:
+                yield loaded, positions, errors
+                loaded, positions, errors = [], [], {}
+                held = largest = 0
+        if loaded or errors:
+            yield loaded, positions, errors
+
+    def _stream(
+        self, samples: Sequence[Any], progress: bool, notes: bool = False
+    ) -> tuple[np.ndarray, list[int], dict[int, str], list[list[str]]]:
+        """Features of ``samples`` a chunk at a time: load, featurise, take the notes, drop.
+
+        Returns the feature rows of the readable samples, their positions, errors by position and,
+        with ``notes``, each readable sample's :meth:`Extractor.notes` (they need the loaded sample).
+        One bar counts samples over the whole call; the extractor draws none per chunk.
+        """
+        blocks: list[np.ndarray] = []
+        positions: list[int] = []
+        errors: dict[int, str] = {}
+        sample_notes: list[list[str]] = []
+        with progress_counter(progress, desc=self.extractor.registry_name, total=len(samples), unit="sample") as bar:
+            for loaded, chunk_positions, chunk_errors in self._chunks(samples):
+                if loaded:
+                    blocks.append(self._featurise(loaded, progress=False))
+                    if notes:
+                        sample_notes.extend(self.extractor.notes(item) for item in loaded)
+                positions.extend(chunk_positions)
+                errors.update(chunk_errors)
+                bar.update(len(chunk_positions) + len(chunk_errors))
+                loaded.clear()  # drop the decoded samples before the next chunk is loaded
+        if not blocks:
+            return np.zeros((0, 0), np.float32), positions, errors, sample_notes
+        return (blocks[0] if len(blocks) == 1 else np.concatenate(blocks)), positions, errors, sample_notes
+
     def features(self, samples: Sequence[Any], progress: bool = False) -> tuple[np.ndarray, list[int], dict[int, str]]:
-        """Feature rows for the readable samples, their positions, and per-sample errors."""
-        loaded, positions, errors = self.load_samples(samples)
-        return self._featurise(loaded, progress), positions, errors
+        """Feature rows for the readable samples, their positions, and per-sample errors.
+
+        Samples are decoded, featurised and dropped in chunks (``CHUNK_SIZE`` samples, about
+        ``CHUNK_BYTES`` decoded), so memory does not grow with the batch.
+        """
+        feats, positions, errors, _ = self._stream(samples, progress)
+        return feats, positions, errors
 
     def _featurise(self, loaded: list[Any], progress: bool) -> np.ndarray:
         return self.extractor.features(loaded, progress=progress) if loaded else np.zeros((0, 0), np.float32)
 
     # ------------------------------------------------------------------ training
     def fit(self, samples: Sequence[Any], labels: Sequence[str], progress: bool = False) -> Attributor:
-        """Train on labelled samples; unreadable samples are skipped with a warning."""
+        """Train on labelled samples; unreadable samples are skipped with a warning.
+
+        Unlike :meth:`attribute`, this holds every decoded training sample at once (trainable
+        extractors go over them for several epochs, and the head's augmented copies are made from
+        them), so its memory grows with the training set.
+        """
         if not 0.0 < self.tpr <= 1.0:
             raise ValueError(f"tpr must be in (0, 1], got {self.tpr}")
         if not 0.0 <= self.calibration_fraction < 1.0:
@@ -251,11 +341,13 @@ class Attributor(ConfigMixin):
 
         With ``explain`` (and an extractor that names its features, as the text ones do),
         ``explanation`` lists the features that most favour the top label over the runner-up.
+        Samples are decoded and dropped a chunk at a time (see :meth:`features`), so memory does
+        not grow with the batch.
         """
         self.check_fitted()
         samples = as_batch(samples)
-        loaded, positions, errors = self.load_samples(samples)
-        feats = self._featurise(loaded, progress)
+        # streamed: the notes are taken while each chunk's decoded samples are alive, then they are dropped
+        feats, positions, errors, notes = self._stream(samples, progress, notes=True)
         results: list[Attribution] = [None] * len(samples)  # type: ignore[list-item]
         common = {"modality": self.modality, "extractor": self.extractor.registry_name, "model": self.name}
         for i, msg in errors.items():
@@ -282,7 +374,7 @@ class Attributor(ConfigMixin):
                         if names and len(order) >= 2
                         else None
                     ),
-                    notes=self.extractor.notes(loaded[row]),
+                    notes=notes[row],
                     label=label,
                     score=score,
                     unknown=unknown and not enrolled,
@@ -362,28 +454,120 @@ class Attributor(ConfigMixin):
     def from_state(
         cls, config: dict[str, Any], state: dict[str, np.ndarray], learned: dict[str, Any] | None = None
     ) -> Attributor:
-        """A fitted attributor from its settings (``params``), arrays and learned values."""
-        learned = learned or {}
-        entry = learned["extractor"]
-        extractor = create_extractor(entry["name"], learned["modality"], **entry.get("config", {}))
-        extractor.load_state_dict(split_state(state, "extractor"), entry.get("learned") or {})
-        model = cls(
-            extractor,
-            load_part(HEADS, learned["head"], state, "head"),
-            load_part(OPEN_SET_SCORES, learned["open_set"], state, "open_set"),
-            **config,
+        """A fitted attributor from its settings (``params``), arrays and learned values.
+
+        Everything is checked before it is built, and a bad value is a ``ValueError`` naming
+        its field: the settings in range (``tpr`` in (0, 1]...), every learned number finite,
+        ``classes`` distinct strings, ``modality`` a known one, the extractor, head and open-set
+        score registered names (``clip:ARCH`` and ``fusion:a+b`` too; never ``module:attr``),
+        ``temperature`` > 0, ``verify_fpr`` in (0, 1), ``class_thresholds`` naming exactly the
+        classes, enrolled sources well-formed, arrays whose shapes agree with the classes and
+        with each other.
+        """
+        # imported here: these checks are about loading; the module's imports serve inference
+        from provenance.core.validation import (
+            MAX_INT,
+            ConfigError,
+            check_array,
+            check_classes,
+            check_finite,
+            check_int,
+            check_number,
+            check_params,
         )
-        model.threshold_ = float(learned["threshold"])
-        model.temperature_ = float(learned["temperature"])
-        model.verify_fpr = float(learned["verify_fpr"])
-        model.class_thresholds_ = {k: float(v) for k, v in learned["class_thresholds"].items()}
+        from provenance.detectors import DEFAULT_EXTRACTORS, EXTRACTORS
+
+        learned = {} if learned is None else learned
+        if not isinstance(learned, dict):
+            raise ConfigError("learned", f"expected a JSON object, got {type(learned).__name__}", "learned")
+        bounds = {"tpr": (0.0, 1.0, "(]"), "calibration_fraction": (0.0, 1.0, "[)"), "seed": (0, MAX_INT)}
+        config = check_params(cls, config, bounds=bounds)
+        check_finite(learned, "", "learned")
+        modality = learned.get("modality")
+        if not isinstance(modality, str) or modality not in DEFAULT_EXTRACTORS:
+            known = sorted(DEFAULT_EXTRACTORS)
+            raise ConfigError("modality", f"expected one of {known}, got {modality!r:.60}", "learned")
+        classes = check_classes(learned.get("classes"))
+
+        # the extractor: a registered name only, its settings checked against its constructor
+        entry = learned.get("extractor")
+        if not isinstance(entry, dict) or not isinstance(entry.get("name"), str):
+            raise ConfigError("extractor", f"expected an object with 'name' and 'config', got {entry!r:.60}", "learned")
+        name, ext_config, ext_learned = entry["name"], entry.get("config", {}), entry.get("learned") or {}
+        for key, value in (("config", ext_config), ("learned", ext_learned)):
+            if not isinstance(value, dict):
+                raise ConfigError(f"extractor.{key}", f"expected a JSON object, got {value!r:.60}", "learned")
+        base, _, rest = name.partition(":")
+        if ":" not in name and name in EXTRACTORS:
+            ext_cls = EXTRACTORS.get(name)
+        elif base == "clip" and rest:
+            name, ext_cls, ext_config = "clip", EXTRACTORS.get("clip"), {**ext_config, "architecture": rest}
+        elif base == "fusion" and rest and not ext_config:
+            parts = [{"name": p.strip()} for p in rest.split("+")]
+            name, ext_cls, ext_config = "fusion", EXTRACTORS.get("fusion"), {"parts": parts}
+        else:
+            raise ConfigError(
+                "extractor.name",
+                f"unknown extractor {name!r:.60}; a model names a registered one {EXTRACTORS.names()}, "
+                "clip:ARCH or fusion:a+b",
+                "learned",
+            )
+        ext_config = ext_cls.check_config(ext_config, prefix="extractor.config.", section="learned")
+        extractor = create_extractor(name, modality, **ext_config)
+        if extractor.modality != modality:
+            raise ConfigError("modality", f"{modality!r}, but extractor {name!r} reads {extractor.modality}", "learned")
+        try:
+            extractor.load_state_dict(split_state(state, "extractor"), ext_learned)
+        except ConfigError as exc:
+            raise exc.nested("extractor") from None
+
+        head = load_part(HEADS, learned.get("head"), state, "head")
+        if [str(c) for c in getattr(head, "classes_", [])] != classes:
+            raise ConfigError("head.learned.classes", f"differ from classes {classes[:5]}...", "learned")
+        model = cls(extractor, head, load_part(OPEN_SET_SCORES, learned.get("open_set"), state, "open_set"), **config)
+        model.threshold_ = check_number(learned, "threshold")
+        model.temperature_ = check_number(learned, "temperature", (0.0, 1e6, "(]"))
+        model.verify_fpr = check_number(learned, "verify_fpr", (0.0, 1.0, "()"))
+        thresholds = learned.get("class_thresholds")
+        if not isinstance(thresholds, dict) or set(thresholds) != set(classes):
+            got = repr(sorted(thresholds)[:5] if isinstance(thresholds, dict) else thresholds)[:80]
+            raise ConfigError("class_thresholds", f"expected one number per class {classes[:5]}, got {got}", "learned")
+        model.class_thresholds_ = {k: check_number(thresholds, k, field=f"class_thresholds.{k}") for k in thresholds}
+
         bank = split_state(state, "bank")
-        model.bank_ = bank.get("features")
-        codes = bank.get("label_codes")
-        model.bank_labels_ = None if codes is None else np.asarray(model.classes_)[np.asarray(codes, dtype=int)]
-        model.class_means_ = split_state(state, "explain").get("class_means")
-        model.enrolled = EnrolledSources.from_state(learned["enrolled"], split_state(state, "enrolled"))
-        model.n_train_ = learned.get("n_train")
+        features = check_array(bank, "features", (None, None), optional=True, field="bank.features")
+        codes = check_array(bank, "label_codes", (None,), kind="i", optional=True, field="bank.label_codes")
+        if codes is not None:
+            if features is None or len(codes) != len(features):
+                rows = 0 if features is None else len(features)
+                raise ConfigError("bank.label_codes", f"{len(codes)} codes for {rows} bank rows", "weights")
+            if codes.size and not (0 <= codes.min() and codes.max() < len(classes)):
+                raise ConfigError(
+                    "bank.label_codes", f"codes must lie in [0, {len(classes)}): one per class", "weights"
+                )
+        model.bank_ = features
+        model.bank_labels_ = None if codes is None else np.asarray(classes)[np.asarray(codes, dtype=int)]
+        explain = split_state(state, "explain")
+        shape = (len(classes), None)
+        model.class_means_ = check_array(explain, "class_means", shape, optional=True, field="explain.class_means")
+        enrolled = learned.get("enrolled", [])
+        model.enrolled = EnrolledSources.from_state(enrolled, split_state(state, "enrolled"), known=classes)
+        model.n_train_ = check_int(learned, "n_train", (0, MAX_INT), optional=True)
+
+        # every part sees the same feature vectors: their widths must agree
+        widths: dict[str, int] = {}
+        for what, arr, axis in (
+            ("head.mean", getattr(head, "mean_", None), 0),
+            ("open_set.mean", getattr(model.open_set, "mean_", None), 0),
+            ("bank.features", features, 1),
+            ("explain.class_means", model.class_means_, 1),
+        ):
+            if isinstance(arr, np.ndarray) and arr.ndim > axis:
+                widths[what] = int(arr.shape[axis])
+        for source in model.enrolled.sources.values():
+            widths[f"enrolled {source.name!r}"] = int(source.scorer.dim_)
+        if len(set(widths.values())) > 1:
+            raise ConfigError(next(iter(widths)), f"feature widths disagree: {widths}", "weights")
         return model
 
     @classmethod
@@ -391,13 +575,22 @@ class Attributor(ConfigMixin):
         cls, config: dict[str, Any], arrays: dict[str, np.ndarray]
     ) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         """Read a version-1 folder (settings beside the learned values, class names outside the head)."""
+        from provenance.core.validation import ConfigError
+
         if config.get("format_version") != 1:
             return super().upgrade_config(config, arrays)
         config = dict(config)
-        params = {name: config.pop(name) for name in ("tpr", "calibration_fraction", "augment_head", "seed")}
+        params = {}
+        for name in ("tpr", "calibration_fraction", "augment_head", "seed"):
+            if name not in config:
+                raise ConfigError(name, "missing (required)", "learned")
+            params[name] = config.pop(name)
         params["refit_extractor"] = config.pop("refit_extractor", False)
         config["params"] = params
-        config["head"] = {**config["head"], "learned": {"classes": config["classes"]}}
+        head = config.get("head")
+        if not isinstance(head, dict):
+            raise ConfigError("head", f"expected an object with 'name' and 'config', got {head!r:.60}", "learned")
+        config["head"] = {**head, "learned": {"classes": config.get("classes")}}
         config["format_version"] = cls.format_version
         return config, arrays
 

@@ -8,7 +8,10 @@ With ``--json`` only JSON goes to stdout; progress and warnings go to stderr.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import math
+import os
 import sys
 import warnings
 from collections.abc import Sequence
@@ -16,6 +19,8 @@ from pathlib import Path
 from typing import Any
 
 EXIT_OK, EXIT_SAMPLES_FAILED, EXIT_USAGE = 0, 1, 2
+#: what a shell reports for a command stopped by SIGPIPE (128 + 13)
+EXIT_BROKEN_PIPE = 141
 
 
 class UsageError(Exception):
@@ -35,12 +40,69 @@ def _parse_options(pairs: Sequence[str]) -> dict[str, Any]:
     return opts
 
 
+def _finite(obj: Any) -> Any:
+    """``obj`` with every NaN or infinity replaced by null: JSON output must parse with a strict parser."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_finite(v) for v in obj]
+    return obj
+
+
 def _emit(args: argparse.Namespace, payload: Any, human: str) -> None:
     if args.json:
-        json.dump(payload, sys.stdout, indent=2)
+        json.dump(_finite(payload), sys.stdout, indent=2, allow_nan=False)
         sys.stdout.write("\n")
     else:
         print(human)
+    sys.stdout.flush()  # a closed pipe shows here, inside main's handler, not at interpreter exit
+
+
+#: standard input is read up to this many bytes (the image reader's file cap)
+STDIN_MAX_BYTES = 256 * 2**20
+
+
+def _samples(paths: Sequence[str], texts: Sequence[str] = (), codes: Sequence[str] = ()) -> list[Any]:
+    """The samples named on the command line: every argument is a path (``-``: standard input);
+    ``--text`` / ``--code`` give literal content. A path is never taken for the text itself."""
+    from provenance.detectors.reading import Code, Text
+
+    out: list[Any] = []
+    for arg in paths:
+        if arg == "-":
+            if any(isinstance(s, bytes) for s in out):
+                raise UsageError("'-' (standard input) can be given once")
+            data = sys.stdin.buffer.read(STDIN_MAX_BYTES + 1)
+            if len(data) > STDIN_MAX_BYTES:
+                raise UsageError(f"standard input is over the {STDIN_MAX_BYTES // 2**20} MB limit")
+            out.append(data)
+        else:
+            out.append(Path(arg))
+    out += [Text(s) for s in texts] + [Code(s) for s in codes]
+    if not out:
+        raise UsageError("give at least one SAMPLE (a path, or - for standard input), --text or --code")
+    return out
+
+
+def _add_literal_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--text", action="append", default=[], metavar="STRING", help="a text to attribute as it is (repeatable)"
+    )
+    p.add_argument(
+        "--code", action="append", default=[], metavar="STRING", help="JavaScript to attribute as it is (repeatable)"
+    )
+
+
+def _check_output(path: str) -> None:
+    """Refuse, before any work, an output that a save would refuse: a file or a user's folder."""
+    from provenance.core.serialization import NotAModelFolderError, check_replaceable
+
+    try:
+        check_replaceable(path)
+    except NotAModelFolderError as exc:
+        raise UsageError(str(exc)) from None
 
 
 def _load_model(path: str):
@@ -53,11 +115,11 @@ def _load_model(path: str):
         raise UsageError(str(exc)) from None
 
 
-def _read_dataset(path: str, modality: str | None):
+def _read_dataset(path: str, modality: str | None, allow_outside: bool = False):
     from provenance.data.folders import DatasetError, read_labelled
 
     try:
-        return read_labelled(path, modality)
+        return read_labelled(path, modality, allow_outside=allow_outside)
     except DatasetError as exc:
         raise UsageError(str(exc)) from None
 
@@ -67,7 +129,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     from provenance.attributor import Attributor
     from provenance.detectors import create_extractor
 
-    data = _read_dataset(args.data, args.modality)
+    _check_output(args.output)
+    data = _read_dataset(args.data, args.modality, args.allow_outside)
     modality = data.modality
     options = _parse_options(args.option)
     try:
@@ -85,10 +148,13 @@ def cmd_train(args: argparse.Namespace) -> int:
         raise UsageError(str(exc)) from None
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        model.fit(data.samples, data.labels, progress=not args.quiet)
+        try:
+            model.fit(data.samples, data.labels, progress=not args.quiet)
+        except ValueError as exc:  # settings or data the model cannot train on (one label, tpr out of range)
+            raise UsageError(f"{exc} (nothing written)") from None
     for w in caught:
         print(f"warning: {w.message}", file=sys.stderr)
-    out = model.save_pretrained(args.output)
+    out = _save(model, args.output)
     payload = {
         "model": str(out),
         "modality": modality,
@@ -122,9 +188,19 @@ def _format_result(r: dict[str, Any]) -> str:
     return line
 
 
+def _save(model: Any, path: str) -> Path:
+    from provenance.core.serialization import NotAModelFolderError
+
+    try:
+        return model.save_pretrained(path)
+    except NotAModelFolderError as exc:
+        raise UsageError(str(exc)) from None
+
+
 def cmd_attribute(args: argparse.Namespace) -> int:
+    samples = _samples(args.samples, args.text, args.code)
     model = _load_model(args.model)
-    results = [r.to_dict() for r in model.attribute(args.samples, progress=not args.quiet)]
+    results = [r.to_dict() for r in model.attribute(samples, progress=not args.quiet)]
     _emit(args, results, "\n".join(_format_result(r) for r in results))
     return EXIT_SAMPLES_FAILED if any(r["error"] for r in results) else EXIT_OK
 
@@ -133,8 +209,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from provenance.evaluation import evaluate
 
     model = _load_model(args.model)
-    known = _read_dataset(args.known, model.modality)
-    unknown = _read_dataset(args.unknown, model.modality).samples if args.unknown else None
+    known = _read_dataset(args.known, model.modality, args.allow_outside)
+    unknown = _read_dataset(args.unknown, model.modality, args.allow_outside).samples if args.unknown else None
     try:
         m = evaluate(model, known.samples, known.labels, unknown, progress=not args.quiet)
     except ValueError as exc:
@@ -147,18 +223,26 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             f"  {lab:<20} precision={r['precision']:.3f} recall={r['recall']:.3f} f1={r['f1']:.3f} n={r['support']}"
         )
     if m["errors"]:
-        lines.append(f"{m['errors']} unreadable samples left out")
+        lines.append(f"{m['errors']} unreadable samples left out:")
+        lines += [f"  {f['error']}" for f in m["failed"]]
     _emit(args, m, "\n".join(lines))
     return EXIT_SAMPLES_FAILED if m["errors"] else EXIT_OK
 
 
 def cmd_enroll(args: argparse.Namespace) -> int:
-    model = _load_model(args.model)
-    try:
-        model.enroll(args.name, args.samples, scorer=args.scorer, fpr=args.fpr, progress=not args.quiet)
-    except ValueError as exc:
-        raise UsageError(f"{exc} (model left unchanged)") from None
-    out = model.save_pretrained(args.output or args.model)
+    from provenance.core.locking import model_lock
+
+    target = args.output or args.model
+    _check_output(target)
+    samples = _samples(args.samples)
+    # read, enroll and save under the model's writer lock, so a concurrent enroll is never lost
+    with model_lock(target):
+        model = _load_model(args.model)
+        try:
+            model.enroll(args.name, samples, scorer=args.scorer, fpr=args.fpr, progress=not args.quiet)
+        except ValueError as exc:
+            raise UsageError(f"{exc} (model left unchanged)") from None
+        out = _save(model, target)
     source = model.enrolled.sources[args.name]
     payload = {
         "model": str(out),
@@ -204,8 +288,9 @@ def _source_verifier(args: argparse.Namespace):
     from provenance.verification import load_fingerprint
 
     try:
+        overrides = {"model_dir": args.autoencoder} if args.autoencoder else {}
         if args.fingerprint:
-            return load_fingerprint(args.fingerprint)
+            return load_fingerprint(args.fingerprint, **overrides)
         if args.key is not None:
             if not args.keyed_model:
                 raise UsageError("--key needs --keyed-model DIR: the keyed generator whose decoder reads the key")
@@ -213,7 +298,7 @@ def _source_verifier(args: argparse.Namespace):
         # a folder saved by `fingerprint --weights` is a calibrated check; anything else, the model itself
         weights = Path(args.weights)
         if (weights / CONFIG_NAME).is_file() and read_config(weights).get("format") == AutoencoderVerifier.format:
-            return AutoencoderVerifier.from_pretrained(weights)
+            return AutoencoderVerifier.from_pretrained(weights, **overrides)
         if not args.negatives:
             raise UsageError(
                 f"{args.weights} is a model, not a calibrated check: give --negatives (images the model did not "
@@ -231,19 +316,19 @@ def cmd_verify(args: argparse.Namespace) -> int:
     progress = not args.quiet
     try:
         if args.same_author or args.claim is not None:
-            if len(args.paths) < 2:
+            if len(args.paths) < 2 and not (args.text or args.code):
                 flag = "--same-author" if args.same_author else "--claim"
                 raise UsageError(f"{flag} needs MODEL and at least one SAMPLE")
             model = _load_model(args.paths[0])
+            samples = _samples(args.paths[1:], args.text, args.code)
             if args.same_author:
-                rows = verify_same_author(
-                    model, args.paths[1:], args.same_author, known_label=args.author, progress=progress
-                )
+                known = _samples(args.same_author)
+                rows = verify_same_author(model, samples, known, known_label=args.author, progress=progress)
             else:
-                rows = verify_claim(model, args.paths[1:], args.claim, progress=progress)
+                rows = verify_claim(model, samples, args.claim, progress=progress)
         else:
             verifier = _source_verifier(args)
-            rows = verify_source(verifier, args.paths, key=args.key, fpr=args.fpr, progress=progress)
+            rows = verify_source(verifier, _samples(args.paths), key=args.key, fpr=args.fpr, progress=progress)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     out = [r.to_dict() for r in rows]
@@ -311,6 +396,14 @@ def _add_whitebox_flags(p: argparse.ArgumentParser) -> None:
         metavar="N",
         help="white-box: Adam steps refining each latent before scoring (default 100; 0: one encode-decode pass, "
         "fast but blind to a sibling model of the same architecture)",
+    )
+
+
+def _add_allow_outside(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--allow-outside",
+        action="store_true",
+        help='let "path" fields of a .jsonl file name images outside the folder that holds it (refused by default)',
     )
 
 
@@ -385,6 +478,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="KEY=VALUE",
         help="extractor setting, e.g. --option steps=500 (repeatable)",
     )
+    _add_allow_outside(p)
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser(
@@ -394,7 +488,10 @@ def build_parser() -> argparse.ArgumentParser:
         description="Attribute each SAMPLE (image, text or code file) to a known source or 'unknown'.",
     )
     p.add_argument("model", metavar="MODEL")
-    p.add_argument("samples", nargs="+", metavar="SAMPLE")
+    p.add_argument(
+        "samples", nargs="*", metavar="SAMPLE", help="a file (image, text or code); - reads standard input"
+    )
+    _add_literal_flags(p)
     p.set_defaults(func=cmd_attribute)
 
     p = sub.add_parser(
@@ -406,6 +503,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("model", metavar="MODEL")
     p.add_argument("known", metavar="KNOWN", help="labelled data in the DATA forms of `train`")
     p.add_argument("--unknown", metavar="UNKNOWN", help="data from sources the model does not know")
+    _add_allow_outside(p)
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser(
@@ -459,6 +557,7 @@ Four ways to state the source:
     p.add_argument(
         "paths", nargs="+", metavar="PATH", help="with --claim or --same-author: MODEL, then SAMPLEs; otherwise SAMPLEs"
     )
+    _add_literal_flags(p)
     how = p.add_mutually_exclusive_group(required=True)
     how.add_argument("--claim", metavar="NAME", help="a class or enrolled source of MODEL")
     how.add_argument("--same-author", nargs="+", metavar="KNOWN", help="texts by one author (with MODEL first)")
@@ -467,6 +566,12 @@ Four ways to state the source:
     how.add_argument("--key", metavar="HEX", help="the claimed embedded key, in hex (needs --keyed-model)")
     p.add_argument("--author", metavar="NAME", help="with --same-author: the known texts' author, if MODEL knows them")
     p.add_argument("--keyed-model", metavar="DIR", help="with --key: the keyed generator folder holding the decoder")
+    p.add_argument(
+        "--autoencoder",
+        metavar="DIR",
+        help="with a saved white-box check made before checks kept a copy of their autoencoder: the "
+        "suspected model's folder (a saved check never reads files outside itself on its own)",
+    )
     p.add_argument("--negatives", nargs="+", default=[], metavar="NEG", help="with a raw --weights folder")
     p.add_argument(
         "--fpr",
@@ -532,6 +637,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # the reader went away (`provenance attribute ... | head`): stop quietly, as Unix tools do,
+        # and keep Python from complaining again when it flushes stdout at exit
+        with contextlib.suppress(OSError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE
 
 
 if __name__ == "__main__":  # pragma: no cover

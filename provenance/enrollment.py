@@ -98,12 +98,43 @@ class EnrolledSources:
         return {f"{i}.{k}": v for i, s in enumerate(self.sources.values()) for k, v in s.scorer.state_dict().items()}
 
     @classmethod
-    def from_state(cls, config: list[dict[str, Any]], state: dict[str, np.ndarray]) -> EnrolledSources:
-        """The enrolled sources described by :meth:`get_config` output and :meth:`state_dict` arrays."""
+    def from_state(
+        cls, config: list[dict[str, Any]], state: dict[str, np.ndarray], known: list[str] | tuple[str, ...] = ()
+    ) -> EnrolledSources:
+        """The enrolled sources described by :meth:`get_config` output and :meth:`state_dict` arrays.
+
+        Each entry is checked first (a ``ValueError`` naming ``enrolled[i].field``): a distinct
+        non-empty name that is not ``"unknown"`` nor one of the ``known`` classes, a registered
+        scorer, a finite threshold, ``fpr`` in [0, 1), ``n_shots`` >= 1.
+        """
+        from provenance.core.validation import MAX_CLASSES, MAX_INT, ConfigError, check_int, check_number
+
+        if not isinstance(config, list) or len(config) > MAX_CLASSES:
+            got = f"{len(config)} entries" if isinstance(config, list) else repr(config)[:60]
+            raise ConfigError("enrolled", f"expected a list of at most {MAX_CLASSES} sources, got {got}", "learned")
         out = cls()
         for i, entry in enumerate(config):
-            scorer = ONE_CLASS_SCORERS.get(entry["scorer"]).from_state(entry["config"], split_state(state, str(i)))
-            out.sources[entry["name"]] = EnrolledSource(
-                entry["name"], scorer, entry["scorer"], float(entry["threshold"]), float(entry["fpr"]), entry["n_shots"]
-            )
+            where = f"enrolled[{i}]"
+            if not isinstance(entry, dict):
+                raise ConfigError(where, f"expected an object, got {entry!r:.60}", "learned")
+            name, scorer_name, scorer_config = entry.get("name"), entry.get("scorer"), entry.get("config", {})
+            if not isinstance(name, str) or not name.strip() or name == "unknown":
+                raise ConfigError(f"{where}.name", f"expected a source name, got {name!r:.60}", "learned")
+            if name in out.sources or name in known:
+                raise ConfigError(f"{where}.name", f"{name!r:.60} is already a source of the model", "learned")
+            if not isinstance(scorer_name, str) or scorer_name not in ONE_CLASS_SCORERS:
+                known_scorers = ONE_CLASS_SCORERS.names()
+                raise ConfigError(
+                    f"{where}.scorer", f"unknown scorer {scorer_name!r:.60}; known: {known_scorers}", "learned"
+                )
+            threshold = check_number(entry, "threshold", field=f"{where}.threshold")
+            fpr = check_number(entry, "fpr", (0.0, 1.0, "[)"), field=f"{where}.fpr")
+            n_shots = check_int(entry, "n_shots", (1, MAX_INT), field=f"{where}.n_shots")
+            try:
+                scorer = ONE_CLASS_SCORERS.get(scorer_name).from_state(scorer_config, split_state(state, str(i)))
+            except ConfigError as exc:
+                # the arrays live under enrolled.<i>, the settings beside the entry's other keys
+                field = f"enrolled.{i}.{exc.field}" if exc.section == "weights" else f"{where}.config.{exc.field}"
+                raise ConfigError(field, exc.reason, "weights" if exc.section == "weights" else "learned") from None
+            out.sources[name] = EnrolledSource(name, scorer, scorer_name, threshold, fpr, n_shots)
         return out

@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 
 from provenance.attributor import Attributor
+from provenance.detectors.errors import describe_sample
 from provenance.openset.metrics import accuracy, auroc, expected_calibration_error, macro_f1, oscr, per_class_report
 
 
@@ -21,7 +22,8 @@ def evaluate(
     """Closed-set accuracy, macro-F1, per-class figures and calibration error; AUROC and OSCR with unknowns.
 
     ``labels`` must be labels the model knows; ``unknown_samples`` come from sources it
-    does not know. Unreadable samples are counted in ``errors`` and left out of the figures.
+    does not know. Unreadable samples are left out of the figures: ``errors`` counts them and
+    ``failed`` lists each (``{"sample", "error"}``, known samples first).
     """
     model.check_fitted()
     if len(samples) != len(labels):
@@ -45,10 +47,14 @@ def evaluate(
         "per_class": per_class_report(y, pred),
         "ece": expected_calibration_error(proba, y, model.classes_),
         "errors": len(errors),
+        "failed": [{"sample": describe_sample(samples[i]), "error": msg} for i, msg in sorted(errors.items())],
     }
     if unknown_samples is not None:
         ufeats, upos, uerr = model.features(unknown_samples, progress=progress)
         out["errors"] += len(uerr)
+        out["failed"] += [
+            {"sample": describe_sample(unknown_samples[i]), "error": msg} for i, msg in sorted(uerr.items())
+        ]
         if upos:
             _, u_scores = model.scores(ufeats)
             out["n_unknown"] = len(upos)

@@ -150,14 +150,18 @@ def verify_same_author(
 
 
 # ---------------------------------------------------------------------- fingerprints, weights, keys
-def load_fingerprint(directory: str | os.PathLike) -> Fingerprint:
+def load_fingerprint(directory: str | os.PathLike, **overrides: Any) -> Fingerprint:
     """Load a saved residual fingerprint or white-box check (made by ``provenance fingerprint``);
     the folder's ``config.json`` says which.
 
-    Raises :class:`~provenance.core.serialization.ModelFormatError` for anything else (an
-    attributor, a keyed generator, a missing folder), naming the folder and the reason.
+    ``overrides`` replace saved settings (``model_dir=`` for a white-box check saved before
+    checks kept their own copy of the autoencoder). Raises
+    :class:`~provenance.core.serialization.ModelFormatError` for anything else (an attributor,
+    a keyed generator, a missing folder), naming the folder and the reason.
     """
-    return load_pretrained(directory, kinds=(ResidualFingerprint, AutoencoderVerifier), what="fingerprint")
+    return load_pretrained(
+        directory, kinds=(ResidualFingerprint, AutoencoderVerifier), what="fingerprint", **overrides
+    )
 
 
 def _method(verifier: Any) -> str:

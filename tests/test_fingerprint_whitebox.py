@@ -251,7 +251,11 @@ def test_save_load_round_trip(zoo, verifier, tmp_path):
     out = v.save_pretrained(tmp_path / "verifier")
     assert (out / "config.json").exists() and (out / "weights.safetensors").exists()
     w = AutoencoderVerifier.from_pretrained(out)
-    assert w.get_config() == {**v.get_config(), "model_dir": str(Path(zoo["dir"]).resolve())}
+    # the saved check carries its own copy of the autoencoder (config.json + safetensors only)
+    assert w.get_config() == {**v.get_config(), "model_dir": str((out / "autoencoder").resolve())}
+    copied = sorted(p.name for p in (out / "autoencoder").iterdir())
+    wanted = sorted(p.name for p in Path(zoo["dir"]).iterdir() if p.name == "config.json" or p.suffix == ".safetensors")
+    assert copied == wanted
     assert w.threshold_ == v.threshold_ and w.calibration_fpr_ == 0.1 and w.n_calibration_ == 8
     images = list(zoo["pos"][:3])
     np.testing.assert_allclose(w.score(images), v.score(images))

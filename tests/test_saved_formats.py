@@ -79,16 +79,16 @@ def test_residual_fingerprint_v1_loads() -> None:
     assert [g["score"] for g in got] == pytest.approx([w["score"] for w in want], rel=1e-5)
 
 
-def test_whitebox_check_v1_loads(tmp_path: Path) -> None:
-    # the saved check names its autoencoder by absolute path: point it at the fixture's copy
-    folder = shutil.copytree(SAVED / "whitebox-verifier", tmp_path / "check")
-    config = json.loads((folder / CONFIG_NAME).read_text())
-    config["params"]["model_dir"] = str(SAVED / "_vae")
-    (folder / CONFIG_NAME).write_text(json.dumps(config))
-    check = load_fingerprint(folder)
+def test_whitebox_check_v1_loads() -> None:
+    # the v1 check names its autoencoder by an absolute path outside its folder: a saved model
+    # never points outside itself, so it loads only when the caller names the autoencoder
+    with pytest.raises(ModelFormatError, match=r"model_dir: .* points outside the model folder"):
+        load_fingerprint(SAVED / "whitebox-verifier")
+    check = load_pretrained(SAVED / "whitebox-verifier", kinds=(AutoencoderVerifier,), model_dir=SAVED / "_vae")
     assert isinstance(check, AutoencoderVerifier)
     assert check.threshold_ == pytest.approx(EXPECTED["whitebox-verifier"]["threshold"])
     assert check.inversion_steps == 0
+    assert Path(check.model_dir) == SAVED / "_vae"
 
 
 def test_keyed_generator_v1_loads() -> None:

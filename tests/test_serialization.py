@@ -292,6 +292,7 @@ def test_refuses_to_replace_non_model_folder(tmp_path: Path) -> None:
 def test_failed_final_rename_keeps_old_model(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     target = tmp_path / "model"
     write_model_dir(target, _config(note="old"), _arrays(0))
+    monkeypatch.setattr(ser, "_renameat2", None)  # the two-rename path of systems without an atomic exchange
     real_replace = os.replace
     calls = []
 

@@ -179,7 +179,8 @@ def test_stylometry_attributor_closed_set_and_save(text_model, corpus, tmp_path:
 
 def test_bad_texts_do_not_sink_the_batch(text_model, corpus) -> None:
     good = corpus["test"][0][1]
-    results = text_model.attribute([good, "", b"\xff\xfe\x00bad", "   "])
+    # bytes with a NUL and no byte-order mark are binary (b"\xff\xfe..." would be UTF-16 text with a BOM)
+    results = text_model.attribute([good, "", b"\xff\x00bad", "   "])
     assert results[0].ok and results[0].label is not None
     assert [bool(r.error) for r in results] == [False, True, True, True]
     assert "empty" in results[1].error and "whitespace" in results[3].error

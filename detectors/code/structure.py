@@ -25,6 +25,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from provenance.core.validation import MAX_INT, Bound
 from provenance.detectors.base import Extractor
 from provenance.detectors.code.analysis import Analysis, analyse
 from provenance.detectors.code.grammar import display_name
@@ -56,18 +57,19 @@ def _f32(x: np.ndarray) -> np.ndarray:
 class CodeStructureExtractor(Extractor):
     """Stylometric JavaScript features: syntax n-grams, layout, literal and identifier habits, char n-grams.
 
-    Parameters
+    Parameters (with the limits a saved model is held to, about 10x the defaults)
     ----------
     views: which groups of families to use, from ``("structure", "lexical", "layout", "chars")``.
         ``("structure",)`` alone is blind to names, literals, layout and comments.
-    max_features: vocabulary cap per learnt family (an int for all, or a dict by family).
-    min_df: an n-gram must occur in at least this many training files to become a feature.
-    char_ngrams: character n-gram lengths for the ``char-ngram`` family.
-    max_chars: code longer than this is cut to a prefix before analysis (with a warning).
-    max_bytes: input larger than this is refused by :meth:`load`.
-    max_error_ratio: when set, :meth:`load` refuses code with a larger share of unparseable bytes.
-    family_weights: multiplies a family's block (default 1 for all).
-    vocabulary: learnt vocabularies by family (set by :meth:`fit`; saved in the config).
+    max_features: vocabulary cap per learnt family (an int for all, or a dict by family), 1 to 100,000.
+    min_df: an n-gram must occur in at least this many training files to become a feature (>= 1).
+    char_ngrams: 1 to 8 character n-gram lengths, each 1 to 16, for the ``char-ngram`` family.
+    max_chars: code longer than this is cut to a prefix before analysis (with a warning), up to 10 million.
+    max_bytes: input larger than this is refused by :meth:`load`, up to 1 GiB.
+    max_error_ratio: when set, :meth:`load` refuses code with a larger share of unparseable bytes (in [0, 1]).
+    family_weights: multiplies a family's block (default 1 for all), each 0 to 1000.
+    vocabulary: learnt vocabularies by family (set by :meth:`fit`; saved in the config), at most
+        100,000 entries each.
     """
 
     name = "code-structure"
@@ -76,6 +78,20 @@ class CodeStructureExtractor(Extractor):
     # the blocks are already idf-weighted and scaled per family: z-scoring every column again
     # inflates rare n-grams (HumanEval-X 0.593 -> 0.645 without it, C=10; see BENCHMARKS.md)
     head_defaults: ClassVar[dict[str, dict[str, Any]]] = {"linear": {"C": 10.0, "standardize": False}}
+    config_bounds: ClassVar[dict[str, Bound]] = {
+        "max_features": (1, 100_000),
+        "min_df": (1, MAX_INT),
+        "char_ngrams": (1, 16),
+        "max_chars": (1, 10_000_000),
+        "max_bytes": (1, 2**30),
+        "max_error_ratio": (0.0, 1.0),
+        "family_weights": (0.0, 1000.0),
+    }
+    config_lengths: ClassVar[dict[str, tuple[int, int]]] = {
+        "views": (1, len(VIEWS)),
+        "char_ngrams": (1, 8),
+        "vocabulary": (0, 100_000),
+    }
 
     def __init__(
         self,

@@ -25,16 +25,15 @@ with :func:`truncate_code`, which marks the result (``CodeText.truncated``) and 
 from __future__ import annotations
 
 import json
-import os
 import re
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import lru_cache
-from pathlib import Path
 from typing import Any
 
 from provenance.detectors.errors import SampleError, describe_sample
+from provenance.detectors.reading import FILE_SUFFIXES, Code, read_sample, too_big
 
 #: Inputs larger than this many bytes are refused by :func:`load_code` (10 MiB).
 MAX_CODE_BYTES = 10 * 1024 * 1024
@@ -44,7 +43,8 @@ CODE_SUFFIXES = frozenset({".js", ".mjs", ".cjs", ".jsx"})
 
 #: Suffixes that make a one-word string a (missing) file name rather than code: wider than
 #: :data:`CODE_SUFFIXES`, because ``"notes.md"`` or ``"package.json"`` is still meant as a file.
-FILE_NAME_SUFFIXES = (*sorted(CODE_SUFFIXES), ".ts", ".tsx", ".mts", ".cts", ".json", ".txt", ".md")
+#: The shared list of :mod:`provenance.detectors.reading`, kept here under its old name.
+FILE_NAME_SUFFIXES = FILE_SUFFIXES
 
 #: Info strings of Markdown fences whose body :func:`extract_code` keeps ("" is an untagged fence).
 JS_FENCE_LANGUAGES = frozenset(
@@ -357,38 +357,6 @@ def extract_code(text: str) -> str:
 # ----------------------------------------------------------------------------- loading
 
 
-def _looks_like_file_name(s: str) -> bool:
-    """A one-word string ending in a code-file suffix: meant as a file name, not as code.
-
-    Only the shape of the string counts (the file need not exist), unlike text reading,
-    where a string is a path only when it names an existing file.
-    """
-    if not s or len(s) > 4096 or "\n" in s or any(ch.isspace() for ch in s):
-        return False
-    if any(ch in s for ch in ";(){}=,'\"`"):
-        return False
-    return s.lower().endswith(FILE_NAME_SUFFIXES)
-
-
-def _decode(data: bytes, name: str) -> str:
-    if b"\x00" in data:
-        raise SampleError(name, "binary data (contains NUL bytes), not JavaScript source")
-    try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise SampleError(
-            name, f"not UTF-8 text (undecodable byte at offset {exc.start}); binary or another encoding"
-        ) from None
-
-
-def _too_big(size: int, max_bytes: int, name: str) -> SampleError:
-    return SampleError(
-        name,
-        f"{size / 2**20:.1f} MiB is over the {max_bytes / 2**20:.1f} MiB limit for JavaScript input "
-        "(raise max_bytes to accept it)",
-    )
-
-
 def looks_like_json(code: str) -> bool:
     """True when ``code`` is a JSON object or array (``json.loads`` accepts it)."""
     s = code.strip()
@@ -415,60 +383,29 @@ def validate_code(code: str, name: str) -> str:
 def load_code(sample: Any, *, max_bytes: int = MAX_CODE_BYTES) -> CodeText:
     """Read one JavaScript sample as text.
 
-    ``sample`` is a path (``str`` or ``os.PathLike`` to an existing file, any suffix),
-    raw ``bytes`` (UTF-8), or a literal code string (a ``str`` that is not an existing
-    path). A one-word string ending in ``.js``/``.mjs``/``.json``/... that names no file
-    is reported as a missing file rather than parsed as code.
+    What ``sample`` is follows the shared rule of :mod:`provenance.detectors.reading`:
+    an ``os.PathLike`` is a path (any suffix); raw ``bytes`` are UTF-8 (or UTF-16/UTF-32
+    with a BOM); :class:`~provenance.detectors.reading.Code` is always code; a plain
+    ``str`` is a path when it names an existing entry or looks like a file name
+    (``"app.js"``, ``"src/app"``: such a string that names nothing is a missing file,
+    never code), and code otherwise.
 
-    Raises :class:`SampleError` (naming the sample) for: a missing file, a folder,
-    empty or whitespace-only input, binary input (NUL bytes, or bytes that are not
-    UTF-8), input over ``max_bytes`` (refused before reading) and JSON objects or arrays.
-    A UTF-8 byte-order mark is dropped. Markdown is returned as is (see :func:`extract_code`).
+    Raises :class:`SampleError` (naming the sample) for: a missing file, a folder, a
+    FIFO, device or other non-regular file, a symlink loop, empty or whitespace-only
+    input, binary input (NUL bytes, or bytes that are not UTF-8), input over
+    ``max_bytes`` (refused before reading) and JSON objects or arrays. A byte-order
+    mark is dropped. Markdown is returned as is (see :func:`extract_code`).
     """
     name = describe_sample(sample)
-    path: Path | None = None
-    if isinstance(sample, os.PathLike):
-        path = Path(sample)
-    elif isinstance(sample, str):
-        try:
-            is_file_or_dir = len(sample) < 4096 and "\n" not in sample and os.path.exists(sample)
-        except (OSError, ValueError):
-            is_file_or_dir = False
-        if is_file_or_dir or _looks_like_file_name(sample):
-            path = Path(sample)
-    elif isinstance(sample, bytes | bytearray | memoryview):
-        data = bytes(sample)
-        if len(data) > max_bytes:
-            raise _too_big(len(data), max_bytes, name)
-        text = _decode(data, name)
-        return CodeText(validate_code(text, name), source=name)
-    else:
-        raise SampleError(name, f"expected a path, bytes or a code string, got {type(sample).__name__}")
-
-    if path is None:  # a literal code string
-        text = str(sample)
-        if len(text.encode("utf-8", errors="surrogatepass")) > max_bytes:
-            raise _too_big(len(text.encode("utf-8", errors="surrogatepass")), max_bytes, "<code string>")
-        name = "<code string>" if "\n" in text or len(text) > 80 else name
-        return CodeText(validate_code(text.lstrip("\ufeff"), name), source=name)
-
-    if not path.exists():
-        raise SampleError(name, "file not found")
-    if path.is_dir():
-        raise SampleError(name, "is a directory, not a JavaScript file")
-    try:
-        size = path.stat().st_size
+    text, origin = read_sample(sample, max_bytes=max_bytes, name=name, literal=Code, what="JavaScript source")
+    if origin == "string":
+        # a literal code string: the cap counts its UTF-8 bytes, and a long or multi-line
+        # string is named as such rather than quoted in the error
+        size = len(text.encode("utf-8", errors="surrogatepass"))
         if size > max_bytes:
-            raise _too_big(size, max_bytes, name)
-        with open(path, "rb") as fh:
-            data = fh.read(max_bytes + 1)
-    except OSError as exc:
-        raise SampleError(name, f"cannot read: {exc.strerror or exc}") from None
-    if len(data) > max_bytes:
-        raise _too_big(len(data), max_bytes, name)
-    if not data:
-        raise SampleError(name, "empty file")
-    text = _decode(data, name)
+            raise too_big(size, max_bytes, "<code string>")
+        name = "<code string>" if "\n" in text or len(text) > 80 else name
+        text = text.lstrip("\ufeff")
     return CodeText(validate_code(text, name), source=name)
 
 

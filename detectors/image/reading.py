@@ -9,13 +9,13 @@ from __future__ import annotations
 import io
 import os
 import warnings
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from provenance.detectors.errors import SampleError, describe_sample
+from provenance.detectors.reading import read_file
 
 #: Default cap on decoded pixels: 64 megapixels (an 8k x 8k image) is more than any
 #: generator emits; a larger header is far more likely a decompression bomb.
@@ -127,22 +127,13 @@ def _decode(data: bytes, name: str, max_pixels: int) -> np.ndarray:
 
 
 def read_bytes(path: str | os.PathLike, max_bytes: int = MAX_FILE_BYTES) -> bytes:
-    """Read a file with clear errors for missing, unreadable, empty or oversized files."""
-    p = Path(path)
-    name = str(path)
-    if not p.exists():
-        raise SampleError(name, "file not found")
-    if p.is_dir():
-        raise SampleError(name, "is a directory, not a file")
-    size = p.stat().st_size
-    if size == 0:
-        raise SampleError(name, "empty file (0 bytes)")
-    if size > max_bytes:
-        raise SampleError(name, f"file is {size} bytes, above the cap of {max_bytes}")
-    try:
-        return p.read_bytes()
-    except OSError as exc:
-        raise SampleError(name, f"cannot read file ({exc.strerror or exc})") from None
+    """Read an image file through the shared opener (:func:`provenance.detectors.reading.read_file`).
+
+    Clear errors for missing, unreadable, empty or oversized files, directories, FIFOs,
+    devices and symlink loops; it never blocks. A ``str`` is always a path here: no
+    image is ever given as a string.
+    """
+    return read_file(path, max_bytes=max_bytes, name=str(path))
 
 
 def load_image(sample: ImageInput, *, max_pixels: int = MAX_PIXELS, name: str | None = None) -> np.ndarray:

@@ -11,13 +11,14 @@ random patches with JPEG re-compression (and optional rescaling) as augmentation
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
 
+from provenance.core.validation import MAX_CLASSES, MAX_INT, Bound, ConfigError, check_module_state
 from provenance.detectors.base import Extractor
 from provenance.detectors.errors import describe_sample
 from provenance.detectors.image.augment import JPEGAugmentMixin, jpeg_roundtrip, rescale
@@ -82,21 +83,43 @@ class ResidualNet(nn.Module):
 class ResidualCNNExtractor(JPEGAugmentMixin, Extractor):
     """Trainable residual CNN; features are patch embeddings averaged over a crop grid.
 
-    Parameters
+    Parameters (the limits a saved model is held to, about 10x the largest the project uses)
     ----------
-    patch_size: side of the square crops (pixels, native resolution).
-    max_crops: crops per image at inference.
-    steps: optimisation steps in :meth:`fit`; batch_size: patches per step.
+    patch_size: side of the square crops (pixels, native resolution), 8 to 1024.
+    max_crops: crops per image at inference, 1 to 256.
+    widths: channels of each conv block, 1 to 16 blocks of 1 to 1024 channels.
+    steps: optimisation steps in :meth:`fit` (1 to 100,000); batch_size: patches per step (2 to 4096).
+    lr: learning rate, in (0, 10].
     jpeg_prob: probability that a training patch comes from a JPEG copy (quality
-        drawn from ``jpeg_quality``); resize_prob: probability of a rescaled copy.
-    seed: random seed for initialisation and sampling.
-    n_models: an ensemble of networks trained with seeds ``seed, seed+1, ...``;
+        drawn from ``jpeg_quality``, two values in 1..100); resize_prob: probability of a
+        rescaled copy; both in [0, 1].
+    seed: random seed for initialisation and sampling (>= 0).
+    n_models: an ensemble of 1 to 16 networks trained with seeds ``seed, seed+1, ...``;
         features concatenate their embeddings, probabilities are averaged.
+    classes: the training labels (set by :meth:`fit`; at most 10,000).
     """
 
     name = "residual-cnn"
     modality = "image"
     trainable = True
+    config_bounds: ClassVar[dict[str, Bound]] = {
+        "patch_size": (8, 1024),
+        "max_crops": (1, 256),
+        "widths": (1, 1024),
+        "steps": (1, 100_000),
+        "batch_size": (2, 4096),
+        "lr": (0.0, 10.0, "(]"),
+        "jpeg_prob": (0.0, 1.0),
+        "jpeg_quality": (1, 100),
+        "resize_prob": (0.0, 1.0),
+        "seed": (0, MAX_INT),
+        "n_models": (1, 16),
+    }
+    config_lengths: ClassVar[dict[str, tuple[int, int]]] = {
+        "widths": (1, 16),
+        "jpeg_quality": (2, 2),
+        "classes": (2, MAX_CLASSES),
+    }
 
     def __init__(
         self,
@@ -270,13 +293,18 @@ class ResidualCNNExtractor(JPEGAugmentMixin, Extractor):
 
     def load_state_dict(self, state: dict[str, np.ndarray], learned: dict[str, Any] | None = None) -> None:
         if self.classes is None:
-            raise ValueError("residual-cnn config has no classes; cannot rebuild the network")
+            raise ConfigError("classes", "the config has no classes; cannot rebuild the network")
+        n_classes = len(self.classes)
+        stray = sorted(k for k in state if not any(k.startswith(f"net{i}.") for i in range(self.n_models)))
+        if stray:
+            raise ConfigError(stray[0], f"not an array of the {self.n_models} network(s) the config makes", "weights")
         nets = []
         for i in range(self.n_models):
             prefix = f"net{i}."
-            net = ResidualNet(len(self.classes), self.widths)
-            net.load_state_dict(
-                {k[len(prefix) :]: torch.from_numpy(np.asarray(v)) for k, v in state.items() if k.startswith(prefix)}
-            )
+            own = {k[len(prefix) :]: np.asarray(v) for k, v in state.items() if k.startswith(prefix)}
+            # shapes first, on the meta device: the config's widths allocate nothing the weights do not hold
+            check_module_state(lambda: ResidualNet(n_classes, self.widths), own, prefix)
+            net = ResidualNet(n_classes, self.widths)
+            net.load_state_dict({k: torch.from_numpy(v) for k, v in own.items()})
             nets.append(net.eval())
         self.nets = nets

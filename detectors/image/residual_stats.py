@@ -9,11 +9,12 @@ residual correlations. Crops are averaged, so any image size gives one vector.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 from scipy.ndimage import convolve
 
+from provenance.core.validation import Bound
 from provenance.detectors.base import Extractor
 from provenance.detectors.errors import describe_sample
 from provenance.detectors.image.augment import JPEGAugmentMixin
@@ -42,16 +43,22 @@ def _cooccurrence(q: np.ndarray, levels: int) -> np.ndarray:
 class ResidualStatsExtractor(JPEGAugmentMixin, Extractor):
     """Spectral and co-occurrence statistics of high-pass residuals.
 
-    Parameters
+    Parameters (with the limits a saved model is held to)
     ----------
-    patch_size: crop side in pixels (crops are never resized).
-    max_crops: crops per image, on a grid covering the image.
-    spectrum_bins: the 2-D log spectrum is pooled to ``spectrum_bins`` x ``spectrum_bins``.
-    truncation: residuals are rounded and clipped to ``[-T, T]`` for co-occurrences.
+    patch_size: crop side in pixels (crops are never resized), 8 to 1024.
+    max_crops: crops per image, on a grid covering the image, 1 to 256.
+    spectrum_bins: the 2-D log spectrum is pooled to ``spectrum_bins`` x ``spectrum_bins``, 1 to 256.
+    truncation: residuals are rounded and clipped to ``[-T, T]`` for co-occurrences, 0 to 16.
     """
 
     name = "residual-stats"
     modality = "image"
+    config_bounds: ClassVar[dict[str, Bound]] = {
+        "patch_size": (8, 1024),
+        "max_crops": (1, 256),
+        "spectrum_bins": (1, 256),
+        "truncation": (0, 16),
+    }
 
     def __init__(self, patch_size: int = 64, max_crops: int = 16, spectrum_bins: int = 16, truncation: int = 2) -> None:
         if patch_size % spectrum_bins:

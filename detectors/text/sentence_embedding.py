@@ -17,10 +17,11 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
+from provenance.core.validation import Bound
 from provenance.detectors.base import Extractor
 from provenance.detectors.progress import progress_bar
 from provenance.detectors.text.reading import load_text
@@ -64,16 +65,25 @@ def resolve_model_dir(model: str) -> Path:
 class MiniLMExtractor(Extractor):
     """Mean-pooled, length-weighted MiniLM embeddings of text windows (384-d for all-MiniLM-L6-v2).
 
-    Parameters
+    Parameters (with the limits a saved model is held to)
     ----------
-    model: ``"all-MiniLM-L6-v2"`` (packaged, the default), a local folder, or a cached hub name.
-    max_tokens: word pieces per window (special tokens included).
-    max_windows: at most this many windows per text (the rest is not read).
-    batch_size: windows per forward pass.
+    model: ``"all-MiniLM-L6-v2"`` (packaged, the default), a local folder, or a cached hub
+        name. In a saved model a folder is relative and inside the model folder; one
+        elsewhere is passed at load time (``from_pretrained(d, extractor={"model": path})``).
+    max_tokens: word pieces per window (special tokens included), 8 to 8192.
+    max_windows: at most this many windows per text (the rest is not read), 1 to 1024.
+    batch_size: windows per forward pass, 1 to 4096.
     """
 
     name = "minilm"
     modality = "text"
+    config_bounds: ClassVar[dict[str, Bound]] = {
+        "max_tokens": (8, 8192),
+        "max_windows": (1, 1024),
+        "batch_size": (1, 4096),
+    }
+    #: a hub name is ``name`` or ``org/name``; anything else must be a folder inside the model
+    config_paths: ClassVar[dict[str, str | None]] = {"model": r"[A-Za-z0-9][\w.-]*(?:/[A-Za-z0-9][\w.-]*)?"}
 
     def __init__(
         self, model: str = PACKAGED_MODEL, max_tokens: int = 256, max_windows: int = 8, batch_size: int = 32

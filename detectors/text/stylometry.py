@@ -31,6 +31,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from provenance.core.validation import Bound, check_array
 from provenance.detectors.base import Extractor
 from provenance.detectors.progress import progress_bar
 from provenance.detectors.text.reading import load_text
@@ -288,11 +289,13 @@ class StylometryExtractor(Extractor):
     Parameters
     ----------
     char_features, word_features
-        How many character 1-4-grams and word 1-2-grams to keep (chosen in :meth:`fit`).
+        How many character 1-4-grams and word 1-2-grams to keep (chosen in :meth:`fit`),
+        1 to 50,000 each (fitting counts 20x as many candidates).
     families
         Which families to use (default all; see the module docstring).
     vocabulary, idf
-        Learnt in :meth:`fit`; given back when a saved model is loaded.
+        Learnt in :meth:`fit`; given back when a saved model is loaded (at most 100,000
+        n-grams per family).
     """
 
     name = "stylometry"
@@ -301,6 +304,8 @@ class StylometryExtractor(Extractor):
     FAMILIES: ClassVar[tuple[str, ...]] = ("char", "word", "function", "punct", "format", "discourse", "length")
     # thousands of standardised n-gram rates: a strong L2 penalty measured best (alpaca-dev 0.577 -> 0.619)
     head_defaults: ClassVar[dict[str, dict[str, Any]]] = {"linear": {"C": 0.001}}
+    config_bounds: ClassVar[dict[str, Bound]] = {"char_features": (1, 50_000), "word_features": (1, 50_000)}
+    config_lengths: ClassVar[dict[str, tuple[int, int]]] = {"families": (1, 7), "vocabulary": (0, 100_000)}
 
     def __init__(
         self,
@@ -334,10 +339,11 @@ class StylometryExtractor(Extractor):
         return {f"idf_{k}": v.astype(np.float32) for k, v in self.idf_.items()}
 
     def load_state_dict(self, state: dict[str, np.ndarray], learned: dict[str, Any] | None = None) -> None:
-        self.idf_ = {k[4:]: np.asarray(v, dtype=np.float64) for k, v in state.items() if k.startswith("idf_")}
+        idf = {}
         for fam in self._ngram_families():
-            if fam not in self.idf_ or len(self.idf_[fam]) != len(self.vocabulary.get(fam, [])):
-                raise ValueError(f"stylometry: idf for {fam!r} missing or not matching its vocabulary")
+            # one finite idf weight per n-gram of the family's vocabulary
+            idf[fam] = check_array(state, f"idf_{fam}", (len(self.vocabulary.get(fam, [])),)).astype(np.float64)
+        self.idf_ = idf
 
     def _ngram_families(self) -> list[str]:
         return [f for f in ("char", "word") if f in self.families]

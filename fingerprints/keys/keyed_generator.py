@@ -12,7 +12,7 @@ import copy
 import math
 import time
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -22,6 +22,7 @@ from torch import nn
 
 from provenance.core.config import ConfigMixin
 from provenance.core.serialization import flatten_state, split_state
+from provenance.core.validation import MAX_INT, Bound, ConfigError, check_int, check_module_state, check_params
 from provenance.data.generators import DCGANGenerator
 from provenance.detectors.errors import SampleError, sample_name
 from provenance.detectors.image.reading import ImageInput, as_image_list, load_image
@@ -46,23 +47,25 @@ MIN_SIDE = 16
 class KeyedGenerator(ConfigMixin):
     """A generator whose images carry a per-user key, and the decoder that reads it back.
 
-    Parameters (validated in :meth:`fit`):
+    Parameters (validated in :meth:`fit`; a saved model is held to the limits given, about
+    10x the largest the project uses):
 
     bits
-        Key length.
+        Key length, 1 to 256.
     latent_dim, base_channels, upsample, image_size
-        The :class:`~provenance.data.generators.DCGANGenerator` built when :meth:`fit` gets no generator.
+        The :class:`~provenance.data.generators.DCGANGenerator` built when :meth:`fit` gets no
+        generator: ``latent_dim`` 1 to 2048, ``base_channels`` 8 to 2048, ``image_size`` 16 to 1024.
     modulated_stages
         How many of the generator's last up-sampling stages have their convolution
         weights modulated by the key (None: all; modulating the early, coarse stages too
-        makes the key far easier to read).
+        makes the key far easier to read); 1 to 8.
     mapper_hidden, decoder_channels
-        Widths of :class:`KeyMapper` and :class:`KeyDecoder`.
+        Widths of :class:`KeyMapper` (1 to 2048) and :class:`KeyDecoder` (1 to 1024).
     batch_size, lr
-        Training batch and Adam learning rate.
+        Training batch (1 to 4096) and Adam learning rate (in (0, 10]).
     image_weight
         ``lambda`` of the image-distance term (MSE in ``[-1, 1]`` units): higher keeps keyed
-        images closer to the original generator's, at the cost of bit accuracy.
+        images closer to the original generator's, at the cost of bit accuracy; 0 to 1e6.
     augment_prob
         Probability of each training distortion (crop + resize, down/up-scale, JPEG, noise).
     jpeg_quality
@@ -70,7 +73,7 @@ class KeyedGenerator(ConfigMixin):
     min_scale
         Smallest down-scaling factor and smallest crop side (fraction of ``image_size``) in training.
     noise_std
-        Largest std of the additive Gaussian noise in training (``[-1, 1]`` units).
+        Largest std of the additive Gaussian noise in training (``[-1, 1]`` units), 0 to 10.
     fpr
         Default false-match probability of :meth:`verify` for an image that holds no key.
 
@@ -99,6 +102,31 @@ class KeyedGenerator(ConfigMixin):
         "warmup",
         "fpr",
     )
+    config_bounds: ClassVar[dict[str, Bound]] = {
+        "bits": (1, 256),
+        "latent_dim": (1, 2048),
+        "base_channels": (8, 2048),
+        "image_size": (16, 1024),
+        "modulated_stages": (1, 8),
+        "mapper_hidden": (1, 2048),
+        "decoder_channels": (1, 1024),
+        "batch_size": (1, 4096),
+        "lr": (0.0, 10.0, "(]"),
+        "image_weight": (0.0, 1e6),
+        "augment_prob": (0.0, 1.0),
+        "jpeg_quality": (1, 100),
+        "min_scale": (0.0, 1.0, "(]"),
+        "min_crop": (0.0, 1.0, "(]"),
+        "noise_std": (0.0, 10.0),
+        "warmup": (0.0, 1.0),
+        "fpr": (0.0, 1.0, "()"),
+    }
+    #: the saved generator's settings (``learned["generator"]``), held to the same limits
+    generator_bounds: ClassVar[dict[str, Bound]] = {
+        "latent_dim": (1, 2048),
+        "base_channels": (8, 2048),
+        "image_size": (8, 1024),
+    }
 
     def __init__(
         self,
@@ -459,18 +487,37 @@ class KeyedGenerator(ConfigMixin):
         learned = learned or {}
         # fit() validates the settings; a loaded model never goes through fit
         self._validate_params()
-        gen_cfg = learned.get("generator")
-        if not isinstance(gen_cfg, dict):
-            raise ValueError(f"bad generator config {gen_cfg!r}")
+        gen_cfg = check_params(
+            DCGANGenerator,
+            learned.get("generator"),
+            prefix="generator.",
+            section="learned",
+            bounds=self.generator_bounds,
+        )
+        n_scales = check_int(learned, "n_scales", (1, 65_536))
+        check_int(learned, "n_steps", (0, MAX_INT), optional=True)
+        check_int(learned, "seed", (0, MAX_INT), optional=True)
+        bits, hidden, channels = int(self.bits), int(self.mapper_hidden), int(self.decoder_channels)
+        builders = {
+            "generator": lambda: DCGANGenerator(**gen_cfg),
+            "mapper": lambda: KeyMapper(bits, n_scales, hidden),
+            "decoder": lambda: KeyDecoder(bits, channels),
+        }
+        stray = sorted(k for k in state if k.split(".", 1)[0] not in builders)
+        if stray:
+            raise ConfigError(stray[0], "not an array of the generator, mapper or decoder", "weights")
+        modules = {}
+        for name, build in builders.items():
+            # shapes first, on the meta device: a config asking for a huge network allocates nothing
+            check_module_state(build, split_state(state, name), f"{name}.")
+            modules[name] = build()
         try:
-            generator = DCGANGenerator(**gen_cfg)
-            mapper = KeyMapper(int(self.bits), int(learned.get("n_scales", -1)), int(self.mapper_hidden))
-            decoder = KeyDecoder(int(self.bits), int(self.decoder_channels))
-            for name, module in (("generator", generator), ("mapper", mapper), ("decoder", decoder)):
+            for name, module in modules.items():
                 weights = {k: torch.from_numpy(np.array(v)) for k, v in split_state(state, name).items()}
                 module.load_state_dict(weights, strict=True)
         except RuntimeError as exc:  # torch's word for missing or mismatched weights: a bad folder, not a bug
             raise ValueError(str(exc)) from None
+        generator, mapper, decoder = modules["generator"], modules["mapper"], modules["decoder"]
         self._set_generator(generator)
         self.mapper_ = mapper.eval()
         self.decoder_ = decoder.eval()

@@ -21,12 +21,19 @@ plus ``weights.safetensors`` with ``state_dict()``. A part of a larger model (a 
 inside an attributor) is stored the same way under a prefix, with :func:`part_config`
 and :func:`load_part`. A class whose format changed reads older folders through
 :meth:`ConfigMixin.upgrade_config`.
+
+A folder may come from someone else, so nothing is built before its settings are checked
+(:mod:`provenance.core.validation`): ``config_bounds``, ``config_lengths`` and
+``config_paths`` declare a class's limits, and anything wrong in a folder is a
+:class:`ModelFormatError` naming the file and the field.
 """
 
 from __future__ import annotations
 
 import datetime as _dt
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
@@ -34,12 +41,22 @@ import numpy as np
 
 from provenance.core.registry import Registry
 from provenance.core.serialization import (
+    CONFIG_NAME,
+    WEIGHTS_NAME,
     ModelFormatError,
     flatten_state,
     read_config,
     read_model_dir,
     split_state,
     write_model_dir,
+)
+from provenance.core.validation import (
+    Bound,
+    ConfigError,
+    check_finite,
+    check_params,
+    constructor_signature,
+    loading_folder,
 )
 
 C = TypeVar("C", bound="ConfigMixin")
@@ -76,12 +93,22 @@ class ConfigMixin:
         as a part of a larger model).
     format_version: bumped when the folder layout changes; older versions are read
         through :meth:`upgrade_config`.
-    config_fields: the constructor parameters that rebuild the object.
+    config_fields: the constructor parameters that rebuild the object (default: all of them).
+    config_bounds: ``{setting: (low, high)}`` inclusive (or ``(low, high, "(]")``), applied to a
+        number and to every number inside a list or dict setting.
+    config_lengths: ``{setting: (min, max)}`` items of every list or dict inside the setting
+        (otherwise at most :data:`~provenance.core.validation.DEFAULT_MAX_ITEMS`).
+    config_paths: ``{setting: hub_pattern}`` for settings that name a file or folder: in a
+        saved model they are relative and resolve inside it; a value matching ``hub_pattern``
+        (None: never) that names nothing in the folder is a hub name and kept.
     """
 
     format: ClassVar[str] = ""
     format_version: ClassVar[int] = 1
     config_fields: ClassVar[tuple[str, ...]] = ()
+    config_bounds: ClassVar[dict[str, Bound]] = {}
+    config_lengths: ClassVar[dict[str, tuple[int, int]]] = {}
+    config_paths: ClassVar[dict[str, str | None]] = {}
 
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
@@ -98,14 +125,22 @@ class ConfigMixin:
         return {name: _jsonable(getattr(self, name)) for name in self.config_fields}
 
     @classmethod
+    def check_config(cls, config: Any, prefix: str = "", section: str = "params") -> dict[str, Any]:
+        """``config`` checked against the constructor and the class's limits (a copy, paths made
+        absolute while a folder loads); a :class:`~provenance.core.validation.ConfigError` names
+        the field otherwise. A class whose settings hold parts (fusion) overrides this."""
+        return check_params(cls, config, prefix=prefix, section=section)
+
+    @classmethod
     def from_config(cls: type[C], config: dict[str, Any]) -> C:
-        """Build from :meth:`get_config` output; an unknown setting is a ``ValueError`` naming it."""
-        if not isinstance(config, dict):
-            raise ValueError(f"{cls.__name__}: config must be a JSON object, got {type(config).__name__}")
-        unknown = sorted(set(config) - set(cls.config_fields)) if cls.config_fields else []
-        if unknown:
-            raise ValueError(f"{cls.__name__}: unknown parameter(s) {unknown}; known: {sorted(cls.config_fields)}")
-        return cls(**config)
+        """Build from :meth:`get_config` output, checked first (:meth:`check_config`): an unknown,
+        missing, mistyped, non-finite or out-of-bounds setting is a ``ValueError`` naming it."""
+        return cls(**cls.check_config(config))
+
+    def saved_config(self) -> dict[str, Any]:
+        """The settings :meth:`save_pretrained` writes under ``params``: :meth:`get_config`, unless
+        the class copies a file it names into its folder (then the path is the copy's, relative)."""
+        return self.get_config()
 
     # ------------------------------------------------------------------ learned state
     def state_dict(self) -> dict[str, np.ndarray]:
@@ -125,9 +160,15 @@ class ConfigMixin:
     def from_state(
         cls: type[C], config: dict[str, Any], state: dict[str, np.ndarray], learned: dict[str, Any] | None = None
     ) -> C:
-        """A fitted object from its settings, arrays and learned values."""
+        """A fitted object from its settings, arrays and learned values, all checked first: the
+        settings by :meth:`from_config`, every learned number finite here, the rest by the
+        class's :meth:`load_state_dict` (a ``ValueError`` naming the field)."""
+        learned = {} if learned is None else learned
+        if not isinstance(learned, dict):
+            raise ConfigError("learned", f"expected a JSON object, got {type(learned).__name__}", "learned")
         obj = cls.from_config(config)
-        obj.load_state_dict(state, learned or {})
+        check_finite(learned, "", "learned")
+        obj.load_state_dict(state, learned)
         return obj
 
     # ------------------------------------------------------------------ model folders
@@ -157,41 +198,104 @@ class ConfigMixin:
         config = {
             "format": self.format,
             "format_version": self.format_version,
-            "params": self.get_config(),
+            "params": self.saved_config(),
             **_jsonable(learned),
             "saved_at": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
         }
-        return write_model_dir(directory, config, self.state_dict())
+        return write_model_dir(directory, config, self.state_dict(), files=self.saved_files())
+
+    def saved_files(self) -> dict[str, Path]:
+        """Files saved inside the folder beside the config and weights (``{"sub/name": source}``);
+        none by default. They are staged with the model and swapped in with it."""
+        return {}
 
     @classmethod
-    def from_pretrained(cls: type[C], directory: str | os.PathLike) -> C:
+    def from_pretrained(cls: type[C], directory: str | os.PathLike, **overrides: Any) -> C:
         """Load a folder written by :meth:`save_pretrained`: format and version checked, no pickle.
 
-        Anything wrong with the folder (missing, another format, a newer version, bad
-        settings, missing or mismatched arrays) is a :class:`ModelFormatError` naming it.
+        Everything the folder asks for is checked before anything is built, and anything wrong
+        with it (missing, another format, a newer version, a setting of the wrong type or out of
+        bounds, a path outside the folder, missing or mismatched arrays) is a
+        :class:`ModelFormatError` naming the file and the field: no other exception escapes a
+        tampered folder.
+
+        ``overrides`` replace saved settings, checked the same way: ``name=value`` a ``params``
+        entry (``AutoencoderVerifier.from_pretrained(d, model_dir=...)``), ``part={...}`` entries
+        of a part's settings (``Attributor.from_pretrained(d, extractor={"pretrained": ...})``).
+        A path given here is the caller's own and may point anywhere. An override the model
+        has no setting for is a ``TypeError``.
         """
         if not cls.format:
             raise TypeError(f"{cls.__name__} is loaded as part of a model, not from a folder of its own")
         versions = {cls.format_version, *cls.readable_versions}
         config, arrays = read_model_dir(directory, cls.format, versions)
-        try:
+        with _as_format_error(cls, directory):
             if config["format_version"] != cls.format_version:
                 config, arrays = cls.upgrade_config(config, arrays)
             params = config.get("params")
             if not isinstance(params, dict):
-                raise ValueError(f"'params' must be a JSON object, got {params!r}")
+                raise ConfigError("params", f"expected a JSON object, got {params!r:.60}", "learned")
             learned = {k: v for k, v in config.items() if k not in ("format", "format_version", "params", "saved_at")}
+        params, learned, trusted = _apply_overrides(cls, params, learned, overrides)
+        with _as_format_error(cls, directory), loading_folder(directory, trusted):
             obj = cls.from_state(params, arrays, learned)
-        except ModelFormatError as exc:
-            raise ModelFormatError(f"{directory}: {exc}") from None
-        except (KeyError, TypeError, ValueError) as exc:
-            what = f"missing {exc}" if isinstance(exc, KeyError) else str(exc)
-            raise ModelFormatError(f"{directory}: not a usable {cls.format} folder ({what})") from None
         obj._loaded_from(Path(directory))
         return obj
 
     def _loaded_from(self, directory: Path) -> None:
         """Hook: called after :meth:`from_pretrained` with the folder it read."""
+
+
+# ---------------------------------------------------------------------- loading helpers
+@contextmanager
+def _as_format_error(cls: type[ConfigMixin], directory: str | os.PathLike) -> Iterator[None]:
+    """Whatever goes wrong while a folder is read and built becomes a :class:`ModelFormatError`
+    naming the folder (and, for a checked value, the file and the field)."""
+    try:
+        yield
+    except ModelFormatError as exc:
+        raise ModelFormatError(f"{directory}: {exc}") from None
+    except ConfigError as exc:
+        raise ModelFormatError(exc.located(directory, CONFIG_NAME, WEIGHTS_NAME)) from None
+    except KeyError as exc:
+        raise ModelFormatError(f"{directory}: not a usable {cls.format} folder (missing {exc})") from None
+    except (ValueError, TypeError) as exc:
+        raise ModelFormatError(f"{directory}: not a usable {cls.format} folder ({exc})") from None
+    except Exception as exc:  # torch's shape errors, an IndexError...: a tampered folder, never a traceback
+        raise ModelFormatError(f"{directory}: not a usable {cls.format} folder ({type(exc).__name__}: {exc})") from None
+
+
+def _apply_overrides(
+    cls: type[ConfigMixin], params: dict[str, Any], learned: dict[str, Any], overrides: dict[str, Any]
+) -> tuple[dict[str, Any], dict[str, Any], set[str]]:
+    """``params`` and ``learned`` with the caller's overrides in, and the dotted names overridden.
+
+    ``name=value`` replaces a setting of ``cls``; ``part={...}`` updates the settings of a part
+    saved with :func:`part_config` (an attributor's ``extractor``). Anything else is a
+    ``TypeError``: the caller's mistake, not the folder's.
+    """
+    if not overrides:
+        return params, learned, set()
+    known = tuple(cls.config_fields) or tuple(constructor_signature(cls)[0])
+    params, learned, trusted = dict(params), dict(learned), set()
+    for name, value in overrides.items():
+        if name in known:
+            params[name] = value
+            trusted.add(f"params.{name}")
+            continue
+        part = learned.get(name)
+        if isinstance(part, dict) and isinstance(part.get("config", {}), dict) and "name" in part:
+            if not isinstance(value, dict):
+                raise TypeError(f"{cls.__name__}.from_pretrained: override {name}= takes a dict of its settings")
+            learned[name] = {**part, "config": {**part.get("config", {}), **value}}
+            trusted.update(f"{name}.config.{key}" for key in value)
+            continue
+        parts = sorted(k for k, v in learned.items() if isinstance(v, dict) and "name" in v)
+        raise TypeError(
+            f"{cls.__name__}.from_pretrained: no setting {name!r} to override; settings: {sorted(known)}"
+            + (f", parts: {parts}" if parts else "")
+        )
+    return params, learned, trusted
 
 
 # ---------------------------------------------------------------------- parts of a model
@@ -205,19 +309,42 @@ def save_parts(parts: dict[str, ConfigMixin]) -> dict[str, np.ndarray]:
     return flatten_state({prefix: part.state_dict() for prefix, part in parts.items()})
 
 
-def load_part(registry: Registry[Any], entry: dict[str, Any], arrays: dict[str, np.ndarray], prefix: str) -> Any:
-    """Rebuild a part described by :func:`part_config` from its registry and the arrays under ``prefix``."""
-    cls = registry.get(entry["name"])
-    return cls.from_state(entry.get("config", {}), split_state(arrays, prefix), entry.get("learned") or {})
+def load_part(registry: Registry[Any], entry: Any, arrays: dict[str, np.ndarray], prefix: str) -> Any:
+    """Rebuild a part described by :func:`part_config` from its registry and the arrays under ``prefix``.
+
+    Only names registered in ``registry`` are built; anything wrong is a
+    :class:`~provenance.core.validation.ConfigError` naming ``prefix.name``, ``prefix.config.C``...
+    """
+    if not isinstance(entry, dict):
+        raise ConfigError(prefix, f"expected an object with 'name' and 'config', got {entry!r:.60}", "learned")
+    name = entry.get("name")
+    if not isinstance(name, str) or name not in registry:
+        raise ConfigError(
+            f"{prefix}.name", f"unknown {registry.kind} {name!r:.60}; known: {registry.names()}", "learned"
+        )
+    config = entry.get("config", {})
+    learned = entry.get("learned") or {}
+    for key, value in (("config", config), ("learned", learned)):
+        if not isinstance(value, dict):
+            raise ConfigError(f"{prefix}.{key}", f"expected a JSON object, got {value!r:.60}", "learned")
+    cls = registry.get(name)
+    try:
+        return cls.from_state(config, split_state(arrays, prefix), learned)
+    except ConfigError as exc:
+        raise exc.nested(prefix) from None
 
 
 def load_pretrained(
-    directory: str | os.PathLike, kinds: tuple[type, ...] | None = None, what: str = "provenance model"
+    directory: str | os.PathLike,
+    kinds: tuple[type, ...] | None = None,
+    what: str = "provenance model",
+    **overrides: Any,
 ) -> Any:
     """Load any model folder of this project: its ``config.json`` says which class reads it.
 
     ``kinds``: the classes the caller can use, ``what`` their name in messages (``"fingerprint"``);
     a folder of another kind is a :class:`ModelFormatError` naming the formats expected.
+    ``overrides`` go to :meth:`ConfigMixin.from_pretrained`.
     """
     try:
         config = read_config(directory)
@@ -230,7 +357,7 @@ def load_pretrained(
     if kinds is not None and not issubclass(cls, kinds):
         wanted = sorted(k.format or k.__name__ for k in kinds)
         raise ModelFormatError(f"{directory}: format {fmt!r} is not a {what}; expected one of {wanted}")
-    return cls.from_pretrained(directory)
+    return cls.from_pretrained(directory, **overrides)
 
 
 __all__ = [

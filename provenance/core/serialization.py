@@ -1,4 +1,4 @@
-"""Model folders: ``config.json`` + ``weights.safetensors``, written atomically.
+"""Model folders: ``config.json`` + ``weights.safetensors``, written atomically, one writer at a time.
 
 A model folder explains itself: the JSON names every component and its settings,
 the safetensors file holds the arrays. Nothing is ever unpickled.
@@ -6,16 +6,25 @@ the safetensors file holds the arrays. Nothing is ever unpickled.
 
 from __future__ import annotations
 
+import ctypes
+import errno
+import glob
 import json
 import os
 import shutil
+import stat
+import sys
 import tempfile
-from collections.abc import Collection
+import time
+from collections.abc import Collection, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from safetensors.numpy import load_file, save_file
+
+from provenance.core.locking import model_lock, real_model_path
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "weights.safetensors"
@@ -40,61 +49,330 @@ def split_state(flat: dict[str, np.ndarray], prefix: str) -> dict[str, np.ndarra
     return {k[len(p) :]: v for k, v in flat.items() if k.startswith(p)}
 
 
-def write_model_dir(directory: str | os.PathLike, config: dict[str, Any], arrays: dict[str, np.ndarray]) -> Path:
-    """Write ``config`` and ``arrays`` into ``directory`` atomically.
+class NotAModelFolderError(FileExistsError):
+    """A save was asked to replace something that is not a model of this project; nothing was touched."""
 
-    Everything is written into a temporary sibling folder first and swapped in with
-    renames, so an interrupted save never leaves a half-written model and an existing
-    model is replaced only once the new one is complete.
+
+def check_replaceable(directory: str | os.PathLike) -> Path:
+    """The real path a save of ``directory`` would write, if it may: nothing there, an empty folder,
+    or a model folder of this project (a ``config.json`` whose ``format`` is a ``provenance-...`` name).
+
+    Anything else (a file, a user's folder) raises :class:`NotAModelFolderError` and is left as it is.
     """
-    target = Path(directory)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
-    backup: Path | None = None
-    try:
-        with open(tmp / CONFIG_NAME, "w", encoding="utf-8") as fh:
-            json.dump(config, fh, indent=2, sort_keys=True)
-            fh.write("\n")
-            fh.flush()
-            os.fsync(fh.fileno())
-        save_file(arrays, str(tmp / WEIGHTS_NAME))
-        if target.exists():
-            if not (target / CONFIG_NAME).exists() and any(target.iterdir()):
-                raise FileExistsError(f"{target} exists and is not a model folder; refusing to replace it")
-            backup = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))
-            os.replace(target, backup / "model")
-            backup = backup / "model"
-        os.replace(tmp, target)
-        if backup is not None:
-            shutil.rmtree(backup.parent, ignore_errors=True)
-    except BaseException:
-        if backup is not None and not target.exists():
-            os.replace(backup, target)  # put the old model back
-            shutil.rmtree(backup.parent, ignore_errors=True)
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+    target = real_model_path(directory)
+    if not os.path.lexists(target):
+        return target
+    if not target.is_dir():
+        raise NotAModelFolderError(f"{target} is a file, not a model folder; refusing to replace it")
+    if not any(target.iterdir()):
+        return target
+    cfg = target / CONFIG_NAME
+    fmt = None
+    if cfg.is_file() and not cfg.is_symlink():
+        try:
+            loaded = json.loads(cfg.read_text(encoding="utf-8"))
+            fmt = loaded.get("format") if isinstance(loaded, dict) else None
+        except (OSError, ValueError):
+            fmt = None
+    if not (isinstance(fmt, str) and fmt.startswith("provenance-")):
+        raise NotAModelFolderError(
+            f"{target} exists and is not a model folder (no {CONFIG_NAME} naming a provenance format); "
+            "refusing to replace it: give a new folder, an empty one, or a model to overwrite"
+        )
     return target
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap two folders in one step (Linux ``renameat2(RENAME_EXCHANGE)``); False where unsupported."""
+    if _renameat2 is None:
+        return False
+    if _renameat2(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE) == 0:
+        return True
+    err = ctypes.get_errno()
+    if err in (errno.ENOSYS, errno.EINVAL, errno.ENOTSUP, errno.EOPNOTSUPP):
+        return False  # an old kernel or a filesystem without exchange: fall back to two renames
+    raise OSError(err, f"swapping {a} and {b} failed: {os.strerror(err)}")
+
+
+def _load_renameat2() -> Any:
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        fn = ctypes.CDLL(None, use_errno=True).renameat2
+    except (OSError, AttributeError):
+        return None
+    fn.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+    fn.restype = ctypes.c_int
+    return fn
+
+
+_AT_FDCWD, _RENAME_EXCHANGE = -100, 2
+_renameat2 = _load_renameat2()
+
+
+def _swap_in(new: Path, target: Path) -> None:
+    """Put the complete folder ``new`` in place of the model ``target``, then delete the old model."""
+    if _exchange(new, target):
+        shutil.rmtree(new, ignore_errors=True)  # ``new`` now holds the old model
+        return
+    # two renames leave a moment with no model: readers retry through it (read_model_dir)
+    holder = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))
+    old = holder / "model"
+    os.replace(target, old)
+    try:
+        os.replace(new, target)
+    except BaseException:
+        os.replace(old, target)
+        raise
+    finally:
+        if not old.exists() or target.exists():
+            shutil.rmtree(holder, ignore_errors=True)
+
+
+def _remove_debris(target: Path) -> None:
+    """Delete what killed saves left beside the model. Only called under the writer lock, when no
+    other save can be running, so every such folder is stale."""
+    for prefix in (f".{target.name}.tmp-", f".{target.name}.old-"):
+        for leftover in target.parent.glob(glob.escape(prefix) + "*"):
+            if leftover.is_dir() and not leftover.is_symlink():
+                shutil.rmtree(leftover, ignore_errors=True)
+
+
+def _fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass  # some filesystems refuse fsync on folders; the data files were synced already
+    finally:
+        os.close(fd)
+
+
+def _inside(folder: Path, name: str) -> Path:
+    """``folder / name`` for a relative name that stays inside ``folder`` (a programming error otherwise)."""
+    rel = Path(name)
+    if rel.is_absolute() or ".." in rel.parts or rel.parts[:1] in ((CONFIG_NAME,), (WEIGHTS_NAME,)):
+        raise ValueError(f"a model file must be a new relative name inside the folder, got {name!r}")
+    return folder / rel
+
+
+def write_model_dir(
+    directory: str | os.PathLike,
+    config: dict[str, Any],
+    arrays: dict[str, np.ndarray],
+    *,
+    files: dict[str, Path] | None = None,
+    lock_timeout: float | None = None,
+) -> Path:
+    """Write ``config`` and ``arrays`` into the model folder ``directory``, atomically.
+
+    ``files`` (``{"autoencoder/config.json": source, ...}``) are copied into the folder as plain
+    files before it is swapped in, so they appear with the model, never after it.
+
+    * Writers are serialised by :func:`~provenance.core.locking.model_lock`; a reader never
+      sees a half-written model: the new folder is written beside the old one and swapped in
+      with one ``renameat2(RENAME_EXCHANGE)`` (two renames where the system lacks it).
+    * Only an absent path, an empty folder or a model folder of this project is replaced
+      (:class:`NotAModelFolderError` otherwise, with nothing touched). A symlink to a model
+      is followed: the save goes to its target and the link stays.
+    * Folders left by killed saves are removed; a successful save leaves no copy behind.
+    * Numbers that are not finite are refused (``ValueError``): they are not JSON.
+    """
+    with model_lock(directory, timeout=lock_timeout) as target:
+        check_replaceable(target)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        _remove_debris(target)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
+        try:
+            with open(tmp / CONFIG_NAME, "w", encoding="utf-8") as fh:
+                json.dump(config, fh, indent=2, sort_keys=True, allow_nan=False)
+                fh.write("\n")
+                fh.flush()
+                os.fsync(fh.fileno())
+            save_file(arrays, str(tmp / WEIGHTS_NAME))
+            with open(tmp / WEIGHTS_NAME, "rb") as fh:
+                os.fsync(fh.fileno())
+            for name, source in (files or {}).items():
+                dest = _inside(tmp, name)
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(source, dest)  # follows links: the copy is a plain file
+            if target.is_dir():
+                _swap_in(tmp, target)
+            else:
+                os.rename(tmp, target)
+            _fsync_dir(target.parent)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+    return Path(directory)
+
+
+@contextmanager
+def _pinned(directory: Path) -> Iterator[tuple[Path, int | None]]:
+    """``directory`` held open, and a path that reaches the files of that very folder even if a
+    save swaps another folder in under its name meanwhile (Linux ``/proc/self/fd``)."""
+    if not os.path.isdir("/proc/self/fd"):
+        yield directory, None
+        return
+    try:
+        fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    except OSError:
+        yield directory, None  # the checks below say what is wrong with it
+        return
+    try:
+        yield Path(f"/proc/self/fd/{fd}"), fd
+    finally:
+        os.close(fd)
+
+
+def _swapped(directory: Path, fd: int | None) -> bool:
+    """Was the folder read through ``fd`` replaced by a save since it was opened (or is one underway)?"""
+    if fd is not None:
+        try:
+            return os.fstat(fd).st_nlink == 0 or os.stat(directory).st_ino != os.fstat(fd).st_ino
+        except OSError:
+            return True
+    # without a pinned folder: a save without atomic exchange leaves a moment with no model
+    return any(directory.parent.glob(glob.escape(f".{directory.name}.old-") + "*"))
+
+
+def _read_config_at(d: Path, shown: Path) -> dict[str, Any]:
+    cfg_path = d / CONFIG_NAME
+    if not d.is_dir():
+        raise ModelFormatError(f"{shown}: not a folder (a model is a folder with {CONFIG_NAME})")
+    if not os.path.lexists(cfg_path):
+        raise ModelFormatError(f"{shown}: no {CONFIG_NAME}; not a provenance model folder")
+    _check_own_files(d, shown)
+    config = _parse_config(cfg_path, shown / CONFIG_NAME)
+    if not isinstance(config, dict):
+        raise ModelFormatError(f"{shown / CONFIG_NAME}: expected a JSON object, got {type(config).__name__}")
+    return config
+
+
+#: a config.json larger than this is refused unread (the largest the project writes, a code
+#: model's vocabularies, is about 1 MiB)
+MAX_CONFIG_BYTES = 64 * 2**20
+#: an integer literal longer than this in a config.json is refused (sizes and seeds have at
+#: most 20 digits; Python itself refuses to convert more than 4300)
+MAX_INT_DIGITS = 64
+#: a model folder (with its subfolders) holding more entries than this is refused unwalked
+MAX_FOLDER_ENTRIES = 10_000
+
+
+class _Refused:
+    """Stands in for a JSON number the reader refuses, so the error can name its field."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+
+
+def _parse_int(text: str) -> int | _Refused:
+    digits = len(text.lstrip("-"))
+    return int(text) if digits <= MAX_INT_DIGITS else _Refused(f"an integer of {digits} digits")
+
+
+def _parse_float(text: str) -> float | _Refused:
+    value = float(text)
+    return value if value - value == 0 else _Refused(f"{text[:24]} is not a finite number")
+
+
+def _refuse_constant(name: str) -> _Refused:
+    return _Refused(f"{name} is not a finite number")
+
+
+def _first_refused(config: Any) -> tuple[str, str] | None:
+    """The dotted name and reason of the first refused number in a parsed config, if any."""
+    stack: list[tuple[str, Any]] = [("", config)]
+    while stack:
+        name, value = stack.pop()
+        if isinstance(value, _Refused):
+            return name or "(top level)", value.reason
+        if isinstance(value, dict):
+            stack.extend((f"{name}.{k}" if name else k, v) for k, v in value.items())
+        elif isinstance(value, list):
+            stack.extend((f"{name}[{i}]", v) for i, v in enumerate(value))
+    return None
+
+
+def _check_own_files(d: Path, shown: Path) -> None:
+    """Refuse a model folder holding a symlink or anything but regular files and folders: a
+    model never reads a file outside its own folder (``/etc/passwd`` through a link) or a device."""
+    stack, seen = [(d, shown)], 0
+    while stack:
+        folder, name = stack.pop()
+        with os.scandir(folder) as entries:
+            for entry in entries:
+                seen += 1
+                if seen > MAX_FOLDER_ENTRIES:
+                    raise ModelFormatError(f"{shown}: more than {MAX_FOLDER_ENTRIES} files; not a model folder")
+                if entry.is_symlink():
+                    raise ModelFormatError(
+                        f"{name / entry.name}: a symlink; a model folder holds its own files, refusing to follow it"
+                    )
+                if entry.is_dir(follow_symlinks=False):
+                    stack.append((Path(entry.path), name / entry.name))
+                elif not entry.is_file(follow_symlinks=False):
+                    raise ModelFormatError(f"{name / entry.name}: not a regular file; refusing to read it")
+
+
+def _parse_config(path: Path, shown: Path) -> Any:
+    """The JSON in ``path``: a regular file (never a symlink) of at most :data:`MAX_CONFIG_BYTES`,
+    every number finite and every integer at most :data:`MAX_INT_DIGITS` digits long."""
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0) | os.O_CLOEXEC)
+    except OSError as exc:
+        if os.path.islink(path):
+            raise ModelFormatError(
+                f"{shown}: a symlink; a model folder holds its own files, refusing to follow it"
+            ) from None
+        raise ModelFormatError(f"{shown}: unreadable ({exc.strerror})") from None
+    with os.fdopen(fd, "rb") as fh:
+        if not stat.S_ISREG(os.fstat(fh.fileno()).st_mode):
+            raise ModelFormatError(f"{shown}: not a regular file; refusing to read it")
+        raw = fh.read(MAX_CONFIG_BYTES + 1)
+    if len(raw) > MAX_CONFIG_BYTES:
+        raise ModelFormatError(f"{shown}: larger than {MAX_CONFIG_BYTES >> 20} MiB; not a model config")
+    try:
+        config = json.loads(
+            raw.decode("utf-8"), parse_int=_parse_int, parse_float=_parse_float, parse_constant=_refuse_constant
+        )
+    except (ValueError, RecursionError) as exc:  # JSONDecodeError, UnicodeDecodeError, nesting too deep
+        raise ModelFormatError(f"{shown}: unreadable JSON ({type(exc).__name__}: {exc})") from None
+    refused = _first_refused(config)
+    if refused is not None:
+        raise ModelFormatError(f"{shown}: {refused[0]}: {refused[1]}")
+    return config
 
 
 def read_config(directory: str | os.PathLike) -> dict[str, Any]:
     """The JSON object in a model folder's ``config.json`` (no format check).
 
     Raises :class:`ModelFormatError` naming the folder when it is not a folder, has no
-    config, or the config is not a JSON object.
+    config, or the config is not a JSON object; and naming the file (and the field) when
+    the folder holds a symlink or a special file, the config is too large, or a number in
+    it is not finite or has more than :data:`MAX_INT_DIGITS` digits.
     """
-    d = Path(directory)
-    cfg_path = d / CONFIG_NAME
-    if not d.is_dir():
-        raise ModelFormatError(f"{d}: not a folder (a model is a folder with {CONFIG_NAME})")
-    if not cfg_path.exists():
-        raise ModelFormatError(f"{d}: no {CONFIG_NAME}; not a provenance model folder")
-    try:
-        config = json.loads(cfg_path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ModelFormatError(f"{cfg_path}: unreadable JSON ({exc})") from None
-    if not isinstance(config, dict):
-        raise ModelFormatError(f"{cfg_path}: expected a JSON object, got {type(config).__name__}")
-    return config
+    return _consistent(Path(directory), lambda d, shown: _read_config_at(d, shown))
+
+
+def _consistent(directory: Path, read: Any) -> Any:
+    """``read(folder, shown_name)`` on one version of the model, retried when a save swapped it midway."""
+    for attempt in range(_READ_ATTEMPTS):
+        with _pinned(directory) as (d, fd):
+            try:
+                return read(d, directory)
+            except (ModelFormatError, OSError):
+                if attempt + 1 == _READ_ATTEMPTS or not _swapped(directory, fd):
+                    raise
+        time.sleep(0.01 * (attempt + 1))
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+#: a save swaps a whole folder in one step; a read that raced one is tried again this often
+_READ_ATTEMPTS = 20
 
 
 def read_model_dir(
@@ -103,22 +381,26 @@ def read_model_dir(
     """Read and check a model folder written by :func:`write_model_dir`.
 
     ``version``: the format version this reader understands, or several (a reader that
-    upgrades older folders). A newer or unknown version is refused with its number.
+    upgrades older folders). A newer or unknown version is refused with its number. The
+    config and the weights always come from the same save, even while others are saving.
     """
-    d = Path(directory)
-    config = read_config(d)
-    if config.get("format") != expected_format:
-        raise ModelFormatError(f"{d}: format is {config.get('format')!r}, expected {expected_format!r}")
-    found = config.get("format_version")
-    readable = [version] if isinstance(version, int) else sorted(version)
-    if found not in readable:
-        said = f"version {readable[0]}" if len(readable) == 1 else f"versions {readable}"
-        raise ModelFormatError(f"{d}: format version {found}, this library reads {said}")
-    weights = d / WEIGHTS_NAME
-    if not weights.exists():
-        raise ModelFormatError(f"{d}: missing {WEIGHTS_NAME}")
-    try:
-        arrays = load_file(str(weights))
-    except Exception as exc:  # safetensors raises its own error types
-        raise ModelFormatError(f"{weights}: corrupt weights file ({exc})") from None
-    return config, arrays
+
+    def read(d: Path, shown: Path) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        config = _read_config_at(d, shown)
+        if config.get("format") != expected_format:
+            raise ModelFormatError(f"{shown}: format is {config.get('format')!r}, expected {expected_format!r}")
+        found = config.get("format_version")
+        readable = [version] if isinstance(version, int) else sorted(version)
+        if found not in readable:
+            said = f"version {readable[0]}" if len(readable) == 1 else f"versions {readable}"
+            raise ModelFormatError(f"{shown}: format version {found}, this library reads {said}")
+        weights = d / WEIGHTS_NAME
+        if not os.path.lexists(weights):
+            raise ModelFormatError(f"{shown}: missing {WEIGHTS_NAME}")
+        try:
+            arrays = load_file(str(weights))
+        except Exception as exc:  # safetensors raises its own error types
+            raise ModelFormatError(f"{shown / WEIGHTS_NAME}: corrupt weights file ({exc})") from None
+        return config, arrays
+
+    return _consistent(Path(directory), read)
