@@ -15,7 +15,7 @@ class SampleError(ValueError):
 def describe_sample(sample: object) -> str:
     """A short human-readable name for a sample, used in error messages."""
     if isinstance(sample, str | bytes) and not isinstance(sample, bytes):
-        return sample if len(sample) <= 200 else "..." + sample[-197:]
+        return str(sample) if len(sample) <= 200 else "..." + str(sample)[-197:]
     if isinstance(sample, bytes):
         return f"<{len(sample)} bytes>"
     if hasattr(sample, "__fspath__"):

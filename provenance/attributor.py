@@ -382,6 +382,7 @@ class Attributor(ConfigMixin):
                     candidates=[(str(classes[j]), float(proba[row, j])) for j in order],
                     open_set_score=float(os_scores[row]),
                     threshold=float(self.threshold_),
+                    decided_by="model",
                     **common,
                 )
         return results

@@ -173,15 +173,33 @@ def cmd_train(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _evidence_line(e: dict[str, Any]) -> str:
+    strength = e["strength"]
+    if strength == "signed":
+        strength += " (trusted signer)" if e["detail"].get("trusted") else " (signer not on a trust list)"
+    what = f"{e['source']}" if e["source"] else "no source named"
+    says = f", says {e['says']}" if e["says"] else ""
+    return f"    evidence: {e['kind']} [{strength}] {what}{says}"
+
+
 def _format_result(r: dict[str, Any]) -> str:
     if r["error"]:
-        return f"{r['sample']}: ERROR {r['error']}"
-    cands = ", ".join(f"{lab} {s:.2f}" for lab, s in r["candidates"][:3])
-    flag = " (rejected as unknown)" if r["unknown"] else ""
-    line = f"{r['sample']}: {r['label']} score={r['score']:.3f}{flag}  [{cands}]"
+        line = f"{r['sample']}: ERROR {r['error']}"
+    elif r["label"] is None:
+        line = f"{r['sample']}: no answer ({r.get('modality') or 'unknown modality'})"
+    elif r.get("decided_by") == "evidence":
+        line = f"{r['sample']}: {r['label']} (decided by the file's evidence)"
+        if r["candidates"]:
+            line += "  [model: " + ", ".join(f"{lab} {s:.2f}" for lab, s in r["candidates"][:3]) + "]"
+    else:
+        cands = ", ".join(f"{lab} {s:.2f}" for lab, s in r["candidates"][:3])
+        flag = " (rejected as unknown)" if r["unknown"] else ""
+        line = f"{r['sample']}: {r['label']} score={r['score']:.3f}{flag}  [{cands}]"
+    for e in r.get("evidence") or []:
+        line += "\n" + _evidence_line(e)
     for note in r.get("notes") or []:
         line += f"\n    note: {note}"
-    if r.get("explanation"):
+    if r.get("explanation") and r.get("decided_by") == "model":
         from provenance.explain import describe
 
         line += f"\n    why {r['candidates'][0][0]} over {r['candidates'][1][0]}: {describe(r['explanation'])}"
@@ -197,12 +215,111 @@ def _save(model: Any, path: str) -> Path:
         raise UsageError(str(exc)) from None
 
 
+def _looks_like_model_argument(first: str, n_paths: int) -> bool:
+    """Whether the first argument of ``attribute`` is meant as the model (the older form): a model
+    folder, any folder (a folder is never a sample), or, before other samples, a name with no file
+    suffix that names nothing (a mistyped model folder is a usage error, not a missing sample)."""
+    p = Path(first)
+    if p.is_dir():
+        return True
+    return n_paths >= 2 and not os.path.lexists(p) and not p.suffix
+
+
+def _load_model_or_bundle(path: str | None):
+    from provenance.api import load_model
+    from provenance.core.serialization import ModelFormatError
+
+    try:
+        return load_model(path)
+    except ModelFormatError as exc:
+        raise UsageError(str(exc)) from None
+
+
+def _evidence_options(args: argparse.Namespace) -> dict[str, dict[str, Any]] | None:
+    if not args.trust_anchors:
+        return None
+    from provenance.evidence.c2pa import C2PAReader
+
+    if not Path(args.trust_anchors).is_file():
+        raise UsageError(f"--trust-anchors {args.trust_anchors}: no such file (a PEM file of trusted certificates)")
+    try:
+        C2PAReader(trust_anchors=args.trust_anchors)  # read once here, not once per sample
+    except ValueError as exc:
+        raise UsageError(f"--trust-anchors {args.trust_anchors}: {exc}") from None
+    return {"c2pa": {"trust_anchors": args.trust_anchors}}
+
+
 def cmd_attribute(args: argparse.Namespace) -> int:
-    samples = _samples(args.samples, args.text, args.code)
-    model = _load_model(args.model)
-    results = [r.to_dict() for r in model.attribute(samples, progress=not args.quiet)]
+    from provenance.api import attribute_batch
+
+    paths = list(args.samples)
+    if not paths and not args.text and not args.code:
+        args.parser.error("give at least one SAMPLE (a path, or - for standard input), --text or --code")
+    model_path = args.model
+    if model_path is None and paths and _looks_like_model_argument(paths[0], len(paths)):
+        model_path = paths.pop(0)  # the older form: provenance attribute MODEL SAMPLE...
+    samples = _samples(paths, args.text, args.code)
+    model = _load_model_or_bundle(model_path)
+    answers = attribute_batch(
+        samples, model, evidence=not args.no_evidence, evidence_options=_evidence_options(args), progress=not args.quiet
+    )
+    results = [r.to_dict() for r in answers]
     _emit(args, results, "\n".join(_format_result(r) for r in results))
     return EXIT_SAMPLES_FAILED if any(r["error"] for r in results) else EXIT_OK
+
+
+def cmd_inspect(args: argparse.Namespace) -> int:
+    from provenance.detectors.errors import SampleError, describe_sample
+    from provenance.evidence.reading import evidence_sample, run_readers
+
+    options = _evidence_options(args)
+    rows = []
+    for sample in _samples(args.samples, args.text, args.code):
+        row: dict[str, Any] = {
+            "sample": describe_sample(sample), "modality": None, "evidence": [], "notes": [], "error": None
+        }
+        try:
+            es = evidence_sample(sample, name=row["sample"])
+            records, notes = run_readers(es, options=options)
+            row.update(modality=es.modality, evidence=[r.to_dict() for r in records], notes=notes)
+        except SampleError as exc:
+            row["error"] = str(exc)
+        rows.append(row)
+    lines = []
+    for r in rows:
+        if r["error"]:
+            lines.append(f"{r['sample']}: ERROR {r['error']}")
+            continue
+        found = f"{len(r['evidence'])} evidence record(s)" if r["evidence"] else "no evidence"
+        lines.append(f"{r['sample']}: {r['modality']}, {found}")
+        lines += [_evidence_line(e) for e in r["evidence"]]
+        lines += [f"    note: {n}" for n in r["notes"]]
+    _emit(args, rows, "\n".join(lines))
+    return EXIT_SAMPLES_FAILED if any(r["error"] for r in rows) else EXIT_OK
+
+
+def cmd_bundle(args: argparse.Namespace) -> int:
+    from provenance.bundle import Bundle
+    from provenance.core.serialization import ModelFormatError
+
+    _check_output(args.output)
+    folders: dict[str, str] = {}
+    for spec in args.members:
+        modality, sep, folder = spec.partition("=")
+        if not sep or not folder:
+            raise UsageError(f"{spec!r}: give members as MODALITY=DIR, e.g. image=my-image-model")
+        if modality in folders:
+            raise UsageError(f"{modality} is given twice")
+        folders[modality] = folder
+    try:
+        bundle = Bundle.from_folders(folders)
+    except (ModelFormatError, ValueError) as exc:
+        raise UsageError(str(exc)) from None
+    out = _save(bundle, args.output)
+    members = {m: bundle.members[m].classes_ for m in bundle.modalities}
+    human = f"bundle {out}: " + "; ".join(f"{m} ({', '.join(c)})" for m, c in members.items())
+    _emit(args, {"bundle": str(out), "members": members}, human)
+    return EXIT_OK
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
@@ -484,15 +601,56 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "attribute",
         parents=[common],
-        help="attribute samples with a trained model",
-        description="Attribute each SAMPLE (image, text or code file) to a known source or 'unknown'.",
+        help="say where each sample came from: its evidence, and a model's answer",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="""Attribute each SAMPLE (an image, text or JavaScript file: the content says which).
+
+Each answer combines what the file says about itself (evidence) with a model's answer:
+  - a signed C2PA manifest that validates, or an invisible watermark matched at a stated
+    false-positive rate, decides the label (its source), whatever the model says;
+  - declared metadata (EXIF, XMP/IPTC, generation parameters, code banners: anyone can
+    write or strip it) decides only when no model is given; otherwise it is shown beside
+    the model's answer, with a note when they disagree;
+  - a manifest that fails validation never decides: it is reported as possible tampering;
+  - with no evidence and no model there is no answer: attributing style or pixels needs a
+    model (--model, or $PROVENANCE_MODEL). A missing manifest is not evidence of anything.
+
+--model is an attributor folder or a bundle (one model per modality; see `provenance bundle`).
+The older form `provenance attribute MODEL SAMPLE...` still works.""",
     )
-    p.add_argument("model", metavar="MODEL")
     p.add_argument(
         "samples", nargs="*", metavar="SAMPLE", help="a file (image, text or code); - reads standard input"
     )
+    p.add_argument("--model", metavar="MODEL", help="an attributor or bundle folder (default: $PROVENANCE_MODEL)")
+    p.add_argument("--trust-anchors", metavar="FILE.pem", help="C2PA signers to trust (PEM certificates)")
+    p.add_argument("--no-evidence", action="store_true", help="skip the evidence readers: the model's answer only")
     _add_literal_flags(p)
-    p.set_defaults(func=cmd_attribute)
+    p.set_defaults(func=cmd_attribute, parser=p)
+
+    p = sub.add_parser(
+        "inspect",
+        parents=[common],
+        help="what each file says about itself (C2PA, metadata, generation parameters, watermarks)",
+        description="Print the evidence each FILE carries, with its strength: signed (a signature that "
+        "validates), watermark (decoded at a stated false-positive rate), declared (metadata anyone can "
+        "write or strip), invalid (fails validation: possible tampering). No model is used.",
+    )
+    p.add_argument("samples", nargs="*", metavar="FILE", help="a file; - reads standard input")
+    p.add_argument("--trust-anchors", metavar="FILE.pem", help="C2PA signers to trust (PEM certificates)")
+    _add_literal_flags(p)
+    p.set_defaults(func=cmd_inspect)
+
+    p = sub.add_parser(
+        "bundle",
+        parents=[common],
+        help="put one model per modality into one folder, for mixed batches",
+        description="Make a bundle: BUNDLE gets a copy of each MODALITY=DIR attributor "
+        "(image=..., text=..., code=...). `attribute --model BUNDLE` routes each sample to the "
+        "member for its modality.",
+    )
+    p.add_argument("output", metavar="BUNDLE")
+    p.add_argument("members", nargs="+", metavar="MODALITY=DIR")
+    p.set_defaults(func=cmd_bundle)
 
     p = sub.add_parser(
         "evaluate",

@@ -20,7 +20,11 @@ class Attribution:
     that could not be read has ``error`` set and ``label`` None. ``enrolled`` is true
     when the label is a source enrolled after training (then ``score`` is that source's
     one-class score, not a probability). ``notes`` carries caveats about how the sample
-    was read (a prefix only, code that did not fully parse).
+    was read (a prefix only, code that did not fully parse) and where evidence and model
+    disagree. ``evidence`` lists what the file says about itself (C2PA, metadata,
+    generation parameters, watermarks, hidden characters, code banners), each with its
+    ``strength``; ``decided_by`` says what gave ``label``: ``"evidence"``, ``"model"``, or
+    None when nothing could (no evidence and no model).
     """
 
     sample: str
@@ -36,6 +40,8 @@ class Attribution:
     threshold: float | None = None
     explanation: list[dict[str, Any]] | None = None
     notes: list[str] = field(default_factory=list)
+    evidence: list[dict[str, Any]] = field(default_factory=list)
+    decided_by: str | None = None
     error: str | None = None
 
     @property

@@ -94,3 +94,20 @@ def test_layers_point_one_way() -> None:
     for path in (ROOT / "provenance" / "core").rglob("*.py"):
         bad += [f"{path.relative_to(ROOT)} imports {n}" for n in _imports(path) if n.startswith(allowed[1:])]
     assert not bad, bad
+
+
+def test_every_package_folder_is_in_the_wheel_list() -> None:
+    """pyproject.toml lists the packages explicitly (the rooms are mapped under one namespace):
+    a new folder with an ``__init__.py`` that is not listed would be left out of the wheel."""
+    import tomllib
+
+    pyproject = ROOT / "pyproject.toml"
+    if not pyproject.is_file():
+        return  # running against an installed wheel, without the sources
+    listed = set(tomllib.loads(pyproject.read_text())["tool"]["setuptools"]["packages"])
+    found = set()
+    for top, name in [("provenance", "provenance"), *((room, f"provenance.{room}") for room in ROOMS)]:
+        for init in (ROOT / top).rglob("__init__.py"):
+            rel = init.parent.relative_to(ROOT / top).parts
+            found.add(".".join((name, *rel)))
+    assert found == listed, {"missing from pyproject": sorted(found - listed), "not a folder": sorted(listed - found)}

@@ -66,6 +66,7 @@ C = TypeVar("C", bound="ConfigMixin")
 FORMATS: Registry[ConfigMixin] = Registry("model format")
 for _format, _target in {
     "provenance-attributor": "provenance.attributor:Attributor",
+    "provenance-bundle": "provenance.bundle:Bundle",
     "provenance-residual-fingerprint": "provenance.fingerprints.residual:ResidualFingerprint",
     "provenance-whitebox-autoencoder-verifier": "provenance.fingerprints.whitebox:AutoencoderVerifier",
     "provenance-embedded-key": "provenance.fingerprints.keys:KeyedGenerator",

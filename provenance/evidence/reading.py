@@ -1,0 +1,130 @@
+"""From a sample to its evidence: read it once, tell its modality, run the readers for it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from provenance.data.folders import IMAGE_SUFFIXES
+from provenance.detectors.errors import SampleError, describe_sample
+from provenance.detectors.reading import Code, Text, is_path, read_file
+from provenance.evidence.base import READERS, Evidence, EvidenceSample
+
+#: the largest file the evidence readers look at (the image reader's cap)
+MAX_EVIDENCE_BYTES = 256 * 2**20
+MODALITIES = ("image", "text", "code")
+
+
+def detect_modality(data: bytes, name: str = "") -> str:
+    """``"image"`` for bytes Pillow opens as an image, ``"code"`` for JavaScript that parses
+    (or a ``.js``-like file name), otherwise ``"text"``. The content decides, not the extension,
+    except that a code suffix settles text that parses as both."""
+    import io
+
+    from PIL import Image
+
+    try:
+        with Image.open(io.BytesIO(data)) as im:
+            im.size  # noqa: B018 - the header parsed: an image
+        return "image"
+    except Exception:  # not an image Pillow knows
+        if name.lower().endswith(tuple(IMAGE_SUFFIXES)):
+            return "image"  # a broken image is an image: its reader says what is wrong with it
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        return "text"  # the text reader says what is wrong with it
+    from provenance.detectors.code.syntax import CODE_SUFFIXES
+
+    if name.lower().endswith(tuple(CODE_SUFFIXES)):
+        return "code"
+    return "code" if looks_like_javascript(text) else "text"
+
+
+def looks_like_javascript(text: str) -> bool:
+    """JavaScript that parses cleanly and has the punctuation of code (prose rarely has both)."""
+    from provenance.detectors.code.syntax import parse
+
+    stripped = text.strip()
+    if len(stripped) < 8:
+        return False
+    try:
+        parsed = parse(stripped[:200_000])
+    except Exception:  # the parser refusing the input means it is not code
+        return False
+    # prose often parses too (as expressions with error nodes), but seldom cleanly and never dense in {}();=
+    return parsed.error_ratio < 0.02 and parsed.n_errors == 0 and _code_tokens(stripped) >= 0.02
+
+
+def _code_tokens(text: str) -> float:
+    """Share of characters that are JavaScript punctuation: prose that happens to parse has few."""
+    return sum(text.count(c) for c in "{}();=<>[]") / max(len(text), 1)
+
+
+def evidence_sample(sample: Any, modality: str | None = None, name: str | None = None) -> EvidenceSample:
+    """Read ``sample`` (a path, bytes, ``Text``/``Code``, a plain string by the shared rule,
+    or an in-memory image) once, as the readers see it. Raises :class:`SampleError` naming it."""
+    name = name or describe_sample(sample)
+    if isinstance(sample, np.ndarray) or hasattr(sample, "getexif"):
+        from provenance.detectors.image.reading import load_image
+
+        return EvidenceSample(b"", name, "image", pixels=load_image(sample, name=name))
+    if isinstance(sample, Code):
+        return EvidenceSample(str(sample).encode("utf-8"), name, "code", text=str(sample))
+    if isinstance(sample, Text):
+        return EvidenceSample(str(sample).encode("utf-8"), name, modality or "text", text=str(sample))
+    if is_path(sample):
+        data = read_file(sample, max_bytes=MAX_EVIDENCE_BYTES, name=name)
+    elif isinstance(sample, bytes | bytearray | memoryview):
+        data = bytes(sample)
+        if len(data) > MAX_EVIDENCE_BYTES:
+            raise SampleError(name, f"{len(data)} bytes, over the {MAX_EVIDENCE_BYTES // 2**20} MB limit")
+    elif isinstance(sample, str):
+        return EvidenceSample(sample.encode("utf-8"), name, modality or detect_modality(sample.encode()), text=sample)
+    else:
+        raise SampleError(name, f"expected a path, bytes, text or an image, got {type(sample).__name__}")
+    if modality is not None and modality not in MODALITIES:
+        raise ValueError(f"modality must be one of {MODALITIES}, got {modality!r}")
+    return EvidenceSample(data, name, modality or detect_modality(data, str(name)))
+
+
+def read_evidence(
+    sample: Any,
+    modality: str | None = None,
+    *,
+    options: dict[str, dict[str, Any]] | None = None,
+    readers: list[str] | None = None,
+) -> tuple[list[Evidence], list[str]]:
+    """The evidence ``sample`` carries, and notes on what could not be read.
+
+    ``options`` gives reader settings by reader name (``{"c2pa": {"trust_anchors": "ca.pem"}}``);
+    ``readers`` restricts the readers run (default: every one registered for the modality).
+    Raises :class:`SampleError` only when the sample itself cannot be read.
+    """
+    if not isinstance(sample, EvidenceSample):
+        sample = evidence_sample(sample, modality)
+    return run_readers(sample, options=options, readers=readers)
+
+
+def run_readers(
+    sample: EvidenceSample, *, options: dict[str, dict[str, Any]] | None = None, readers: list[str] | None = None
+) -> tuple[list[Evidence], list[str]]:
+    """Every reader for ``sample.modality`` (or those named), each failure turned into a note."""
+    records: list[Evidence] = []
+    for name in readers or READERS.names():
+        try:
+            cls = READERS.get(name)
+        except ImportError as exc:  # an optional dependency missing: say so, read the rest
+            sample.note(f"{name}: reader unavailable ({exc})")
+            continue
+        if sample.modality not in cls.modalities:
+            continue
+        try:
+            records.extend(cls(**(options or {}).get(name, {})).read(sample))
+        except Exception as exc:  # a reader must never cost the batch: what it could not read is a note
+            sample.note(f"{name}: could not be read ({type(exc).__name__}: {exc})")
+    return records, sample.notes
+
+
+__all__ = ["MAX_EVIDENCE_BYTES", "MODALITIES", "detect_modality", "evidence_sample", "read_evidence", "run_readers"]
