@@ -21,7 +21,9 @@ import numpy as np
 from PIL import Image
 
 __all__ = [
+    "PHOTO_LICENCES",
     "PHOTO_NAMES",
+    "SHIPPABLE_PHOTOS",
     "PhotoCrops",
     "load_photo_dict",
     "load_photos",
@@ -48,6 +50,24 @@ PHOTO_NAMES: tuple[str, ...] = (
     "sklearn:china.jpg",
     "sklearn:flower.jpg",
 )
+
+#: The photos whose licence allows shipping a model trained on them, with that licence (from the
+#: packages' own notes): the pre-trained backbones the project ships are trained on these only.
+PHOTO_LICENCES: dict[str, str] = {
+    "skimage:astronaut": "public domain (NASA)",
+    "skimage:coffee": "CC0 (Rachel Michetti)",
+    "skimage:chelsea": "CC0 (Stefan van der Walt)",
+    "skimage:rocket": "public domain (SpaceX)",
+    "skimage:hubble_deep_field": "public domain (NASA)",
+    "skimage:camera": "CC0 (Lav Varshney)",
+    "skimage:coins": "no known copyright restrictions (Brooklyn Museum)",
+    "skimage:grass": "CC0",
+    "skimage:gravel": "CC0 (CC0Textures)",
+    "skimage:brick": "CC0 (CC0Textures)",
+    "sklearn:china.jpg": "CC BY 2.0, danielbuechele (flickr.com/photos/danielbuechele/6061409035)",
+    "sklearn:flower.jpg": "CC BY 2.0, vultilion (flickr.com/photos/vultilion/6056698931)",
+}
+SHIPPABLE_PHOTOS: tuple[str, ...] = tuple(PHOTO_LICENCES)
 
 
 def to_rgb_uint8(image: np.ndarray) -> np.ndarray:

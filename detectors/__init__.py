@@ -22,6 +22,7 @@ for _name, _target in {
     "effnet-lite0": "provenance.detectors.image.imagenet:EfficientNetLite0Extractor",
     "mobilenet-v2": "provenance.detectors.image.imagenet:MobileNetV2Extractor",
     "clip": "provenance.detectors.image.clip:CLIPExtractor",
+    "trace": "provenance.detectors.image.trace:TraceExtractor",
     "fusion": "provenance.detectors.fusion:FusionExtractor",
     "stylometry": "provenance.detectors.text.stylometry:StylometryExtractor",
     "function-words": "provenance.detectors.text.stylometry:FunctionWordsExtractor",

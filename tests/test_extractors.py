@@ -186,6 +186,7 @@ def effnet_pretrained() -> EfficientNetLite0Extractor:
 CHEAP_KWARGS: dict[str, dict[str, Any]] = {
     "residual-cnn": dict(TINY_CNN),
     "residual-stats": {},
+    "trace": {},
     "effnet-lite0": {"pretrained": False},
     "mobilenet-v2": {"pretrained": False},
     "clip": {"architecture": TINY_CLIP_ARCH, "pretrained": None},
