@@ -15,21 +15,22 @@ from provenance.detectors.base import Extractor
 from provenance.detectors.errors import SampleError
 
 #: extractors by name, imported on first use so a text model never pays for torch
-EXTRACTORS: Registry[Extractor] = Registry("extractor")
-for _name, _target in {
-    "residual-cnn": "provenance.detectors.image.residual_cnn:ResidualCNNExtractor",
-    "residual-stats": "provenance.detectors.image.residual_stats:ResidualStatsExtractor",
-    "effnet-lite0": "provenance.detectors.image.imagenet:EfficientNetLite0Extractor",
-    "mobilenet-v2": "provenance.detectors.image.imagenet:MobileNetV2Extractor",
-    "clip": "provenance.detectors.image.clip:CLIPExtractor",
-    "trace": "provenance.detectors.image.trace:TraceExtractor",
-    "fusion": "provenance.detectors.fusion:FusionExtractor",
-    "stylometry": "provenance.detectors.text.stylometry:StylometryExtractor",
-    "function-words": "provenance.detectors.text.stylometry:FunctionWordsExtractor",
-    "minilm": "provenance.detectors.text.sentence_embedding:MiniLMExtractor",
-    "code-structure": "provenance.detectors.code.structure:CodeStructureExtractor",
-}.items():
-    EXTRACTORS.register(_name, _target)
+EXTRACTORS: Registry[Extractor] = Registry(
+    "extractor",
+    {
+        "residual-cnn": "provenance.detectors.image.residual_cnn:ResidualCNNExtractor",
+        "residual-stats": "provenance.detectors.image.residual_stats:ResidualStatsExtractor",
+        "effnet-lite0": "provenance.detectors.image.imagenet:EfficientNetLite0Extractor",
+        "mobilenet-v2": "provenance.detectors.image.imagenet:MobileNetV2Extractor",
+        "clip": "provenance.detectors.image.clip:CLIPExtractor",
+        "trace": "provenance.detectors.image.trace:TraceExtractor",
+        "fusion": "provenance.detectors.fusion:FusionExtractor",
+        "stylometry": "provenance.detectors.text.stylometry:StylometryExtractor",
+        "function-words": "provenance.detectors.text.stylometry:FunctionWordsExtractor",
+        "minilm": "provenance.detectors.text.sentence_embedding:MiniLMExtractor",
+        "code-structure": "provenance.detectors.code.structure:CodeStructureExtractor",
+    },
+)
 
 #: the extractor used when none is named, per modality
 DEFAULT_EXTRACTORS: dict[str, str] = {

@@ -20,8 +20,8 @@ from provenance.bundle import Bundle
 from provenance.decision import decide
 from provenance.detectors.errors import SampleError, describe_sample
 from provenance.detectors.reading import Code, Text
-from provenance.evidence.base import EvidenceSample
-from provenance.evidence.reading import evidence_sample, run_readers
+from provenance.evidence.base import EvidenceReader, EvidenceSample
+from provenance.evidence.reading import evidence_sample, make_readers, run_readers
 from provenance.result import Attribution
 
 MODEL_ENV = "PROVENANCE_MODEL"
@@ -81,14 +81,15 @@ def attribute_batch(
     from provenance.detectors.progress import progress_bar
 
     results: list[Attribution] = []
+    readers = make_readers(evidence_options) if evidence else {}
     starts = range(0, len(samples), CHUNK)
     for start in progress_bar(starts, enabled=progress and len(samples) > CHUNK, desc="attribute", total=len(starts)):
-        results.extend(_attribute_chunk(samples[start : start + CHUNK], model, evidence, evidence_options))
+        results.extend(_attribute_chunk(samples[start : start + CHUNK], model, readers))
     return results
 
 
 def _attribute_chunk(
-    samples: Sequence[Any], model: Model | None, evidence: bool, options: dict[str, dict[str, Any]] | None
+    samples: Sequence[Any], model: Model | None, readers: dict[str, EvidenceReader | str]
 ) -> list[Attribution]:
     hint = model.modality if isinstance(model, Attributor) else None
     read: list[EvidenceSample | None] = []
@@ -102,7 +103,7 @@ def _attribute_chunk(
         except SampleError as exc:
             read.append(None)
             out.append(Attribution(sample=name, label=None, modality=hint, error=str(exc)))
-    records = [run_readers(es, options=options) if es is not None and evidence else ([], []) for es in read]
+    records = [run_readers(es, built=readers) if es is not None and readers else ([], []) for es in read]
     # each modality's samples go to its model together (a bundle routes a mixed batch)
     for modality in sorted({es.modality for es in read if es is not None}):
         member = _member(model, modality)

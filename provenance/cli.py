@@ -270,9 +270,9 @@ def cmd_attribute(args: argparse.Namespace) -> int:
 
 def cmd_inspect(args: argparse.Namespace) -> int:
     from provenance.detectors.errors import SampleError, describe_sample
-    from provenance.evidence.reading import evidence_sample, run_readers
+    from provenance.evidence.reading import evidence_sample, make_readers, run_readers
 
-    options = _evidence_options(args)
+    readers = make_readers(_evidence_options(args))
     rows = []
     for sample in _samples(args.samples, args.text, args.code):
         row: dict[str, Any] = {
@@ -280,7 +280,7 @@ def cmd_inspect(args: argparse.Namespace) -> int:
         }
         try:
             es = evidence_sample(sample, name=row["sample"])
-            records, notes = run_readers(es, options=options)
+            records, notes = run_readers(es, built=readers)
             row.update(modality=es.modality, evidence=[r.to_dict() for r in records], notes=notes)
         except SampleError as exc:
             row["error"] = str(exc)

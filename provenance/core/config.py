@@ -63,15 +63,16 @@ C = TypeVar("C", bound="ConfigMixin")
 
 #: model-folder format -> class; every class with a ``format`` registers itself when defined,
 #: and the built-in folders are listed here so that :func:`load_pretrained` can import them lazily
-FORMATS: Registry[ConfigMixin] = Registry("model format")
-for _format, _target in {
-    "provenance-attributor": "provenance.attributor:Attributor",
-    "provenance-bundle": "provenance.bundle:Bundle",
-    "provenance-residual-fingerprint": "provenance.fingerprints.residual:ResidualFingerprint",
-    "provenance-whitebox-autoencoder-verifier": "provenance.fingerprints.whitebox:AutoencoderVerifier",
-    "provenance-embedded-key": "provenance.fingerprints.keys:KeyedGenerator",
-}.items():
-    FORMATS.register(_format, _target)
+FORMATS: Registry[ConfigMixin] = Registry(
+    "model format",
+    {
+        "provenance-attributor": "provenance.attributor:Attributor",
+        "provenance-bundle": "provenance.bundle:Bundle",
+        "provenance-residual-fingerprint": "provenance.fingerprints.residual:ResidualFingerprint",
+        "provenance-whitebox-autoencoder-verifier": "provenance.fingerprints.whitebox:AutoencoderVerifier",
+        "provenance-embedded-key": "provenance.fingerprints.keys:KeyedGenerator",
+    },
+)
 
 
 def _jsonable(value: Any) -> Any:

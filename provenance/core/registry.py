@@ -13,7 +13,7 @@ text model never pays for torch. Registries are open: a plug-in registers its ow
 from __future__ import annotations
 
 import importlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any, Generic, TypeVar
 
 T = TypeVar("T")
@@ -22,9 +22,11 @@ T = TypeVar("T")
 class Registry(Generic[T]):
     """Named classes of one ``kind`` (``"extractor"``, ``"head"``, ...): register, list, create."""
 
-    def __init__(self, kind: str) -> None:
+    def __init__(self, kind: str, entries: Mapping[str, type[T] | str] | None = None) -> None:
         self.kind = kind
         self._entries: dict[str, type[T] | str] = {}
+        for name, target in (entries or {}).items():
+            self.register(name, target)
 
     def register(self, name: str, target: type[T] | str | None = None) -> Any:
         """Register ``target`` (a class or ``"module:Class"``) under ``name``.

@@ -15,16 +15,6 @@ from __future__ import annotations
 from provenance.evidence.base import DECISIVE, READERS, STRENGTHS, Evidence, EvidenceReader, EvidenceSample
 from provenance.evidence.reading import detect_modality, evidence_sample, read_evidence
 
-for _name, _target in {
-    "c2pa": "provenance.evidence.c2pa:C2PAReader",
-    "metadata": "provenance.evidence.metadata:MetadataReader",
-    "generation-parameters": "provenance.evidence.parameters:GenerationParametersReader",
-    "watermark": "provenance.evidence.watermark:WatermarkReader",
-    "hidden-characters": "provenance.evidence.hidden:HiddenCharactersReader",
-    "code-banner": "provenance.evidence.banners:CodeBannerReader",
-}.items():
-    READERS.register(_name, _target)
-
 __all__ = [
     "DECISIVE",
     "READERS",

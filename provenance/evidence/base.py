@@ -138,6 +138,16 @@ class EvidenceReader:
 
 
 #: evidence readers by name; ``read_evidence`` runs every reader registered for a sample's modality
-READERS: Registry[EvidenceReader] = Registry("evidence reader")
+READERS: Registry[EvidenceReader] = Registry(
+    "evidence reader",
+    {
+        "c2pa": "provenance.evidence.c2pa:C2PAReader",
+        "metadata": "provenance.evidence.metadata:MetadataReader",
+        "generation-parameters": "provenance.evidence.parameters:GenerationParametersReader",
+        "watermark": "provenance.evidence.watermark:WatermarkReader",
+        "hidden-characters": "provenance.evidence.hidden:HiddenCharactersReader",
+        "code-banner": "provenance.evidence.banners:CodeBannerReader",
+    },
+)
 
 __all__ = ["DECISIVE", "READERS", "STRENGTHS", "Evidence", "EvidenceReader", "EvidenceSample"]

@@ -9,7 +9,7 @@ import numpy as np
 from provenance.data.folders import IMAGE_SUFFIXES
 from provenance.detectors.errors import SampleError, describe_sample
 from provenance.detectors.reading import Code, Text, is_path, read_file
-from provenance.evidence.base import READERS, Evidence, EvidenceSample
+from provenance.evidence.base import READERS, Evidence, EvidenceReader, EvidenceSample
 
 #: the largest file the evidence readers look at (the image reader's cap)
 MAX_EVIDENCE_BYTES = 256 * 2**20
@@ -107,24 +107,50 @@ def read_evidence(
     return run_readers(sample, options=options, readers=readers)
 
 
-def run_readers(
-    sample: EvidenceSample, *, options: dict[str, dict[str, Any]] | None = None, readers: list[str] | None = None
-) -> tuple[list[Evidence], list[str]]:
-    """Every reader for ``sample.modality`` (or those named), each failure turned into a note."""
-    records: list[Evidence] = []
+def make_readers(
+    options: dict[str, dict[str, Any]] | None = None, readers: list[str] | None = None
+) -> dict[str, EvidenceReader | str]:
+    """The readers to run, built once for a whole batch (name -> reader, or why it is unavailable)."""
+    built: dict[str, EvidenceReader | str] = {}
     for name in readers or READERS.names():
         try:
-            cls = READERS.get(name)
-        except ImportError as exc:  # an optional dependency missing: say so, read the rest
-            sample.note(f"{name}: reader unavailable ({exc})")
+            built[name] = READERS.get(name)(**(options or {}).get(name, {}))
+        except (ImportError, ValueError, TypeError) as exc:  # a missing optional dependency, a bad option
+            built[name] = f"reader unavailable ({exc})"
+    return built
+
+
+def run_readers(
+    sample: EvidenceSample,
+    *,
+    options: dict[str, dict[str, Any]] | None = None,
+    readers: list[str] | None = None,
+    built: dict[str, EvidenceReader | str] | None = None,
+) -> tuple[list[Evidence], list[str]]:
+    """Every reader for ``sample.modality`` (or those named), each failure turned into a note.
+
+    ``built``: readers from :func:`make_readers`, so a batch does not build them once per sample.
+    """
+    records: list[Evidence] = []
+    for name, reader in (built if built is not None else make_readers(options, readers)).items():
+        if isinstance(reader, str):
+            sample.note(f"{name}: {reader}")
             continue
-        if sample.modality not in cls.modalities:
+        if sample.modality not in reader.modalities:
             continue
         try:
-            records.extend(cls(**(options or {}).get(name, {})).read(sample))
+            records.extend(reader.read(sample))
         except Exception as exc:  # a reader must never cost the batch: what it could not read is a note
             sample.note(f"{name}: could not be read ({type(exc).__name__}: {exc})")
     return records, sample.notes
 
 
-__all__ = ["MAX_EVIDENCE_BYTES", "MODALITIES", "detect_modality", "evidence_sample", "read_evidence", "run_readers"]
+__all__ = [
+    "MAX_EVIDENCE_BYTES",
+    "MODALITIES",
+    "detect_modality",
+    "evidence_sample",
+    "make_readers",
+    "read_evidence",
+    "run_readers",
+]
