@@ -15,7 +15,8 @@ It then prints:
   (features of the copies standardised with the clean training statistics);
 - leave-one-generator-out AUROC (known test images = positive, the held-out generator's test images
   = negative) of ``msp`` (the head's maximum probability), ``mahalanobis`` (``MahalanobisScore()``)
-  and ``knn`` (``KNNScore(5)``), per held-out generator and the mean. The head and scorers are refit
+  ``knn`` (``KNNScore(5)``) and ``prototype`` (``PrototypeScore()``), per held-out generator and
+  the mean. The head and scorers are refit
   without that generator; the standardisation is the one of step 2.
 
 Full runs::
@@ -49,7 +50,7 @@ from provenance.detectors.image.augment import jpeg_roundtrip
 from provenance.detectors.image.reading import load_image
 from provenance.openset import LinearHead
 from provenance.openset.metrics import accuracy, auroc
-from provenance.openset.scores import KNNScore, MahalanobisScore
+from provenance.openset.scores import KNNScore, MahalanobisScore, PrototypeScore
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO.parent / "shared" / "data" / "images" / "imagen-dev"
@@ -59,7 +60,7 @@ SPLIT_SEED = 0
 TEST_SHARE = 1 / 3
 TEST_JPEG_QUALITY = 75
 KNN_K = 5
-SCORES = ("msp", "mahalanobis", "knn")
+SCORES = ("msp", "mahalanobis", "knn", "prototype")
 
 Row = dict[str, str]
 
@@ -194,10 +195,12 @@ def logo_auroc(F: np.ndarray, y: np.ndarray, tr: np.ndarray, te: np.ndarray, C: 
         pk, pu = head.predict_proba(F[kn]), head.predict_proba(F[un])
         maha = MahalanobisScore().fit(F[trg], y[trg])
         knn = KNNScore(KNN_K).fit(F[trg], y[trg])
+        proto = PrototypeScore().fit(F[trg], y[trg])
         out[g] = {
             "msp": auroc(pk.max(1), pu.max(1)),
             "mahalanobis": auroc(maha.score(F[kn], pk), maha.score(F[un], pu)),
             "knn": auroc(knn.score(F[kn], pk), knn.score(F[un], pu)),
+            "prototype": auroc(proto.score(F[kn], pk), proto.score(F[un], pu)),
         }
     return out
 

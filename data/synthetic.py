@@ -480,6 +480,11 @@ class SyntheticGenerators:
     seed : int, default=0
     include_autoencoders : bool, default=True
         Whether diffusers decoders are among the architectures (a fifth of them when True).
+    per_architecture : int, default=1
+        Images of one architecture in a batch. 1 draws every image's model uniformly; K > 1 draws
+        ``ceil(batch / K)`` distinct architectures and K images of each (models drawn within the
+        architecture), so a metric loss sees K - 1 positives per anchor instead of about
+        ``batch / n_architectures``.
     """
 
     def __init__(
@@ -492,9 +497,10 @@ class SyntheticGenerators:
         train_steps: int = 20,
         seed: int = 0,
         include_autoencoders: bool = True,
+        per_architecture: int = 1,
     ) -> None:
-        if n_architectures < 1 or models_per_architecture < 1:
-            raise ValueError("n_architectures and models_per_architecture must be positive")
+        if n_architectures < 1 or models_per_architecture < 1 or per_architecture < 1:
+            raise ValueError("n_architectures, models_per_architecture and per_architecture must be positive")
         if patch < 16 or patch % 8:
             raise ValueError(f"patch must be a multiple of 8 of at least 16, got {patch}")
         if not 0.0 <= train_fraction <= 1.0:
@@ -507,6 +513,7 @@ class SyntheticGenerators:
         self.train_steps = int(train_steps)
         self.seed = int(seed)
         self.include_autoencoders = bool(include_autoencoders)
+        self.per_architecture = int(per_architecture)
         self._specs = self._draw_specs()
         self._models: dict[int, SyntheticGenerator] = {}
         # Largest image a model generates: a resize by the smallest factor still covers the patch. Real
@@ -560,6 +567,7 @@ class SyntheticGenerators:
             "patch": self.patch,
             "seed": self.seed,
             "include_autoencoders": self.include_autoencoders,
+            "per_architecture": self.per_architecture,
             "train_fraction": self.train_fraction,
             "train_steps": self.train_steps,
             "alpha_range": list(ALPHA_RANGE),
@@ -650,12 +658,12 @@ class SyntheticGenerators:
     def batch(self, rng: np.random.Generator, batch_size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(images uint8 (B, patch, patch, 3), architecture ids (B,), model ids (B,)).
 
-        Models are drawn uniformly; each image is a fresh real crop through its model, then
-        random post-processing (when enabled). The result depends only on ``rng``'s state and the
-        settings.
+        Models are drawn uniformly (or ``per_architecture`` images per drawn architecture); each
+        image is a fresh real crop through its model, then random post-processing (when enabled).
+        The result depends only on ``rng``'s state and the settings.
         """
         n = int(batch_size)
-        model_ids = rng.integers(0, self.n_models, size=n)
+        model_ids = self._draw_models(rng, n)
         # Post-processing is drawn up front: a resized image must be generated larger.
         if self.postprocess:
             resize = rng.random(n) < _P_RESIZE
@@ -683,6 +691,15 @@ class SyntheticGenerators:
                 for j, i in enumerate(index):
                     out[i] = self._postprocess(generated[j], factors[i], int(qualities[i]), positions[i])
         return out, model_ids // self.models_per_architecture, model_ids
+
+    def _draw_models(self, rng: np.random.Generator, n: int) -> np.ndarray:
+        if self.per_architecture == 1:
+            return rng.integers(0, self.n_models, size=n)
+        k = self.per_architecture
+        p = -(-n // k)
+        archs = rng.choice(self.n_architectures, size=p, replace=p > self.n_architectures)
+        local = rng.integers(0, self.models_per_architecture, size=(p, k))
+        return (archs[:, None] * self.models_per_architecture + local).reshape(-1)[:n]
 
     def _postprocess(self, image: np.ndarray, factor: float, quality: int, position: np.ndarray) -> np.ndarray:
         if image.shape[0] != self.patch:

@@ -140,8 +140,48 @@ class MahalanobisScore(_Standardised):
         self.precision_ = check_array(state, "precision", (width, width))
 
 
+class PrototypeScore(OpenSetScore):
+    """Cosine similarity to the nearest class prototype (the mean of the class's L2-normalised features).
+
+    The density score of a metric space: an embedding trained so that one source's samples
+    cluster (``trace``) puts an unknown source away from every prototype. Unlike
+    :class:`MahalanobisScore` it estimates no covariance, so it holds up with few samples per class.
+    """
+
+    name = "prototype"
+
+    def fit(self, X: Any, y: Sequence) -> PrototypeScore:
+        Z = _unit(check_features(X))
+        classes, codes = check_labels(y, Z.shape[0], min_classes=1)
+        self.prototypes_ = _unit(np.stack([Z[codes == c].mean(axis=0) for c in range(len(classes))])).astype(
+            np.float32
+        )
+        return self
+
+    def similarities(self, X: Any) -> np.ndarray:
+        """Cosine similarity to every class prototype ``(n, n_classes)``."""
+        if not hasattr(self, "prototypes_"):
+            raise RuntimeError("PrototypeScore is not fitted")
+        return _unit(check_features(X, self.prototypes_.shape[1])) @ self.prototypes_.T
+
+    def score(self, X: Any, proba: np.ndarray) -> np.ndarray:
+        return self.similarities(X).max(axis=1)
+
+    def state_dict(self) -> dict[str, np.ndarray]:
+        return {"prototypes": self.prototypes_}
+
+    def load_state_dict(self, state: dict[str, np.ndarray], learned: dict[str, Any] | None = None) -> None:
+        self.prototypes_ = check_array(state, "prototypes", (None, None))
+        if len(self.prototypes_) == 0:
+            raise ConfigError("prototypes", "no class prototypes", "weights")
+
+
+def _unit(X: np.ndarray) -> np.ndarray:
+    return X / (np.linalg.norm(X, axis=1, keepdims=True) + 1e-12)
+
+
 #: open-set scores by name; plug-ins add theirs with ``OPEN_SET_SCORES.register(name, cls)``
 OPEN_SET_SCORES: Registry[OpenSetScore] = Registry("open-set score")
-for _cls in (MaxProbScore, KNNScore, MahalanobisScore):
+for _cls in (MaxProbScore, KNNScore, MahalanobisScore, PrototypeScore):
     OPEN_SET_SCORES.register(_cls.name, _cls)
 create_open_set_score = OPEN_SET_SCORES.create

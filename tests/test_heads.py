@@ -22,7 +22,7 @@ from provenance.openset import (
 from provenance.openset.base import softmax
 from provenance.openset.index import ReferenceIndex, l2_normalize
 from provenance.openset.metrics import accuracy, auroc
-from provenance.openset.scores import KNNScore, MahalanobisScore, MaxProbScore
+from provenance.openset.scores import KNNScore, MahalanobisScore, MaxProbScore, PrototypeScore
 
 DIM = 8
 CLASSES = ["a", "b", "c"]
@@ -283,7 +283,7 @@ def test_create_head_by_name() -> None:
 
 
 def test_create_open_set_score_by_name() -> None:
-    assert set(OPEN_SET_SCORES) == {"msp", "knn", "mahalanobis"}
+    assert set(OPEN_SET_SCORES) == {"msp", "knn", "mahalanobis", "prototype"}
     assert isinstance(create_open_set_score("msp"), MaxProbScore)
     knn = create_open_set_score("knn", k=7)
     assert isinstance(knn, KNNScore) and knn.get_config() == {"k": 7}
@@ -299,8 +299,9 @@ SCORE_CONFIGS = [
     ("knn", {"k": 5}),
     ("mahalanobis", {}),
     ("mahalanobis", {"shrinkage": 0.0}),
+    ("prototype", {}),
 ]
-SCORE_IDS = ["msp", "knn1", "knn5", "mahalanobis", "mahalanobis-noshrink"]
+SCORE_IDS = ["msp", "knn1", "knn5", "mahalanobis", "mahalanobis-noshrink", "prototype"]
 
 
 @pytest.mark.parametrize("score_cfg", SCORE_CONFIGS, ids=SCORE_IDS)
@@ -345,6 +346,18 @@ def test_knn_k_larger_than_references() -> None:
     X = np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]], np.float32)
     scores = KNNScore(k=50).fit(X, ["a", "b", "c"]).score(X, None)
     assert scores.shape == (3,) and np.all(np.isfinite(scores))
+
+
+def test_prototype_similarities_by_hand() -> None:
+    # class a's unit vectors average to the x axis, class b is the y axis
+    X = np.array([[3.0, 1.0], [3.0, -1.0], [0.0, 2.0]], np.float32)
+    scorer = PrototypeScore().fit(X, ["a", "a", "b"])
+    np.testing.assert_allclose(scorer.prototypes_, [[1.0, 0.0], [0.0, 1.0]], atol=1e-6)
+    probe = np.array([[5.0, 0.0], [1.0, 1.0], [-1.0, -1.0]], np.float32)
+    np.testing.assert_allclose(scorer.similarities(probe)[1], [2**-0.5, 2**-0.5], atol=1e-6)
+    np.testing.assert_allclose(scorer.score(probe, None), [1.0, 2**-0.5, -(2**-0.5)], atol=1e-6)
+    with pytest.raises(RuntimeError, match="not fitted"):
+        PrototypeScore().score(probe, None)
 
 
 def test_mahalanobis_distances_by_hand() -> None:

@@ -66,6 +66,21 @@ def test_batch_shapes_dtypes_and_labels(gens: SyntheticGenerators) -> None:
         gens.architecture_of(8)
 
 
+def test_per_architecture_batches_group_k_images_of_each_architecture() -> None:
+    grouped = SyntheticGenerators(**TINY, per_architecture=3)
+    images, archs, models = grouped.batch(np.random.default_rng(3), 7)
+    assert images.shape == (7, PATCH, PATCH, 3)
+    # ceil(7 / 3) = 3 distinct architectures, in runs of three (the last run cut to one)
+    assert len(set(archs[:3])) == len(set(archs[3:6])) == 1 and len(set(archs[::3])) == 3
+    assert all(grouped.architecture_of(int(m)) == a for m, a in zip(models, archs, strict=True))
+    assert grouped.describe_recipe()["per_architecture"] == 3
+    # more architectures asked for than exist: drawn with replacement, still grouped
+    _, archs, _ = grouped.batch(np.random.default_rng(4), 15)
+    assert all(len(set(archs[i : i + 3])) == 1 for i in range(0, 15, 3))
+    with pytest.raises(ValueError):
+        SyntheticGenerators(**TINY, per_architecture=0)
+
+
 def test_same_rng_seed_same_batch(gens: SyntheticGenerators) -> None:
     first = gens.batch(np.random.default_rng(7), 10)
     again = gens.batch(np.random.default_rng(7), 10)  # models now cached

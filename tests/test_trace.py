@@ -240,6 +240,29 @@ def test_attributor_fits_saves_and_loads(
         Attributor.from_pretrained(tmp_path / "small").extractor.features(_images(((32, 32),)))
 
 
+def test_frozen_trace_serves_the_prototype_head_score_and_enrollment(
+    backbone_dir: Path, image_dataset: dict[str, Path], tmp_path: Path
+) -> None:
+    paths, labels = files_and_labels(image_dataset["train"])
+    held = sorted(set(labels))[-1]
+    known = [i for i, lab in enumerate(labels) if lab != held]
+    model = Attributor(
+        TraceExtractor(str(backbone_dir), patch=32, max_crops=4), head="prototype", open_set="prototype"
+    ).fit([paths[i] for i in known], [labels[i] for i in known])
+    assert held not in model.sources
+    model.enroll(held, [p for p, lab in zip(paths, labels, strict=True) if lab == held][:5])
+    assert held in model.sources
+    test_paths, _ = files_and_labels(image_dataset["test"])
+    answers = model.attribute(test_paths)
+    assert {r.label for r in answers} <= {*model.sources, "unknown"}
+    model.save_pretrained(tmp_path / "proto")
+    again = Attributor.from_pretrained(tmp_path / "proto").attribute(test_paths)
+    assert [(r.label, r.score, r.open_set_score) for r in again] == [
+        (r.label, r.score, r.open_set_score) for r in answers
+    ]
+    assert type(Attributor.from_pretrained(tmp_path / "proto").open_set).__name__ == "PrototypeScore"
+
+
 def test_command_line_trains_in_slices_and_records_the_generators(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -268,6 +291,7 @@ def test_command_line_trains_in_slices_and_records_the_generators(
         "train_steps": 20,
         "seed": 0,
         "include_autoencoders": True,
+        "per_architecture": 1,
     }
     recipe = json.loads((tmp_path / MODEL_DIR / "config.json").read_text())["recipe"]
     assert recipe["generators"]["settings"] == made[0] and recipe["loss"] == "arcface" and recipe["slices"] == 2

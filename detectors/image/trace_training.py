@@ -533,6 +533,12 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--train-fraction", type=float, default=0.25)
     g.add_argument("--generator-steps", type=int, default=20, help="training steps of each synthetic model")
     g.add_argument("--no-autoencoders", action="store_true")
+    g.add_argument(
+        "--per-architecture",
+        type=int,
+        default=1,
+        help="images of one architecture per batch (1: every image's model drawn uniformly)",
+    )
     t = p.add_argument_group("recipe")
     t.add_argument("--steps", type=int, default=d.steps)
     t.add_argument("--batch", type=int, default=d.batch)
@@ -592,6 +598,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "train_steps": args.generator_steps,
         "seed": args.seed,
         "include_autoencoders": not args.no_autoencoders,
+        "per_architecture": args.per_architecture,
     }
     torch.set_num_threads(args.threads)  # building the generators trains them too
     t0 = time.perf_counter()
