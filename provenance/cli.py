@@ -493,6 +493,256 @@ def cmd_fingerprint(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    # imported here: no other command pays for (or needs) FastAPI and uvicorn
+    try:
+        from provenance.service.server import serve
+        from provenance.service.settings import TOKEN_ENV, Settings
+        from provenance.service.work import load_verifier
+    except ImportError as exc:
+        raise UsageError(
+            f"the HTTP service needs fastapi, uvicorn and python-multipart ({exc}); "
+            "install them with: pip install fastapi uvicorn python-multipart"
+        ) from None
+    from provenance.core.serialization import ModelFormatError
+
+    if not 0 <= args.port <= 65535:
+        raise UsageError(f"--port {args.port}: a port is 0-65535")
+    if args.workers < 1:
+        raise UsageError(f"--workers {args.workers}: at least 1")
+    verifiers: dict[str, str] = {}
+    for spec in args.verifier:
+        name, sep, folder = spec.partition("=")
+        if not sep or not name or not folder:
+            raise UsageError(f"--verifier {spec!r}: give NAME=DIR, e.g. --verifier camera-a=fingerprints/camera-a")
+        try:
+            load_verifier(folder)  # checked once here, so a bad folder stops the start, not a request
+        except (ModelFormatError, OSError) as exc:
+            raise UsageError(f"--verifier {name}: {exc}") from None
+        verifiers[name] = str(Path(folder).resolve())
+    _evidence_options(args)  # checks --trust-anchors
+    try:
+        settings = Settings(
+            max_file_bytes=args.max_file_bytes,
+            max_files=args.max_files,
+            max_request_bytes=args.max_request_bytes,
+            timeout_s=args.timeout,
+            concurrency=args.concurrency,
+            queue_size=args.queue_size,
+            max_connections=args.max_connections,
+            token=args.token or os.environ.get(TOKEN_ENV) or None,
+            cors_origins=list(args.cors_origin),
+            trust_anchors=str(Path(args.trust_anchors).resolve()) if args.trust_anchors else None,
+            verifiers=verifiers,
+            threads=args.threads,
+        )
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    model_path = args.model or os.environ.get("PROVENANCE_MODEL") or None
+    model = _load_model_or_bundle(model_path)  # a bad folder is exit 2 before the server starts
+    if settings.token is None and args.host not in ("127.0.0.1", "localhost", "::1"):
+        print(
+            f"warning: serving on {args.host} without a token: anyone who reaches it may use it "
+            f"(--token or ${TOKEN_ENV})",
+            file=sys.stderr,
+        )
+    what = "evidence only (no model)" if model is None else f"model {model_path}"
+    print(f"provenance serve: {what} on http://{args.host}:{args.port}/ ({args.workers} worker(s))", file=sys.stderr)
+    serve(
+        model if args.workers == 1 else None,
+        settings,
+        model_path=model_path,
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        log_level="warning" if args.quiet else "info",
+    )
+    return EXIT_OK
+
+
+def _batch_errors() -> tuple[type[Exception], ...]:
+    """What a sweep or an index command raises for bad usage (exit 2); a bad sample never raises."""
+    from provenance.batch import InputError, OutputError
+    from provenance.batch.local import WorkerSetupError
+    from provenance.batch.ray_engine import EngineUnavailableError
+    from provenance.core.locking import LockTimeoutError
+    from provenance.core.serialization import ModelFormatError, NotAModelFolderError
+    from provenance.index import BackboneMismatchError
+
+    return (
+        InputError,
+        OutputError,
+        ModelFormatError,
+        NotAModelFolderError,
+        BackboneMismatchError,
+        EngineUnavailableError,
+        WorkerSetupError,
+        LockTimeoutError,
+    )
+
+
+def cmd_batch(args: argparse.Namespace) -> int:
+    # imported here: only a sweep pays for the engines (and only --engine ray for Ray)
+    from provenance.batch.run import run_batch
+
+    if args.workers is not None and args.workers < (1 if args.engine == "ray" else 0):
+        raise UsageError(f"--workers {args.workers}: at least {1 if args.engine == 'ray' else 0}")
+    if args.address and args.engine != "ray":
+        raise UsageError("--address joins a Ray cluster: add --engine ray")
+    if args.part_size < 1:
+        raise UsageError(f"--part-size {args.part_size}: at least 1")
+    if args.k is not None and not args.link:
+        raise UsageError("-k is the number of neighbours --link adds: give --link INDEX")
+    k = 5 if args.k is None else args.k
+    if k < 1:
+        raise UsageError(f"-k {k}: at least 1")
+    _evidence_options(args)  # checks --trust-anchors
+    try:
+        summary = run_batch(
+            args.inputs,
+            args.output,
+            model=args.model,
+            engine=args.engine,
+            address=args.address,
+            record_format=args.format,
+            resume=args.resume,
+            workers=args.workers,
+            part_size=args.part_size,
+            link=args.link,
+            k=k,
+            evidence=not args.no_evidence,
+            trust_anchors=args.trust_anchors,
+            allow_outside=args.allow_outside,
+            progress=not args.quiet,
+        )
+    except _batch_errors() as exc:
+        raise UsageError(str(exc)) from None
+    print(summary.describe(), file=sys.stderr)
+    if args.json:
+        _emit(args, summary.to_dict(), "")
+    return EXIT_SAMPLES_FAILED if summary.errors else EXIT_OK
+
+
+def _index_model(args: argparse.Namespace, recorded: str | None = None) -> tuple[Any, str]:
+    """The model an index command embeds with: --model, else the one the index records, else $PROVENANCE_MODEL."""
+    from provenance.api import MODEL_ENV
+
+    path = args.model or recorded or os.environ.get(MODEL_ENV) or None
+    if path is None:
+        raise UsageError("give --model: the attributor (or bundle) whose backbone embeds the references")
+    if not args.model and recorded and not Path(recorded).is_dir():
+        raise UsageError(f"the index was built with the model {recorded}, which is not there now: give --model")
+    return _load_model_or_bundle(path), str(Path(path).resolve())
+
+
+def _index_items(
+    paths: Sequence[str], texts: Sequence[str] = (), codes: Sequence[str] = (), allow_outside: bool = False
+) -> list[Any]:
+    from provenance.batch.inputs import Item, list_inputs
+    from provenance.detectors.errors import describe_sample
+    from provenance.detectors.reading import Code, Text
+
+    items = list_inputs(paths, allow_outside=allow_outside) if paths else []
+    items += [Item(sample=describe_sample(Text(t)), text=t, kind="text") for t in texts]
+    items += [Item(sample=describe_sample(Code(c)), text=c, kind="code") for c in codes]
+    if not items:
+        raise UsageError("give at least one SAMPLE (a file, folder, glob or .jsonl list), --text or --code")
+    return items
+
+
+def _warn_skipped(errors: dict[int, str]) -> None:
+    for msg in list(errors.values())[:20]:
+        print(f"warning: skipped reference {msg}", file=sys.stderr)
+    if len(errors) > 20:
+        print(f"warning: ... and {len(errors) - 20} more unreadable references", file=sys.stderr)
+
+
+def _format_neighbours(r: dict[str, Any]) -> str:
+    if r["error"]:
+        return f"{r['sample']}: ERROR {r['error']}"
+    v = r["vote"]
+    head = f"{r['sample']}: " + (
+        f"{v['label']} by the neighbours' vote ({v['share']:.0%} of the similarity)" if v else "no labelled neighbours"
+    )
+    lines = [head]
+    for rank, n in enumerate(r["neighbours"], 1):
+        label = f" [{n['label']}]" if n["label"] is not None else ""
+        lines.append(f"  {rank:>2}. {n['similarity']:.3f}  {n['id']}{label}")
+    return "\n".join(lines)
+
+
+def cmd_index(args: argparse.Namespace) -> int:
+    from provenance.core.locking import model_lock
+    from provenance.index import LinkageIndex, add_references, build_index, query
+
+    try:
+        if args.action == "build":
+            _check_output(args.output)
+            model, model_path = _index_model(args)
+            items = _index_items(args.references, allow_outside=args.allow_outside)
+            settings = {"kind": args.kind, "nlist": args.nlist, "m": args.m, "nprobe": args.nprobe}
+            settings |= {"refine": args.refine, "train_size": args.train_size}
+            try:
+                index, errors = build_index(
+                    items, model, modality=args.modality, model_path=model_path, progress=not args.quiet, **settings
+                )
+            except ValueError as exc:
+                if isinstance(exc, _batch_errors()):
+                    raise
+                raise UsageError(f"{exc} (nothing written)") from None
+            _warn_skipped(errors)
+            out = _save(index, args.output)
+            payload = {
+                "index": str(out),
+                "kind": index.kind,
+                "modality": index.modality,
+                "references": len(index),
+                "skipped": list(errors.values()),
+                "dim": index.dim,
+                "built": index.built,
+                "backbone": (index.backbone or {}).get("name"),
+            }
+            human = f"indexed {len(index)} {index.modality} references ({index.kind}) into {out}" + (
+                f"; {len(errors)} unreadable skipped" if errors else ""
+            )
+            _emit(args, payload, human)
+            return EXIT_OK
+        if args.action == "query":
+            if args.k < 1:
+                raise UsageError(f"-k {args.k}: at least 1")
+            index = LinkageIndex.load(args.index, mmap=True)
+            if args.nprobe is not None:
+                if args.nprobe < 1:
+                    raise UsageError(f"--nprobe {args.nprobe}: at least 1")
+                index.set_nprobe(args.nprobe)
+            model, _ = _index_model(args, index.model_path)
+            items = _index_items(args.samples, args.text, args.code, args.allow_outside)
+            results = query(index, items, model, k=args.k, progress=not args.quiet)
+            _emit(args, results, "\n".join(_format_neighbours(r) for r in results))
+            return EXIT_SAMPLES_FAILED if any(r["error"] for r in results) else EXIT_OK
+        # add: read, append and save under the index's writer lock, so two adds both land
+        with model_lock(args.index):
+            index = LinkageIndex.load(args.index, mmap=False)
+            model, _ = _index_model(args, index.model_path)
+            items = _index_items(args.more, allow_outside=args.allow_outside)
+            before = len(index)
+            try:
+                errors = add_references(index, items, model, progress=not args.quiet)
+            except ValueError as exc:
+                if isinstance(exc, _batch_errors()):
+                    raise
+                raise UsageError(f"{exc} (the index is unchanged)") from None
+            _warn_skipped(errors)
+            if len(index) > before:
+                _save(index, args.index)
+        payload = {"index": args.index, "added": len(index) - before, "references": len(index)}
+        payload["skipped"] = list(errors.values())
+        _emit(args, payload, f"added {len(index) - before} references to {args.index} ({len(index)} in all)")
+        return EXIT_OK
+    except _batch_errors() as exc:
+        raise UsageError(str(exc)) from None
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from provenance.demo import run_demo
 
@@ -771,6 +1021,256 @@ Verify later with `provenance verify SAMPLE... --fingerprint DIR`.""",
     )
     _add_whitebox_flags(p)
     p.set_defaults(func=cmd_fingerprint)
+
+    p = sub.add_parser(
+        "serve",
+        parents=[common],
+        help="serve the HTTP API and the analysts' web page",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="""Serve the HTTP API (FastAPI on uvicorn) and a web page for analysts at /.
+
+  POST /v1/attribute   files (multipart) or {"text": ...} / {"code": ...}: the records of
+                       `attribute --json`, evidence included
+  POST /v1/inspect     the evidence alone, as `inspect --json`
+  POST /v1/verify      claim, same_author, fingerprint or key: the rows of `verify --json`
+  GET  /v1/models      what is loaded; GET /healthz, GET /readyz; the API is described at /docs
+
+The model loads once per worker and is shared by its requests. Only uploaded bytes and
+given text are read: no request can name a file on the server. Enrollment is not offered
+over HTTP (use `provenance enroll`). It binds 127.0.0.1 unless --host says otherwise; put
+it behind a reverse proxy (TLS) and set a token before exposing it.""",
+    )
+    p.add_argument(
+        "--model",
+        metavar="MODEL",
+        help="an attributor or bundle folder (default: $PROVENANCE_MODEL; "
+        "none: answers from the files' evidence alone)",
+    )
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
+    p.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    p.add_argument(
+        "--workers", type=int, default=1, help="worker processes, each with its own copy of the model (default 1)"
+    )
+    p.add_argument(
+        "--token",
+        metavar="TOKEN",
+        help="bearer token every /v1 route requires (default: "
+        "$PROVENANCE_TOKEN; none: open). The environment keeps it out of the process list",
+    )
+    p.add_argument(
+        "--max-file-bytes",
+        type=int,
+        default=50_000_000,
+        metavar="N",
+        help="largest file or text accepted (default 50000000: 50 MB; 413 above)",
+    )
+    p.add_argument(
+        "--max-files",
+        type=int,
+        default=32,
+        metavar="N",
+        help="samples per request, files and texts together (default 32; 413 above)",
+    )
+    p.add_argument(
+        "--max-request-bytes",
+        type=int,
+        default=256_000_000,
+        metavar="N",
+        help="largest request body (default 256000000; 413 above)",
+    )
+    p.add_argument(
+        "--timeout",
+        type=float,
+        default=120.0,
+        metavar="SECONDS",
+        help="per-request limit on waiting for and using the model (default 120; 504 after)",
+    )
+    p.add_argument(
+        "--concurrency",
+        type=int,
+        default=1,
+        metavar="N",
+        help="model calls running at once per worker (default 1; add workers rather than threads)",
+    )
+    p.add_argument(
+        "--queue-size",
+        type=int,
+        default=8,
+        metavar="N",
+        help="requests that may wait per worker; beyond them: 503 with Retry-After (default 8)",
+    )
+    p.add_argument(
+        "--max-connections",
+        type=int,
+        default=64,
+        metavar="N",
+        help="connections served at once per worker (default 64; 503 above)",
+    )
+    p.add_argument("--threads", type=int, metavar="N", help="torch threads per worker (default: cores / workers)")
+    p.add_argument(
+        "--cors-origin",
+        action="append",
+        default=[],
+        metavar="ORIGIN",
+        help="an origin allowed to call the API from a browser (repeatable; default: no CORS)",
+    )
+    p.add_argument("--trust-anchors", metavar="FILE.pem", help="C2PA signers to trust (PEM certificates)")
+    p.add_argument(
+        "--verifier",
+        action="append",
+        default=[],
+        metavar="NAME=DIR",
+        help="a saved fingerprint, white-box check or keyed generator that /v1/verify may use by NAME (repeatable)",
+    )
+    p.set_defaults(func=cmd_serve)
+
+    p = sub.add_parser(
+        "batch",
+        parents=[common],
+        help="attribute a whole collection into a folder of records (local processes or a Ray cluster)",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="""Attribute every sample INPUT names and write one record per sample into the folder OUT.
+
+INPUT: a folder (every file below it), a glob ('uploads/**/*.png', quoted), a file, or a
+.jsonl / .parquet list of {"path": ...}, {"text": ...} or {"code": ...} records (a path is
+relative to the list's folder). A record is exactly what `attribute --json` prints for the
+sample (files are named by their absolute path), plus "sha256" (of the content) and, with
+--link, "links" (its nearest references in a linkage index). A bad sample gets an error
+record naming it and the reason; the rest of the batch goes on.
+
+OUT gets parts (part-*.jsonl or part-*.parquet), each written under a hidden name and
+renamed into place when complete, a _manifest.json, and _SUCCESS once every sample has a
+record. A killed sweep restarts where it stopped with --resume (samples already in OUT, by
+path and content hash, are skipped). OUT must be new or empty, or an earlier sweep's with
+--resume: a folder holding anything else is refused, never touched.
+
+  --engine local   a pool of --workers processes on this machine (default: one per CPU),
+                   each loading the model once; a progress bar on stderr.
+  --engine ray     Ray Data: one actor per CPU of the cluster (or --workers), each loading
+                   the model once. Without --address a local Ray is started for the run;
+                   --address auto (or HOST:PORT) joins a running cluster, whose nodes must
+                   see the model and the inputs at the same paths. Needs `pip install
+                   'provenance[ray]'`. Ray shows its own progress.
+
+A summary (samples, errors, labels, wall time, samples/s) ends on stderr; with --json it is
+also printed on stdout. Exit 0: every sample answered; 1: some got error records; 2: bad usage.""",
+    )
+    p.add_argument("inputs", nargs="+", metavar="INPUT", help="folder, glob, file, or .jsonl / .parquet list")
+    p.add_argument(
+        "-o", "--output", required=True, metavar="OUT", help="folder for the records (new, empty, or --resume)"
+    )
+    p.add_argument(
+        "--model",
+        metavar="MODEL",
+        help="an attributor or bundle folder (default: $PROVENANCE_MODEL; none: evidence only)",
+    )
+    p.add_argument("--engine", choices=("local", "ray"), default="local", help="where the work runs (default local)")
+    p.add_argument("--address", metavar="auto|HOST:PORT", help="with --engine ray: join this Ray cluster")
+    p.add_argument(
+        "--format", choices=("jsonl", "parquet"), help="record files (default jsonl; on --resume: the folder's)"
+    )
+    p.add_argument("--resume", action="store_true", help="continue an earlier sweep into OUT, skipping samples done")
+    p.add_argument(
+        "--workers",
+        type=int,
+        metavar="N",
+        help="processes (local; 0: in this process) or actors (ray); default: one per CPU",
+    )
+    p.add_argument("--part-size", type=int, default=1000, metavar="N", help="records per part file (default 1000)")
+    p.add_argument("--link", metavar="INDEX", help="add each sample's nearest references in this linkage index")
+    p.add_argument("-k", type=int, metavar="K", help="with --link: neighbours per sample (default 5)")
+    p.add_argument("--trust-anchors", metavar="FILE.pem", help="C2PA signers to trust (PEM certificates)")
+    p.add_argument("--no-evidence", action="store_true", help="skip the evidence readers: the model's answer only")
+    _add_allow_outside(p)
+    p.set_defaults(func=cmd_batch)
+
+    p = sub.add_parser(
+        "index",
+        help="build, query and extend a linkage index (faiss) of reference samples",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="""A linkage index: references embedded by a model's backbone, searched by cosine similarity.
+
+  provenance index build REFERENCES... -o INDEX --model MODEL [--kind flat|ivfpq]
+  provenance index query INDEX SAMPLE... [-k 10] [--json]
+  provenance index add INDEX MORE...
+
+REFERENCES are given as INPUTs of `batch` are: a folder with one subfolder per label (or
+unlabelled files), a glob, or a .jsonl / .parquet list with "path" / "text" / "code" and
+optional "label" and "id". The index keeps each reference's id (its "id", else its path),
+label and path. `query` prints each sample's nearest references with their similarity and
+labels, and a vote over the neighbours' labels. Only a model with the backbone the index
+was built with may query or extend it (by default the model recorded at build time).""",
+    )
+    isub = p.add_subparsers(dest="action", required=True, metavar="ACTION")
+    b = isub.add_parser(
+        "build",
+        parents=[common],
+        help="embed references and write an index folder",
+        description="Embed REFERENCES with MODEL's backbone and write the index folder INDEX (atomically). "
+        "flat: exact search (the reference for recall; fine to a few hundred thousand references). "
+        "ivfpq: IVF-PQ trained on a sample, for millions; --refine re-ranks candidates by their exact vectors.",
+    )
+    b.add_argument("references", nargs="+", metavar="REFERENCES", help="folder, glob, file, or .jsonl / .parquet list")
+    b.add_argument("-o", "--output", required=True, metavar="INDEX", help="index folder to write (atomically)")
+    b.add_argument(
+        "--model", metavar="MODEL", help="attributor or bundle whose backbone embeds (default: $PROVENANCE_MODEL)"
+    )
+    b.add_argument("--modality", choices=("image", "text", "code"), help="with a bundle: which member embeds")
+    b.add_argument("--kind", choices=("flat", "ivfpq"), default="flat", help="exact (flat, default) or IVF-PQ")
+    b.add_argument("--nlist", type=int, metavar="N", help="ivfpq: inverted lists (default: about sqrt(n))")
+    b.add_argument("--m", type=int, metavar="M", help="ivfpq: sub-quantizers (default: one per 8 dimensions)")
+    b.add_argument("--nprobe", type=int, default=16, metavar="P", help="ivfpq: lists searched per query (default 16)")
+    b.add_argument(
+        "--refine",
+        type=int,
+        default=32,
+        metavar="F",
+        help="ivfpq: re-rank F*k candidates by their exact vectors (default 32; 0: codes only, smaller, lower recall)",
+    )
+    b.add_argument(
+        "--train-size",
+        type=int,
+        default=100_000,
+        metavar="N",
+        help="ivfpq: references sampled to train on (default 100000)",
+    )
+    _add_allow_outside(b)
+    b.set_defaults(func=cmd_index)
+
+    q = isub.add_parser(
+        "query",
+        parents=[common],
+        help="nearest references of each sample, and the neighbours' vote",
+        description="For each SAMPLE (a file, folder, glob or .jsonl list; --text / --code for content), its K "
+        "nearest references with their similarity (cosine) and labels, and a vote over the neighbours' labels "
+        "weighed by similarity.",
+    )
+    q.add_argument("index", metavar="INDEX")
+    q.add_argument("samples", nargs="*", metavar="SAMPLE")
+    q.add_argument("-k", type=int, default=10, metavar="K", help="neighbours per sample (default 10)")
+    q.add_argument(
+        "--model", metavar="MODEL", help="the model to embed with (default: the one the index was built with)"
+    )
+    q.add_argument("--nprobe", type=int, metavar="P", help="ivfpq: lists searched (default: the index's)")
+    _add_literal_flags(q)
+    _add_allow_outside(q)
+    q.set_defaults(func=cmd_index)
+
+    a = isub.add_parser(
+        "add",
+        parents=[common],
+        help="append references to an index (rewritten atomically)",
+        description="Embed MORE references (as REFERENCES of build) and append them to INDEX; the folder is "
+        "rewritten atomically. An ivfpq index keeps its trained quantizers: rebuild it when the collection "
+        "has grown several times over.",
+    )
+    a.add_argument("index", metavar="INDEX")
+    a.add_argument("more", nargs="+", metavar="MORE")
+    a.add_argument(
+        "--model", metavar="MODEL", help="the model to embed with (default: the one the index was built with)"
+    )
+    _add_allow_outside(a)
+    a.set_defaults(func=cmd_index)
 
     p = sub.add_parser(
         "demo",

@@ -1,0 +1,196 @@
+"""What every worker of a sweep does, whichever engine runs it: items in, encoded records out.
+
+A :class:`Worker` is built once per process (local engine) or per actor (Ray engine): it
+loads the model, and the linkage index when the sweep links, once, and then turns chunks of
+:class:`~provenance.batch.inputs.Item` into records by :func:`provenance.api.attribute_batch`,
+the very call behind ``provenance attribute --json``. A sample that cannot be read gets an
+error record from that call; anything unexpected inside a chunk (an extractor raising on odd
+input) sends the chunk through again one sample at a time, and only the sample that raises
+gets an error record. The rest of the batch is never lost.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import stat
+import sys
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from provenance.batch.inputs import Item
+from provenance.batch.records import encode_record
+
+#: files larger than this are not hashed (the evidence readers refuse them too: their cap)
+MAX_HASH_BYTES = 256 * 2**20
+_OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NOCTTY", 0)
+
+
+def content_sha256(path: str, max_bytes: int = MAX_HASH_BYTES) -> str | None:
+    """Hex SHA-256 of a regular file's bytes; None for anything that is not one, or is larger
+    than ``max_bytes`` (its record says why). A FIFO or a device is never opened."""
+    try:
+        st = os.stat(path)
+        if not stat.S_ISREG(st.st_mode) or st.st_size > max_bytes:
+            return None
+        fd = os.open(path, _OPEN_FLAGS)
+    except (OSError, ValueError):
+        return None
+    digest = hashlib.sha256()
+    seen = 0
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):  # swapped for something else after the stat
+            return None
+        while chunk := os.read(fd, 1 << 20):
+            seen += len(chunk)
+            if seen > max_bytes:
+                return None
+            digest.update(chunk)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+    return digest.hexdigest()
+
+
+def text_sha256(text: str) -> str:
+    """Hex SHA-256 of a text's UTF-8 bytes (lone surrogates kept as they are)."""
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def item_sha256(item: Item) -> str | None:
+    """The content hash a record of ``item`` carries (None for an input error or an unreadable file)."""
+    if item.error is not None:
+        return None
+    if item.path is not None:
+        return content_sha256(item.path)
+    return text_sha256(item.text or "")
+
+
+@dataclass(frozen=True)
+class WorkSpec:
+    """Everything a worker needs to rebuild the sweep's model and options (plain JSON values).
+
+    ``model``: an attributor or bundle folder (absolute), or None for evidence only;
+    ``evidence`` / ``evidence_options``: as :func:`provenance.api.attribute_batch` takes them;
+    ``link`` / ``k``: a linkage index folder and how many neighbours each record gets;
+    ``threads``: math threads per worker (None: leave the libraries' default).
+    """
+
+    model: str | None = None
+    evidence: bool = True
+    evidence_options: dict[str, dict[str, Any]] | None = None
+    link: str | None = None
+    k: int = 5
+    threads: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The spec as JSON-ready values."""
+        return asdict(self)
+
+
+def limit_threads(threads: int | None) -> None:
+    """At most ``threads`` math threads in this process (torch, and BLAS/OpenMP pools), so that
+    N workers on N cores do not each start N threads."""
+    if not threads:
+        return
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[var] = str(threads)  # for libraries loaded from now on
+    try:  # and for those already loaded
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(threads)
+    except ImportError:  # pragma: no cover - scikit-learn brings it
+        pass
+    if "torch" in sys.modules:
+        sys.modules["torch"].set_num_threads(threads)
+    if "faiss" in sys.modules:  # faiss brings its own OpenMP runtime
+        sys.modules["faiss"].omp_set_num_threads(threads)
+
+
+class Worker:
+    """Loads the model (and index) once; :meth:`run` turns items into encoded records."""
+
+    def __init__(self, spec: WorkSpec) -> None:
+        from provenance.api import load_model
+
+        limit_threads(spec.threads)
+        self.spec = spec
+        # None means no model: a worker never falls back to its own $PROVENANCE_MODEL
+        self.model = load_model(spec.model) if spec.model is not None else None
+        self.index = None
+        self.member = None
+        if spec.link is not None:
+            from provenance.index import LinkageIndex, backbone_for
+
+            self.index = LinkageIndex.load(spec.link, mmap=True)
+            self.member = backbone_for(self.model, self.index.modality)
+            self.index.check_backbone(self.member)
+        limit_threads(spec.threads)  # torch may have been imported by the model
+
+    def run(self, items: list[Item]) -> list[str]:
+        """One encoded record per item, in order (see :mod:`provenance.batch.records`)."""
+        records = self._attribute(items)
+        for record, item in zip(records, items, strict=True):
+            record["sha256"] = item_sha256(item)
+        if self.index is not None:
+            self._link(items, records)
+        return [encode_record(r) for r in records]
+
+    # ------------------------------------------------------------------ attribution
+    def _attribute_samples(self, items: list[Item]) -> list[dict[str, Any]]:
+        from provenance.api import attribute_batch
+
+        answers = attribute_batch(
+            [item.as_sample() for item in items],
+            self.model,
+            evidence=self.spec.evidence,
+            evidence_options=self.spec.evidence_options,
+        )
+        return [a.to_dict() for a in answers]
+
+    def _attribute(self, items: list[Item]) -> list[dict[str, Any]]:
+        from provenance.result import Attribution
+
+        records: list[dict[str, Any] | None] = [None] * len(items)
+        for i, item in enumerate(items):
+            if item.error is not None:
+                records[i] = Attribution(sample=item.sample, label=None, error=item.error).to_dict()
+        todo = [i for i, item in enumerate(items) if item.error is None]
+        try:
+            answers = self._attribute_samples([items[i] for i in todo])
+        except Exception:  # something raised for the chunk: find the sample, keep the others
+            answers = [self._attribute_one(items[i]) for i in todo]
+        for i, answer in zip(todo, answers, strict=True):
+            records[i] = answer
+        return records  # type: ignore[return-value]
+
+    def _attribute_one(self, item: Item) -> dict[str, Any]:
+        from provenance.result import Attribution
+
+        try:
+            return self._attribute_samples([item])[0]
+        except Exception as exc:
+            reason = f"{type(exc).__name__}: {exc}"[:2000]
+            return Attribution(sample=item.sample, label=None, error=f"{item.sample}: {reason}").to_dict()
+
+    # ------------------------------------------------------------------ linkage
+    def _link(self, items: list[Item], records: list[dict[str, Any]]) -> None:
+        assert self.index is not None and self.member is not None
+        rows = [i for i, r in enumerate(records) if r.get("error") is None and r.get("modality") == self.index.modality]
+        for r in records:
+            r["links"] = None
+        if not rows:
+            return
+        try:
+            feats, positions, _errors = self.member.features([items[i].as_sample() for i in rows])
+        except Exception:  # the model could attribute it but not embed it again: no links, not a lost chunk
+            return
+        if not positions:
+            return
+        found = self.index.search(feats, self.spec.k)
+        for pos, neighbours in zip(positions, found, strict=True):
+            records[rows[pos]]["links"] = neighbours
+
+
+__all__ = ["MAX_HASH_BYTES", "WorkSpec", "Worker", "content_sha256", "item_sha256", "text_sha256"]

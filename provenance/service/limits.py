@@ -1,0 +1,152 @@
+"""Bounded work: admission to the model threads, and the cap on a request body.
+
+:class:`Admission` runs the CPU-bound model calls on a small pool of threads, off the event
+loop, and admits at most ``concurrency + queue_size`` of them at a time. A request beyond
+that is refused at once (:class:`SaturatedError`, answered 503 with ``Retry-After``), so a burst
+never piles up work that would answer long after its client gave up. A request that waits
+and runs for longer than the timeout is answered 504 (:class:`RequestTimeoutError`); its slot is given
+back only when its thread really finishes (a running thread cannot be stopped), so the
+bound holds even then.
+
+:class:`BodyLimit` is an ASGI middleware that refuses a body over the cap: from its
+``Content-Length`` before reading anything, and while it arrives for a chunked upload.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any, TypeVar
+
+from starlette.exceptions import HTTPException
+from starlette.responses import JSONResponse
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+T = TypeVar("T")
+
+
+class SaturatedError(Exception):
+    """Every model slot and queue place is taken; ``retry_after`` is a fair wait in seconds."""
+
+    def __init__(self, retry_after: int) -> None:
+        self.retry_after = retry_after
+        super().__init__(f"the service is busy: try again in {retry_after} s")
+
+
+class RequestTimeoutError(Exception):
+    """The request waited for and used the model for longer than the timeout."""
+
+    def __init__(self, timeout_s: float) -> None:
+        self.timeout_s = timeout_s
+        super().__init__(f"the request took longer than the {timeout_s:g} s limit")
+
+
+class Admission:
+    """At most ``concurrency`` model calls running and ``queue_size`` waiting, per worker."""
+
+    def __init__(self, concurrency: int = 1, queue_size: int = 8, timeout_s: float = 120.0) -> None:
+        self.concurrency = concurrency
+        self.queue_size = queue_size
+        self.timeout_s = timeout_s
+        self._executor = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="provenance-model")
+        self._admitted = 0
+        self._lock = threading.Lock()  # released from the worker threads, taken on the event loop
+        self._mean_s = 1.0  # running mean of a call's duration, for Retry-After
+
+    @property
+    def capacity(self) -> int:
+        """Calls admitted at once: running plus waiting."""
+        return self.concurrency + self.queue_size
+
+    @property
+    def admitted(self) -> int:
+        """Calls running or waiting now."""
+        return self._admitted
+
+    def retry_after(self) -> int:
+        """Seconds after which a refused client may find room: the queue ahead, at the mean call time."""
+        return max(1, math.ceil(self._mean_s * self.capacity / self.concurrency))
+
+    async def run(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run ``fn(*args)`` on a model thread; raises :class:`SaturatedError` or :class:`RequestTimeoutError`."""
+        with self._lock:
+            if self._admitted >= self.capacity:
+                raise SaturatedError(self.retry_after())
+            self._admitted += 1
+        try:
+            future: Future[T] = self._executor.submit(self._timed, fn, *args)
+        except RuntimeError:  # the executor was shut down: the worker is stopping
+            self._release()
+            raise SaturatedError(self.retry_after()) from None
+        future.add_done_callback(lambda _: self._release())
+        try:
+            return await asyncio.wait_for(asyncio.shield(asyncio.wrap_future(future)), self.timeout_s)
+        except TimeoutError:
+            future.cancel()  # frees the slot now if it never started; a running call keeps it until it ends
+            raise RequestTimeoutError(self.timeout_s) from None
+
+    def _timed(self, fn: Callable[..., T], *args: Any) -> T:
+        start = time.monotonic()
+        try:
+            return fn(*args)
+        finally:
+            self._mean_s = 0.9 * self._mean_s + 0.1 * (time.monotonic() - start)
+
+    def _release(self) -> None:
+        with self._lock:
+            self._admitted -= 1
+
+    def shutdown(self) -> None:
+        """Stop taking calls; running ones finish."""
+        self._executor.shutdown(wait=False, cancel_futures=True)
+
+
+class BodyTooLarge(HTTPException):
+    """A request body over the cap (413)."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(413, f"the request body is over the {limit} byte limit (--max-request-bytes)")
+
+
+class BodyLimit:
+    """ASGI middleware: 413 for a body over ``max_bytes``, before or while it is received."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        for name, value in scope.get("headers", []):
+            if name == b"content-length":
+                try:
+                    declared = int(value)
+                except ValueError:
+                    declared = -1
+                if declared > self.max_bytes:
+                    # refused before a byte of the body is read: the client learns at once
+                    error = BodyTooLarge(self.max_bytes)
+                    response = JSONResponse({"detail": error.detail}, status_code=413, headers={"Connection": "close"})
+                    await response(scope, receive, send)
+                    return
+        received = 0
+
+        async def limited() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_bytes:
+                    raise BodyTooLarge(self.max_bytes)  # answered 413 by the app's exception handling
+            return message
+
+        await self.app(scope, limited, send)
+
+
+__all__ = ["Admission", "BodyLimit", "BodyTooLarge", "RequestTimeoutError", "SaturatedError"]

@@ -1,0 +1,163 @@
+"""The shapes of the API's bodies, for the generated OpenAPI document (``/docs``).
+
+The routes answer the library's own dicts (``Attribution.to_dict()``, the inspect rows,
+``Verification.to_dict()``) as they are, so these models document them and never reshape
+them. A request body may be multipart or JSON; :func:`request_body` documents both.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Health(BaseModel):
+    status: str = Field(description="ok (alive), ready, or starting")
+
+
+class Evidence(BaseModel):
+    """One thing a file says about where it came from."""
+
+    kind: str = Field(
+        description="c2pa, iptc, xmp, exif, generation-parameters, watermark, hidden-characters, code-banner..."
+    )
+    source: str | None = Field(description="the generator or tool it names, or null")
+    says: str | None = Field(description="what it claims (trainedAlgorithmicMedia, generated...)")
+    strength: str = Field(description="signed, watermark, declared or invalid")
+    detail: dict[str, Any] = Field(description="the raw fields that matter (C2PA signer and actions, parameters...)")
+
+
+class AttributionRecord(BaseModel):
+    """One answer, exactly as `provenance attribute --json` prints it."""
+
+    sample: str = Field(description="the uploaded file's name, or the text (shortened)")
+    label: str | None = Field(description='the source, "unknown" for none of the known ones, null for no answer')
+    score: float | None = Field(description="calibrated probability of the best known source")
+    unknown: bool
+    enrolled: bool
+    candidates: list[tuple[str, float]] = Field(description="known sources ranked, with their probabilities")
+    modality: str | None
+    extractor: str | None
+    model: str | None
+    open_set_score: float | None
+    threshold: float | None
+    explanation: list[dict[str, Any]] | None = Field(description="the features that decided (text and code models)")
+    notes: list[str]
+    evidence: list[Evidence]
+    decided_by: str | None = Field(description="evidence, model, or null when nothing could decide")
+    error: str | None = Field(description="why the sample could not be read (it names the sample)")
+
+
+class InspectRecord(BaseModel):
+    """One row of `provenance inspect --json`."""
+
+    sample: str
+    modality: str | None
+    evidence: list[Evidence]
+    notes: list[str]
+    error: str | None
+
+
+class VerificationRecord(BaseModel):
+    """One row of `provenance verify --json`; the check's own figures (pce, bit_accuracy...) follow."""
+
+    model_config = ConfigDict(extra="allow")
+
+    sample: str
+    method: str = Field(description="claim, impostors, residual-fingerprint, whitebox-autoencoder or embedded-key")
+    claim: str | None
+    match: bool | None
+    score: float | None
+    threshold: float | None
+    probability: float | None
+    error: str | None
+
+
+class Models(BaseModel):
+    """What a worker has loaded."""
+
+    model: dict[str, Any] = Field(
+        description='{"kind", "modalities", "members": {modality: {"labels", '
+        '"extractor", "head", "open_set", "threshold", ...}}}'
+    )
+    verifiers: dict[str, dict[str, Any]] = Field(description="checks /v1/verify may name, by name")
+    evidence_readers: list[str]
+    limits: dict[str, Any]
+
+
+class SamplesJSON(BaseModel):
+    """Samples given as content: never read as file names."""
+
+    text: str | list[str] | None = Field(None, description="text(s) to read as they are")
+    code: str | list[str] | None = Field(None, description="JavaScript source(s) to read as they are")
+
+
+class AttributeJSON(SamplesJSON):
+    pass
+
+
+class VerifyJSON(SamplesJSON):
+    """Exactly one of claim, same_author, fingerprint, key."""
+
+    claim: str | None = Field(None, description="a class or enrolled source of the model")
+    same_author: list[str] | None = Field(None, description="known texts of one author")
+    author: str | None = Field(None, description="with same_author: their author, when the model knows them")
+    fingerprint: str | None = Field(None, description="the name of a loaded fingerprint or white-box check")
+    key: str | None = Field(None, description="the claimed embedded key, in hex (with keyed_model)")
+    keyed_model: str | None = Field(None, description="the name of a loaded keyed generator")
+    fpr: float | None = Field(None, description="with key: the false-match rate of the decision")
+    modality: str | None = Field(None, description="which member of a bundle checks the claim")
+
+
+class Error(BaseModel):
+    detail: Any
+
+
+#: the errors every /v1 route may answer
+ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"model": Error, "description": "missing or wrong bearer token"},
+    413: {"model": Error, "description": "a file, a text or the request is over a limit, or too many samples"},
+    422: {"model": Error, "description": "a request the service cannot carry out (it says why)"},
+    503: {"model": Error, "description": "saturated: every model slot and queue place is taken; see Retry-After"},
+    504: {"model": Error, "description": "the request took longer than the timeout"},
+}
+
+
+def request_body(json_model: type[BaseModel], multipart_note: str) -> dict[str, Any]:
+    """``openapi_extra`` for a route that reads multipart files or a JSON body itself."""
+    schema = json_model.model_json_schema()
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {
+                "multipart/form-data": {
+                    "schema": {
+                        "type": "object",
+                        "description": multipart_note,
+                        "properties": {
+                            "files": {"type": "array", "items": {"type": "string", "format": "binary"}},
+                            "text": {"type": "string"},
+                            "code": {"type": "string"},
+                        },
+                    }
+                },
+                "application/json": {"schema": schema},
+            },
+        }
+    }
+
+
+__all__ = [
+    "ERRORS",
+    "AttributeJSON",
+    "AttributionRecord",
+    "Evidence",
+    "Health",
+    "InspectRecord",
+    "Models",
+    "SamplesJSON",
+    "VerificationRecord",
+    "VerifyJSON",
+    "request_body",
+]

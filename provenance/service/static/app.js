@@ -1,0 +1,465 @@
+// provenance: the analysts' page. Plain JavaScript, no build step, nothing fetched from elsewhere.
+// Everything a file or an answer says is put on the page as text (textContent), never as HTML.
+"use strict";
+
+(() => {
+  const $ = (id) => document.getElementById(id);
+  const TOKEN_KEY = "provenance-token";
+  const MAX_TRIES = 8; // a busy service (503) is asked again after its Retry-After, this many times
+
+  const state = {
+    files: [],
+    answers: [],
+    token: sessionStorage.getItem(TOKEN_KEY) || "",
+    running: false,
+  };
+
+  // ------------------------------------------------------------------ small helpers
+  function el(tag, className, text) {
+    const node = document.createElement(tag);
+    if (className) node.className = className;
+    if (text !== undefined && text !== null) node.textContent = String(text);
+    return node;
+  }
+
+  function testid(node, id) {
+    node.dataset.testid = id;
+    return node;
+  }
+
+  function authHeaders(extra) {
+    const headers = Object.assign({}, extra || {});
+    if (state.token) headers.Authorization = "Bearer " + state.token;
+    return headers;
+  }
+
+  function percent(p) {
+    return (100 * p).toFixed(p >= 0.995 || p < 0.005 ? 0 : 1) + "%";
+  }
+
+  function number(x) {
+    if (x === null || x === undefined) return "—";
+    const a = Math.abs(x);
+    return a !== 0 && (a < 0.001 || a >= 10000) ? x.toExponential(2) : String(Math.round(x * 1000) / 1000);
+  }
+
+  function sleep(ms) {
+    return new Promise((resolve) => setTimeout(resolve, ms));
+  }
+
+  // ------------------------------------------------------------------ what the service has loaded
+  function showToken(message) {
+    const form = $("token-form");
+    form.hidden = false;
+    if (message) $("model-info").textContent = message;
+    $("token-input").focus();
+  }
+
+  async function loadModels() {
+    let response;
+    try {
+      response = await fetch("/v1/models", { headers: authHeaders() });
+    } catch (err) {
+      $("model-info").textContent = "The service cannot be reached (" + err + ").";
+      return;
+    }
+    if (response.status === 401) {
+      showToken("This service asks for an access token before it answers.");
+      return;
+    }
+    if (!response.ok) {
+      $("model-info").textContent = "The service answered " + response.status + " when asked what it has loaded.";
+      return;
+    }
+    $("token-form").hidden = true;
+    const info = await response.json();
+    const members = (info.model && info.model.members) || {};
+    const parts = Object.keys(members).map((m) => m + " (" + members[m].labels.join(", ") + ")");
+    $("model-info").textContent = parts.length
+      ? "Model: " + parts.join(" · ") + ". Evidence readers: " + info.evidence_readers.join(", ") + "."
+      : "No model is loaded: answers come from what each file says about itself (its evidence) alone.";
+    $("model-info").dataset.modalities = Object.keys(members).join(",");
+  }
+
+  // ------------------------------------------------------------------ choosing samples
+  function addFiles(list) {
+    for (const file of list) state.files.push(file);
+    renderFileList();
+  }
+
+  function renderFileList() {
+    const n = state.files.length;
+    $("file-list").textContent = n
+      ? n + (n === 1 ? " file ready: " : " files ready: ") + state.files.map((f) => f.name).join(", ")
+      : "";
+  }
+
+  function textKind() {
+    const checked = document.querySelector('input[name="text-kind"]:checked');
+    return checked ? checked.value : "text";
+  }
+
+  // ------------------------------------------------------------------ asking the service
+  function errorRecord(name, message) {
+    return {
+      sample: name, label: null, score: null, unknown: false, enrolled: false, candidates: [], modality: null,
+      extractor: null, model: null, open_set_score: null, threshold: null, explanation: null, notes: [],
+      evidence: [], decided_by: null, error: message,
+    };
+  }
+
+  async function detailOf(response) {
+    try {
+      const body = await response.json();
+      return typeof body.detail === "string" ? body.detail : JSON.stringify(body.detail);
+    } catch (err) {
+      return response.statusText || "no detail";
+    }
+  }
+
+  async function ask(job, onBusy) {
+    for (let attempt = 1; attempt <= MAX_TRIES; attempt++) {
+      let init;
+      if (job.kind === "file") {
+        const form = new FormData();
+        form.append("files", job.file, job.file.name);
+        init = { method: "POST", headers: authHeaders(), body: form };
+      } else {
+        const body = {};
+        body[job.kind] = job.text;
+        init = { method: "POST", headers: authHeaders({ "Content-Type": "application/json" }), body: JSON.stringify(body) };
+      }
+      let response;
+      try {
+        response = await fetch("/v1/attribute", init);
+      } catch (err) {
+        return errorRecord(job.name, job.name + ": the service could not be reached (" + err + ")");
+      }
+      if (response.status === 503) {
+        const wait = Math.min(30, Math.max(1, parseInt(response.headers.get("Retry-After") || "2", 10)));
+        onBusy(wait, attempt);
+        await sleep(wait * 1000);
+        continue;
+      }
+      if (response.status === 401) {
+        showToken("The access token was refused: enter it again, then press Analyse.");
+        throw new Error("unauthorised");
+      }
+      if (!response.ok) {
+        return errorRecord(job.name, job.name + ": " + (await detailOf(response)) + " (HTTP " + response.status + ")");
+      }
+      const records = await response.json();
+      return records[0];
+    }
+    return errorRecord(job.name, job.name + ": the service stayed busy; try again later");
+  }
+
+  // ------------------------------------------------------------------ reading an answer
+  function decidingEvidence(rec) {
+    const order = ["signed", "watermark", "declared"];
+    const found = (rec.evidence || []).filter((e) => e.source && order.includes(e.strength));
+    found.sort((a, b) => order.indexOf(a.strength) - order.indexOf(b.strength));
+    return found.find((e) => e.source === rec.label) || found[0] || null;
+  }
+
+  function strengthWords(e) {
+    if (!e) return "the file's evidence";
+    if (e.strength === "signed") {
+      const what = e.kind === "c2pa" ? "a signed C2PA manifest" : "a valid signature (" + e.kind + ")";
+      return what + (e.detail && e.detail.trusted ? " from a trusted signer" : " (the signer is not on a trust list)");
+    }
+    if (e.strength === "watermark") return "an invisible watermark, matched at a stated false-positive rate";
+    return "declared metadata (" + e.kind + "), which anyone can write or strip";
+  }
+
+  function verdict(rec) {
+    const sources = rec.modality === "image" ? "generators" : "authors";
+    if (rec.error) return { cls: "error", text: "Could not be read", sub: "" };
+    if (rec.decided_by === "evidence") {
+      return { cls: "known", text: rec.label, sub: "Decided by the file's own evidence: " + strengthWords(decidingEvidence(rec)) + "." };
+    }
+    if (rec.decided_by === "model") {
+      if (rec.unknown) {
+        return {
+          cls: "unknown",
+          text: "unknown — none of the known " + sources,
+          sub: "The model knows " + rec.candidates.map((c) => c[0]).join(", ") + "; this sample is like none of them.",
+        };
+      }
+      if (rec.enrolled) return { cls: "known", text: rec.label, sub: "A source enrolled from a few of its samples." };
+      return { cls: "known", text: rec.label, sub: "The model's answer (" + (rec.extractor || "model") + ")." };
+    }
+    const modality = rec.modality || "this kind of sample";
+    return {
+      cls: "none",
+      text: "no answer",
+      sub: (rec.evidence || []).length
+        ? "The file's evidence names no source, and no model reads " + modality + "."
+        : "No evidence in the file, and no model for " + modality + ": telling its source from its style or pixels needs a model.",
+    };
+  }
+
+  function scoreLine(rec) {
+    const p = testid(el("p", "score"), "score");
+    if (rec.error) return null;
+    if (rec.decided_by === "model" && rec.score !== null) {
+      if (rec.unknown) {
+        const best = rec.candidates[0];
+        p.append("Closest known source: ", el("strong", null, best[0] + " " + percent(best[1])));
+        p.append(" — rejected as unknown (open-set score " + number(rec.open_set_score) + " below the threshold " + number(rec.threshold) + ")");
+      } else {
+        p.append(rec.enrolled ? "One-class score: " : "Calibrated score: ", el("strong", null, percent(rec.score)));
+      }
+      return p;
+    }
+    if (rec.decided_by === "evidence") {
+      p.textContent = "No probability: the evidence decides, not a model's estimate.";
+      return p;
+    }
+    return null;
+  }
+
+  function candidatesChart(rec) {
+    const chart = testid(el("div", "candidates"), "candidates");
+    chart.setAttribute("role", "list");
+    rec.candidates.forEach((c, i) => {
+      const row = el("div", "candidate" + (i === 0 ? " top" : ""));
+      row.setAttribute("role", "listitem");
+      row.dataset.label = c[0];
+      const bar = el("div", "cand-bar");
+      const fill = el("div", "cand-fill");
+      fill.style.width = Math.max(0.5, 100 * c[1]).toFixed(1) + "%"; // CSSOM: allowed by the page's policy
+      bar.append(fill);
+      row.append(el("span", "cand-label", c[0]), bar, el("span", "cand-value", percent(c[1])));
+      chart.append(row);
+    });
+    return chart;
+  }
+
+  function fact(list, term, value) {
+    if (value === null || value === undefined || value === "") return;
+    list.append(el("dt", null, term), el("dd", null, typeof value === "object" ? JSON.stringify(value) : value));
+  }
+
+  function evidenceItem(e) {
+    const li = testid(el("li", "evidence-item"), "evidence-item");
+    li.dataset.strength = e.strength;
+    li.dataset.kind = e.kind;
+    const head = el("div", "ev-head");
+    head.append(el("span", "badge " + e.strength, e.strength), e.kind + (e.source ? " — " + e.source : " — names no source"));
+    if (e.says) head.append(el("span", "ev-says", " (says " + e.says + ")"));
+    li.append(head);
+    const facts = el("dl", "ev-facts");
+    const d = e.detail || {};
+    if (e.kind === "c2pa") {
+      const signer = d.signer || {};
+      fact(facts, "Signer", [signer.common_name, signer.issuer].filter(Boolean).join(", issued by "));
+      fact(facts, "Trust", d.trust || (d.trusted ? "trusted signer" : "signer not on a trust list"));
+      fact(facts, "Made with", d.claim_generator);
+      fact(facts, "Actions", (d.actions || []).map((a) =>
+        [a.action, a.digitalSourceType, a.softwareAgent && (a.softwareAgent.name || a.softwareAgent)].filter(Boolean).join(" · ")
+      ).join("; "));
+      fact(facts, "Signed at", d.signing_time);
+      fact(facts, "Validation", [d.validation_state, (d.status_codes || []).join(", ")].filter(Boolean).join(": "));
+      if ((d.ingredients || []).length) fact(facts, "Ingredients", d.ingredients.length);
+    } else if (e.kind === "watermark") {
+      fact(facts, "Mark", d.mark);
+      fact(facts, "Match", d.matched_bits + " of " + d.total_bits + " bits (" + d.bits_needed + " needed)");
+      fact(facts, "p-value", number(d.p_value));
+      fact(facts, "False-positive rate", number(d.fpr));
+    } else {
+      for (const [key, value] of Object.entries(d)) {
+        const text = typeof value === "object" && value !== null ? JSON.stringify(value) : String(value);
+        fact(facts, key.replace(/_/g, " "), text.length > 400 ? text.slice(0, 400) + "…" : text);
+      }
+    }
+    if (facts.childElementCount) li.append(facts);
+    return li;
+  }
+
+  function explanationTable(rec) {
+    const top = rec.candidates[0] ? rec.candidates[0][0] : "";
+    const second = rec.candidates[1] ? rec.candidates[1][0] : "";
+    const table = testid(el("table", "explanation"), "explanation");
+    const head = el("tr");
+    head.append(el("th", null, "feature"), el("th", null, "this sample"), el("th", null, "typical of " + top), el("th", null, "typical of " + second));
+    table.append(head);
+    for (const item of rec.explanation) {
+      const row = el("tr");
+      const typical = item.typical || {};
+      row.append(el("td", null, item.feature), el("td", "num", number(item.value)),
+        el("td", "num", number(typical[top])), el("td", "num", number(typical[second])));
+      table.append(row);
+    }
+    return table;
+  }
+
+  function preview(job, rec) {
+    const box = el("div", "preview");
+    if (job.kind === "file" && rec.error) {
+      box.append(el("p", "no-preview", "(no preview: the file could not be read)"));
+    } else if (job.kind === "file" && (rec.modality === "image" || (job.file.type || "").startsWith("image/"))) {
+      const img = testid(el("img", "thumb"), "thumbnail");
+      img.alt = "the image " + job.name;
+      img.src = URL.createObjectURL(job.file);
+      box.append(img);
+    } else if (job.kind !== "file") {
+      box.append(el("pre", "snippet", job.text.slice(0, 800)));
+    } else {
+      const pre = el("pre", "snippet", "");
+      job.file.slice(0, 800).text().then((t) => { pre.textContent = t; }, () => { pre.textContent = "(no preview)"; });
+      box.append(pre);
+    }
+    return box;
+  }
+
+  function renderAnswer(card, job, rec) {
+    card.replaceChildren();
+    card.classList.remove("pending");
+    card.dataset.modality = rec.modality || "";
+    card.dataset.decidedBy = rec.decided_by || "";
+    card.append(preview(job, rec));
+    const body = el("div", "answer");
+    body.append(testid(el("h3", "sample-name", job.title), "sample-name"));
+    const v = verdict(rec);
+    const verdictNode = testid(el("p", "verdict " + v.cls, v.text), "verdict");
+    verdictNode.dataset.label = rec.label === null ? "" : rec.label;
+    body.append(verdictNode);
+    if (v.sub) body.append(el("p", "verdict-sub", v.sub));
+    if (rec.error) body.append(testid(el("p", "error", rec.error), "error"));
+    const score = scoreLine(rec);
+    if (score) body.append(score);
+    if ((rec.candidates || []).length) {
+      const title = rec.decided_by === "evidence" ? "The model's candidates (shown beside: the evidence decides)" : "Candidates";
+      body.append(el("h4", null, title), candidatesChart(rec));
+    }
+    if (!rec.error) {
+      body.append(el("h4", null, "Evidence"));
+      if ((rec.evidence || []).length) {
+        const list = testid(el("ul", "evidence"), "evidence");
+        rec.evidence.forEach((e) => list.append(evidenceItem(e)));
+        body.append(list);
+      } else {
+        body.append(testid(el("p", "no-evidence",
+          "no evidence — the file says nothing about where it came from (a missing manifest proves nothing either way)."), "no-evidence"));
+      }
+    }
+    if ((rec.explanation || []).length && rec.candidates.length >= 2) {
+      body.append(el("h4", null, "Why " + rec.candidates[0][0] + " rather than " + rec.candidates[1][0]), explanationTable(rec));
+    }
+    if ((rec.notes || []).length) {
+      const notes = testid(el("ul", "notes"), "notes");
+      rec.notes.forEach((n) => notes.append(el("li", null, n)));
+      body.append(el("h4", null, "Notes"), notes);
+    }
+    card.append(body);
+  }
+
+  // ------------------------------------------------------------------ a batch
+  async function analyse() {
+    if (state.running) return;
+    const jobs = state.files.map((file) => ({ kind: "file", file, name: file.name, title: file.name }));
+    const text = $("text-input").value;
+    if (text.trim()) {
+      const kind = textKind();
+      jobs.push({ kind, text, name: kind === "code" ? "pasted code" : "pasted text", title: kind === "code" ? "Pasted code" : "Pasted text" });
+    }
+    if (!jobs.length) {
+      $("progress-text").textContent = "Add files or paste a text first.";
+      return;
+    }
+    state.running = true;
+    state.answers = [];
+    state.files = [];
+    renderFileList();
+    $("analyse").disabled = true;
+    $("download").disabled = true;
+    const results = $("results");
+    results.replaceChildren();
+    const cards = jobs.map((job) => {
+      const card = testid(el("article", "result pending"), "result");
+      card.dataset.sample = job.name;
+      card.append(el("div", "preview"), el("p", "verdict-sub", "Waiting: " + job.title));
+      results.append(card);
+      return card;
+    });
+    const progress = $("progress");
+    progress.hidden = false;
+    progress.max = jobs.length;
+    progress.value = 0;
+    let failed = 0;
+    try {
+      for (let i = 0; i < jobs.length; i++) {
+        $("progress-text").textContent = "Analysing " + (i + 1) + " of " + jobs.length + "…";
+        const rec = await ask(jobs[i], (wait, attempt) => {
+          $("progress-text").textContent = "The service is busy: asking again in " + wait + " s (try " + attempt + ")…";
+        });
+        if (rec.error) failed++;
+        state.answers.push(rec);
+        renderAnswer(cards[i], jobs[i], rec);
+        progress.value = i + 1;
+      }
+      $("progress-text").textContent = "Done: " + jobs.length + (jobs.length === 1 ? " sample" : " samples") + " answered" +
+        (failed ? " (" + failed + " could not be read)" : "") + ".";
+      results.dataset.state = "done";
+    } catch (err) {
+      $("progress-text").textContent = "Stopped: " + err.message + ".";
+    } finally {
+      state.running = false;
+      $("analyse").disabled = false;
+      $("download").disabled = state.answers.length === 0;
+    }
+  }
+
+  function download() {
+    const blob = new Blob([JSON.stringify(state.answers, null, 2)], { type: "application/json" });
+    const link = document.createElement("a");
+    link.href = URL.createObjectURL(blob);
+    link.download = "provenance-answers.json";
+    document.body.append(link);
+    link.click();
+    link.remove();
+    setTimeout(() => URL.revokeObjectURL(link.href), 10000);
+  }
+
+  function clear() {
+    state.files = [];
+    state.answers = [];
+    renderFileList();
+    $("text-input").value = "";
+    $("file-input").value = "";
+    $("results").replaceChildren();
+    delete $("results").dataset.state;
+    $("progress").hidden = true;
+    $("progress-text").textContent = "";
+    $("download").disabled = true;
+  }
+
+  // ------------------------------------------------------------------ wiring
+  document.addEventListener("DOMContentLoaded", () => {
+    const zone = $("drop-zone");
+    ["dragenter", "dragover"].forEach((type) => zone.addEventListener(type, (e) => {
+      e.preventDefault();
+      zone.classList.add("over");
+    }));
+    ["dragleave", "drop"].forEach((type) => zone.addEventListener(type, () => zone.classList.remove("over")));
+    zone.addEventListener("drop", (e) => {
+      e.preventDefault();
+      if (e.dataTransfer && e.dataTransfer.files) addFiles(e.dataTransfer.files);
+    });
+    $("file-input").addEventListener("change", (e) => {
+      addFiles(e.target.files);
+      e.target.value = ""; // the same file may be chosen again
+    });
+    $("analyse").addEventListener("click", analyse);
+    $("download").addEventListener("click", download);
+    $("clear").addEventListener("click", clear);
+    $("token-form").addEventListener("submit", (e) => {
+      e.preventDefault();
+      state.token = $("token-input").value.trim();
+      sessionStorage.setItem(TOKEN_KEY, state.token);
+      loadModels();
+    });
+    loadModels();
+  });
+})();

@@ -1,0 +1,158 @@
+"""The analysts' page in a real headless Chromium (Debian's, driven by Playwright; no browser download):
+drop files and paste a text, read the rendered verdicts, candidates and evidence, download the answers.
+
+The service is a real uvicorn server on a free loopback port, in a thread of this process.
+Chromium that cannot start fails the test; it is skipped only off CI on a machine without it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from provenance.bundle import load_model
+from provenance.service import Settings, create_app
+from tests.service_helpers import TEXT_A, code_model, free_port, png_bytes, save_bundle, signed_png, text_model
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+TOKEN = "browser-test-token"
+#: a file name that would run script if the page ever put names into HTML
+HOSTILE_NAME = '<img src=x onerror="window.__pwned=1">.png'
+
+
+@pytest.fixture(scope="module")
+def base_url(stats_model, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    import uvicorn
+
+    bundle = save_bundle(tmp_path_factory.mktemp("browser"), stats_model, text_model(), code_model())
+    app = create_app(load_model(bundle), Settings(token=TOKEN))
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", access_log=False))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started and thread.is_alive() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert server.started, "uvicorn did not start"
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(15)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    if not os.path.exists(CHROMIUM) and not os.environ.get("CI"):
+        pytest.skip(f"no Chromium at {CHROMIUM} (apt-get install chromium); CI installs it and never skips")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        # the system Chromium, never a downloaded one; no sandbox, as root in CI containers
+        chromium = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--no-sandbox"])
+        try:
+            yield chromium
+        finally:
+            chromium.close()
+
+
+def test_the_page_answers_dropped_files_and_a_pasted_text(base_url: str, browser, tmp_path: Path) -> None:
+    files = {
+        "dalle.png": signed_png(),
+        "plain.png": png_bytes("upsampled", 21),
+        "broken.png": b"\x89PNG\r\n\x1a\n but nothing after it",
+    }
+    paths = []
+    for name, data in files.items():
+        (tmp_path / name).write_bytes(data)
+        paths.append(str(tmp_path / name))
+    page = browser.new_page(viewport={"width": 1366, "height": 900}, accept_downloads=True)
+    problems: list[str] = []
+    page.on("pageerror", lambda exc: problems.append(f"page error: {exc}"))
+    page.on("console", lambda msg: problems.append(msg.text) if msg.type == "error" else None)
+    page.on("requestfailed", lambda req: problems.append(f"request failed: {req.url}"))
+    external: list[str] = []
+    local = (base_url, "blob:", "data:")
+    page.on("request", lambda req: None if req.url.startswith(local) else external.append(req.url))
+    try:
+        page.goto(base_url + "/")
+        # the service asks for its token: the page says so and takes it
+        page.get_by_test_id("token-form").wait_for(state="visible")
+        page.get_by_test_id("token-input").fill(TOKEN)
+        page.get_by_role("button", name="Use token").click()
+        page.wait_for_function("document.getElementById('model-info').textContent.startsWith('Model:')")
+        assert problems == [  # the one refusal that made the page ask for the token, and nothing else
+            "Failed to load resource: the server responded with a status of 401 (Unauthorized)"
+        ]
+        problems.clear()
+        assert page.get_by_test_id("token-form").is_hidden()
+        assert "image (" in page.get_by_test_id("model-info").inner_text()
+
+        # "drop" the files through the drop zone's file input, one more with a hostile name, and paste a text
+        (tmp_path / HOSTILE_NAME).write_bytes(png_bytes("gauss", 22))
+        page.get_by_test_id("file-input").set_input_files([*paths, str(tmp_path / HOSTILE_NAME)])
+        assert "4 files ready" in page.get_by_test_id("file-list").inner_text()
+        page.get_by_test_id("text-input").fill(TEXT_A)
+        page.get_by_test_id("kind-text").check()
+        page.get_by_test_id("analyse").click()
+        page.wait_for_selector("#results[data-state=done]", timeout=60_000)
+        assert page.get_by_test_id("progress-text").inner_text() == "Done: 5 samples answered (1 could not be read)."
+
+        cards = page.get_by_test_id("result")
+        assert cards.count() == 5
+        signed = page.locator('[data-testid=result][data-sample="dalle.png"]')
+        assert signed.get_by_test_id("verdict").inner_text() == "OpenAI"
+        assert "signed C2PA manifest" in signed.inner_text()
+        item = signed.locator("[data-testid=evidence-item][data-strength=signed]")
+        assert item.count() == 1
+        facts = item.inner_text()
+        assert "Test Signer" in facts and "c2pa.created" in facts and "trainedAlgorithmicMedia" in facts
+        assert signed.get_by_test_id("candidates").locator(".candidate").count() == 3  # the model's view beside
+        thumb = signed.get_by_test_id("thumbnail")
+        assert thumb.evaluate("img => img.complete && img.naturalWidth") == 64
+
+        plain = page.locator('[data-testid=result][data-sample="plain.png"]')
+        verdict = plain.get_by_test_id("verdict").inner_text()
+        assert verdict in ("gauss", "jpeg", "upsampled", "unknown — none of the known generators")
+        assert "Calibrated score" in plain.get_by_test_id("score").inner_text() or verdict.startswith("unknown")
+        rows = plain.locator("[data-testid=candidates] .candidate")
+        labels = rows.evaluate_all("rows => rows.map(r => r.dataset.label)")
+        assert sorted(labels) == ["gauss", "jpeg", "upsampled"]
+        widths = plain.locator(".cand-fill").evaluate_all("bars => bars.map(b => b.getBoundingClientRect().width)")
+        assert widths == sorted(widths, reverse=True) and widths[0] > 0  # ranked bars, drawn
+        assert plain.get_by_test_id("no-evidence").inner_text().startswith("no evidence")
+
+        broken = page.locator('[data-testid=result][data-sample="broken.png"]')
+        assert broken.get_by_test_id("verdict").inner_text() == "Could not be read"
+        assert broken.get_by_test_id("error").inner_text() == "broken.png: not an image (unrecognised format)"
+
+        hostile = page.locator("[data-testid=result]").nth(3)
+        assert hostile.get_by_test_id("sample-name").inner_text() == HOSTILE_NAME  # shown as text, never as HTML
+        assert page.evaluate("window.__pwned") is None
+
+        text = page.locator('[data-testid=result][data-sample="pasted text"]')
+        assert text.get_by_test_id("verdict").inner_text() == "A"
+        assert text.get_by_test_id("explanation").locator("tr").count() >= 2  # the features that decided
+        assert "upon" in text.get_by_test_id("explanation").inner_text()
+
+        with page.expect_download() as download:
+            page.get_by_test_id("download").click()
+        saved = tmp_path / "answers.json"
+        download.value.save_as(saved)
+        answers = json.loads(saved.read_text())
+        assert [a["sample"] for a in answers][:3] == ["dalle.png", "plain.png", "broken.png"]
+        assert answers[0]["evidence"][0]["kind"] == "c2pa" and answers[4]["label"] == "A"
+
+        page.screenshot(path=str(tmp_path / "page.png"), full_page=True)
+        assert (tmp_path / "page.png").stat().st_size > 10_000
+    finally:
+        page.close()
+    assert problems == [], problems  # no script errors, no policy violations, no failed loads
+    assert external == [], external  # nothing fetched from elsewhere
