@@ -10,14 +10,14 @@ correlations, not for its cluster structure at fine grain. 80% of the real image
 index; the other 20% (held out, real) are the queries.
 
 For the flat index (the recall reference) and for IVF-PQ (``--nprobe`` values; with the
-default re-ranking of 32*k candidates by their exact vectors, and by the codes alone): build
+default re-ranking of 64*k candidates by their exact vectors, and by the codes alone): build
 time, resident memory the build added and the process's peak, size on disk, the resident
 memory and load time of a fresh process that loads the saved index memory-mapped (the files'
 SHA-256 checked first), query latency p50 / p95 for one query at a time and per query in
 batches of 64, and recall@10 against the flat index. faiss runs on ``--threads`` threads.
 
     python -m benchmarks.index_scale                       # 1,000,000 references
-    python -m benchmarks.index_scale --n 200000 --nprobe 8,16,32
+    python -m benchmarks.index_scale --n 200000 --nprobe 8,16,32 --refine 32
     python -m benchmarks.index_scale --quick               # 20,000 references, 140 real images
 """
 
@@ -147,8 +147,8 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=1_000_000, help="references in the index (default 1000000)")
     ap.add_argument("--per-generator", type=int, help="real images per generator (default: all)")
     ap.add_argument("--queries", type=int, default=300, help="held-out real images used as queries (at most)")
-    ap.add_argument("--nprobe", default="8,16,32", help="IVF-PQ lists searched, comma-separated (default 8,16,32)")
-    ap.add_argument("--refine", type=int, default=32, help="IVF-PQ re-ranking factor (default 32)")
+    ap.add_argument("--nprobe", default="16,32,64", help="IVF-PQ lists searched, comma-separated (default 16,32,64)")
+    ap.add_argument("--refine", type=int, default=64, help="IVF-PQ re-ranking factor (default 64)")
     ap.add_argument("--threads", type=int, default=1, help="faiss threads (default 1)")
     ap.add_argument("--features-cache", type=Path, help="an .npz to keep the real features in between runs")
     ap.add_argument("--keep", type=Path, help="write the indexes here and keep them (default: a temporary folder)")

@@ -1219,13 +1219,13 @@ was built with may query or extend it (by default the model recorded at build ti
     b.add_argument("--kind", choices=("flat", "ivfpq"), default="flat", help="exact (flat, default) or IVF-PQ")
     b.add_argument("--nlist", type=int, metavar="N", help="ivfpq: inverted lists (default: about sqrt(n))")
     b.add_argument("--m", type=int, metavar="M", help="ivfpq: sub-quantizers (default: one per 8 dimensions)")
-    b.add_argument("--nprobe", type=int, default=16, metavar="P", help="ivfpq: lists searched per query (default 16)")
+    b.add_argument("--nprobe", type=int, default=32, metavar="P", help="ivfpq: lists searched per query (default 32)")
     b.add_argument(
         "--refine",
         type=int,
-        default=32,
+        default=64,
         metavar="F",
-        help="ivfpq: re-rank F*k candidates by their exact vectors (default 32; 0: codes only, smaller, lower recall)",
+        help="ivfpq: re-rank F*k candidates by their exact vectors (default 64; 0: codes only, smaller, lower recall)",
     )
     b.add_argument(
         "--train-size",
