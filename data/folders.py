@@ -41,6 +41,8 @@ class LabelledSamples:
     labels: list[str] = field(default_factory=list)
     names: list[str] = field(default_factory=list)
     modality: str = "image"
+    #: per sample, its JSONL ``group`` field (instruction, task, prompt, document) or None
+    groups: list[Any] = field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.samples)
@@ -131,6 +133,7 @@ def _read_jsonl(path: Path, modality: str, allow_outside: bool = False) -> Label
             out.samples.append(value)
             out.labels.append(str(rec["label"]))
             out.names.append(str(rec.get("id", f"{path.name}:{lineno}")))
+            out.groups.append(None if rec.get("group") is None else str(rec["group"]))
     if not out.samples:
         raise DatasetError(f"{path}: no records")
     return out

@@ -24,6 +24,8 @@ from provenance.openset.metrics import threshold_at_fpr, threshold_at_tpr
 from provenance.openset.scores import OpenSetScore
 from provenance.result import UNKNOWN, Attribution
 
+#: modalities whose ``"default"`` extractor is ``"auto"``: the recipe is chosen by grouped cross-validation
+AUTO_MODALITIES = frozenset({"text", "code"})
 #: at most this many training feature rows are kept as the negative bank for enrollment
 BANK_SIZE = 4000
 #: ... and at most this many bytes of them (wide text features would make model folders huge)
@@ -79,7 +81,9 @@ class Attributor(ConfigMixin):
         threshold and temperature are calibrated (costs a second training; the
         calibration stays the one measured on held-out samples).
     seed: random seed for the calibration split and augmentation.
-    modality: picks the default extractor when ``extractor`` is ``"default"``.
+    modality: picks the default extractor when ``extractor`` is ``"default"``; for text and code
+        the default is ``"auto"``: :meth:`fit` chooses the extractor and head by grouped
+        cross-validation (:mod:`provenance.recipes`; a head named here narrows the candidates).
     """
 
     format = "provenance-attributor"
@@ -91,7 +95,7 @@ class Attributor(ConfigMixin):
     def __init__(
         self,
         extractor: Extractor | str = "default",
-        head: Head | str = "linear",
+        head: Head | str | None = None,
         open_set: OpenSetScore | str = "msp",
         tpr: float = 0.95,
         calibration_fraction: float = 0.2,
@@ -100,6 +104,27 @@ class Attributor(ConfigMixin):
         seed: int = 0,
         modality: str = "image",
     ) -> None:
+        #: with ``extractor="auto"``: the recipes :meth:`fit` chooses among (a head named here narrows them)
+        self.auto_candidates_: list[tuple[str, str]] | None = None
+        self.recipe_choice_: dict[str, Any] | None = None
+        if isinstance(extractor, str) and extractor == "default" and modality in AUTO_MODALITIES:
+            extractor = "auto"  # text and code: the recipe is chosen in fit()
+        if isinstance(extractor, str) and extractor == "auto":
+            from provenance.recipes import CANDIDATES
+
+            if modality not in CANDIDATES:
+                raise ValueError(
+                    f"extractor 'auto' chooses among text and code recipes; for {modality!r} name an extractor "
+                    "or leave it 'default'"
+                )
+            # a head named (or given) here narrows the candidates to that head's recipes
+            wanted = head if isinstance(head, str) or head is None else head.name
+            self.auto_candidates_ = [c for c in CANDIDATES[modality] if wanted is None or c[1] == wanted]
+            if not self.auto_candidates_:
+                raise ValueError(f"extractor 'auto' has no {modality} recipe with head {wanted!r}")
+            extractor, head = self.auto_candidates_[0]  # placeholders until fit() chooses
+        if head is None:
+            head = "linear"
         self.extractor = create_extractor(extractor, modality) if isinstance(extractor, str) else extractor
         if isinstance(head, str):
             head = create_head(head, **self.extractor.head_defaults.get(head, {}))
@@ -228,8 +253,19 @@ class Attributor(ConfigMixin):
         return self.extractor.features(loaded, progress=progress) if loaded else np.zeros((0, 0), np.float32)
 
     # ------------------------------------------------------------------ training
-    def fit(self, samples: Sequence[Any], labels: Sequence[str], progress: bool = False) -> Attributor:
+    def fit(
+        self,
+        samples: Sequence[Any],
+        labels: Sequence[str],
+        progress: bool = False,
+        groups: Sequence[Any] | None = None,
+    ) -> Attributor:
         """Train on labelled samples; unreadable samples are skipped with a warning.
+
+        With ``extractor="auto"`` the recipe (extractor and head) is first chosen by grouped
+        cross-validation (:func:`provenance.recipes.choose_recipe`); ``groups`` (one per sample,
+        ``None`` for a sample of its own: the instruction, task, prompt or document it answers)
+        keep each group on one side of every fold. The table is kept as ``recipe_choice_``.
 
         Unlike :meth:`attribute`, this holds every decoded training sample at once (trainable
         extractors go over them for several epochs, and the head's augmented copies are made from
@@ -248,6 +284,23 @@ class Attributor(ConfigMixin):
         if len(set(y.tolist())) < 2:
             raise ValueError(f"need at least two labels with readable samples, got {sorted(set(y.tolist()))}")
         self.skipped_ = errors
+        if groups is not None and len(groups) != len(samples):
+            raise ValueError(f"{len(samples)} samples but {len(groups)} groups")
+        if self.auto_candidates_ is not None:
+            from provenance.recipes import choose_recipe
+
+            choice = choose_recipe(
+                loaded,
+                y.tolist(),
+                self.modality,
+                groups=None if groups is None else [groups[i] for i in positions],
+                candidates=self.auto_candidates_,
+                seed=self.seed,
+            )
+            ext_name, head_name = choice["chosen"]["extractor"], choice["chosen"]["head"]
+            self.extractor = create_extractor(ext_name, self.modality)
+            self.head = create_head(head_name, **self.extractor.head_defaults.get(head_name, {}))
+            self.recipe_choice_ = choice
         rng = np.random.default_rng(self.seed)
         fit_idx, cal_idx = _stratified_split(y, self.calibration_fraction, rng)
         if self.extractor.trainable:
@@ -432,6 +485,7 @@ class Attributor(ConfigMixin):
             "class_thresholds": self.class_thresholds_,
             "enrolled": self.enrolled.get_config(),
             "n_train": getattr(self, "n_train_", None),
+            "recipe_choice": self.recipe_choice_,
         }
 
     def state_dict(self) -> dict[str, np.ndarray]:
@@ -554,6 +608,10 @@ class Attributor(ConfigMixin):
         enrolled = learned.get("enrolled", [])
         model.enrolled = EnrolledSources.from_state(enrolled, split_state(state, "enrolled"), known=classes)
         model.n_train_ = check_int(learned, "n_train", (0, MAX_INT), optional=True)
+        choice = learned.get("recipe_choice")
+        if choice is not None and not (isinstance(choice, dict) and isinstance(choice.get("table"), list)):
+            raise ConfigError("recipe_choice", f"expected an object with a 'table', got {choice!r:.60}", "learned")
+        model.recipe_choice_ = choice
 
         # every part sees the same feature vectors: their widths must agree
         widths: dict[str, int] = {}

@@ -126,7 +126,7 @@ def _read_dataset(path: str, modality: str | None, allow_outside: bool = False):
 
 # ---------------------------------------------------------------------- commands
 def cmd_train(args: argparse.Namespace) -> int:
-    from provenance.attributor import Attributor
+    from provenance.attributor import AUTO_MODALITIES, Attributor
     from provenance.detectors import create_extractor
 
     _check_output(args.output)
@@ -134,9 +134,15 @@ def cmd_train(args: argparse.Namespace) -> int:
     modality = data.modality
     options = _parse_options(args.option)
     try:
-        extractor = create_extractor(args.extractor, modality, **options)
+        if args.extractor == "auto" and options:
+            raise UsageError("--option sets a named extractor; 'auto' chooses its own")
+        # text and code: "default" is "auto" (the recipe chosen by cross-validation) unless --option sets one
+        by_default = args.extractor == "default" and modality in AUTO_MODALITIES and not options
+        chosen = args.extractor == "auto" or by_default
+        extractor = args.extractor if chosen else create_extractor(args.extractor, modality, **options)
         model = Attributor(
             extractor,
+            modality=modality,
             head=args.head,
             open_set=args.open_set,
             tpr=args.tpr,
@@ -149,16 +155,20 @@ def cmd_train(args: argparse.Namespace) -> int:
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
-            model.fit(data.samples, data.labels, progress=not args.quiet)
+            groups = data.groups if any(g is not None for g in data.groups) else None
+            model.fit(data.samples, data.labels, progress=not args.quiet, groups=groups)
         except ValueError as exc:  # settings or data the model cannot train on (one label, tpr out of range)
             raise UsageError(f"{exc} (nothing written)") from None
     for w in caught:
         print(f"warning: {w.message}", file=sys.stderr)
     out = _save(model, args.output)
+    extractor = model.extractor
     payload = {
         "model": str(out),
         "modality": modality,
         "extractor": extractor.registry_name,
+        "head": model.head.name,
+        "recipe_choice": model.recipe_choice_,
         "classes": model.classes_,
         "n_train": model.n_train_,
         "skipped": sorted(model.skipped_.values()),
@@ -168,9 +178,30 @@ def cmd_train(args: argparse.Namespace) -> int:
         f"trained {extractor.registry_name} on {model.n_train_} {modality} samples, {len(model.classes_)} labels "
         f"({', '.join(model.classes_)}); saved to {out}"
         + (f"\n{len(model.skipped_)} unreadable samples skipped" if model.skipped_ else "")
+        + _recipe_lines(model.recipe_choice_)
     )
     _emit(args, payload, human)
     return EXIT_OK
+
+
+def _recipe_lines(choice: dict[str, Any] | None) -> str:
+    """How ``--extractor auto`` chose, one line per candidate (empty when the recipe was named)."""
+    if not choice:
+        return ""
+    if not choice["table"]:
+        return f"\nrecipe: {choice['chosen']['extractor']} + {choice['chosen']['head']} ({choice['by']})"
+    sub = f", {choice['n']} of {choice['n_total']} samples" if choice.get("subsampled") else ""
+    lines = [
+        f"\nrecipe chosen by {choice['folds']}-fold grouped cross-validation "
+        f"({choice['groups']} groups{'' if choice.get('grouped') else ': no group field, one per sample'}{sub}, "
+        f"{choice['seconds']:.1f} s): {choice['chosen']['extractor']} + {choice['chosen']['head']}"
+    ]
+    for r in choice["table"]:
+        lines.append(
+            f"  {r['extractor'] + ' + ' + r['head']:<28} macro_f1={r['macro_f1_mean']:.3f}+-{r['macro_f1_std']:.3f} "
+            f"accuracy={r['accuracy_mean']:.3f}+-{r['accuracy_std']:.3f}"
+        )
+    return "\n".join(lines)
 
 
 def _evidence_line(e: dict[str, Any]) -> str:
@@ -333,6 +364,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     lines = [f"n={m['n']} accuracy={m['accuracy']:.3f} macro_f1={m['macro_f1']:.3f}"]
+    if m.get("recipe_choice"):
+        lines.append(_recipe_lines(m["recipe_choice"]).strip("\n"))
     if m["auroc"] is not None:
         lines.append(f"auroc={m['auroc']:.3f} oscr={m['oscr']:.3f} (unknown n={m['n_unknown']})")
     for lab, r in m["per_class"].items():
@@ -807,16 +840,19 @@ def build_parser() -> argparse.ArgumentParser:
         dest="extractor",
         default="default",
         metavar="NAME",
-        help=f"feature extractor: one of {', '.join(EXTRACTORS.names())}, or clip:ARCH, or fusion:A+B "
-        "(default: per modality: "
-        + ", ".join(f"{m} {n}" for m, n in sorted(DEFAULT_EXTRACTORS.items()))
-        + "); --backbone is an alias",
+        help=f"feature extractor: one of {', '.join(EXTRACTORS.names())}, or clip:ARCH, or fusion:A+B, or auto "
+        "(text and code: choose the extractor and head by grouped cross-validation; JSONL 'group' fields "
+        "keep an instruction, task or document on one side of each fold) "
+        "(default: image residual-cnn; text and code auto, or "
+        + ", ".join(f"{m} {n}" for m, n in sorted(DEFAULT_EXTRACTORS.items()) if m != "image")
+        + " with --option); --backbone is an alias",
     )
     p.add_argument(
         "--head",
-        default="linear",
+        default=None,
         choices=HEADS.names(),
-        help="closed-set head (default linear; delta: Burrows' Delta, nearest author centroid of z-scored features)",
+        help="closed-set head (default linear, or chosen with --extractor auto; delta: Burrows' Delta, "
+        "nearest author centroid of z-scored features)",
     )
     p.add_argument(
         "--open-set",

@@ -48,6 +48,8 @@ def evaluate(
         "ece": expected_calibration_error(proba, y, model.classes_),
         "errors": len(errors),
         "failed": [{"sample": describe_sample(samples[i]), "error": msg} for i, msg in sorted(errors.items())],
+        # how extractor="auto" chose the model's recipe (None when the recipe was named)
+        "recipe_choice": getattr(model, "recipe_choice_", None),
     }
     if unknown_samples is not None:
         ufeats, upos, uerr = model.features(unknown_samples, progress=progress)

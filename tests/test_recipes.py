@@ -1,0 +1,137 @@
+"""``extractor="auto"``: the text/code recipe chosen by grouped cross-validation (provenance.recipes)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from provenance.attributor import Attributor
+from provenance.cli import main
+from provenance.evaluation import evaluate
+from provenance.recipes import choose_recipe, grouped_folds
+
+WORDS = "the of and to a in that it is was for on with as by at from this".split()
+NOUNS = "river city law court people power state army trade union senate office nation record letter".split()
+
+
+def make_text(author: str, rng: np.random.Generator) -> str:
+    """Same function words for every author; only the layout and punctuation differ."""
+    out = []
+    for _ in range(10):
+        words = [str(rng.choice(WORDS if rng.random() < 0.4 else NOUNS)) for _ in range(int(rng.integers(8, 14)))]
+        sentence = " ".join(words).capitalize()
+        if author == "dash":
+            out.append("- " + sentence + ";")
+        elif author == "bang":
+            out.append(sentence + "!")
+        else:
+            out.append(sentence + ", yes.")
+    return ("\n" if author == "dash" else " ").join(out)
+
+
+@pytest.fixture(scope="module")
+def corpus() -> tuple[list[str], list[str], list[int]]:
+    rng = np.random.default_rng(0)
+    texts, labels, groups = [], [], []
+    for g in range(15):  # 15 "instructions", each answered by every author
+        for author in ("dash", "bang", "comma"):
+            texts.append(make_text(author, rng))
+            labels.append(author)
+            groups.append(g)
+    return texts, labels, groups
+
+
+def test_grouped_folds_never_split_a_group() -> None:
+    rng = np.random.default_rng(1)
+    gid = rng.integers(0, 20, size=120)
+    y = np.asarray(["a", "b", "c"])[rng.integers(0, 3, size=120)]
+    folds = grouped_folds(y, gid, n_splits=3)
+    assert len(folds) == 3
+    seen_test = np.concatenate([te for _, te in folds])
+    assert sorted(seen_test.tolist()) == list(range(120))  # every sample tested once
+    for tr, te in folds:
+        assert not set(gid[tr].tolist()) & set(gid[te].tolist())
+
+
+def test_the_recipe_that_wins_is_chosen(corpus) -> None:
+    texts, labels, groups = corpus
+    choice = choose_recipe(texts, labels, "text", groups=groups)
+    rows = {(r["extractor"], r["head"]): r for r in choice["table"]}
+    assert set(rows) == {("stylometry", "linear"), ("function-words", "delta"), ("function-words", "linear")}
+    assert choice["chosen"] == {"extractor": "stylometry", "head": "linear"}
+    best = rows[("stylometry", "linear")]["macro_f1_mean"]
+    assert best > 0.9
+    assert best > max(r["macro_f1_mean"] for k, r in rows.items() if k[0] == "function-words") + 0.2
+    assert choice["groups"] == 15 and choice["grouped"] and choice["folds"] == 3 and not choice["subsampled"]
+    for r in choice["table"]:
+        assert {"accuracy_mean", "accuracy_std", "macro_f1_mean", "macro_f1_std", "seconds"} <= set(r)
+
+
+def test_subsampling_keeps_whole_groups(corpus) -> None:
+    texts, labels, groups = corpus
+    choice = choose_recipe(
+        texts, labels, "text", groups=groups, max_samples=21, candidates=[("function-words", "delta")]
+    )
+    assert choice["subsampled"] and choice["n"] == 21 and choice["n_total"] == 45 and choice["groups"] == 7
+
+
+def test_too_little_data_falls_back_to_the_first_recipe() -> None:
+    choice = choose_recipe(["one text", "another"], ["a", "b"], "text")
+    assert choice["chosen"] == {"extractor": "stylometry", "head": "linear"} and choice["table"] == []
+
+
+def test_auto_refits_saves_and_evaluates(corpus, tmp_path: Path) -> None:
+    texts, labels, groups = corpus
+    model = Attributor("auto", modality="text").fit(texts, labels, groups=groups)
+    assert model.extractor.name == "stylometry" and model.head.name == "linear"
+    assert model.recipe_choice_["chosen"]["extractor"] == "stylometry"
+    saved = model.save_pretrained(tmp_path / "m")
+    config = json.loads((saved / "config.json").read_text())
+    assert config["recipe_choice"]["table"] == model.recipe_choice_["table"]
+    again = Attributor.from_pretrained(saved)
+    assert again.recipe_choice_ == model.recipe_choice_
+    out = evaluate(again, texts[:9], labels[:9])
+    assert out["recipe_choice"]["chosen"] == {"extractor": "stylometry", "head": "linear"}
+    assert out["accuracy"] == 1.0
+    # a recipe named by the user: no table
+    named = Attributor("function-words", head="delta", modality="text").fit(texts, labels)
+    assert named.recipe_choice_ is None and evaluate(named, texts[:9], labels[:9])["recipe_choice"] is None
+
+
+def test_default_text_model_is_auto_and_a_head_narrows_it(corpus) -> None:
+    texts, labels, groups = corpus
+    assert Attributor(modality="text").auto_candidates_ is not None
+    model = Attributor("auto", head="delta", modality="text").fit(texts, labels, groups=groups)
+    assert [(r["extractor"], r["head"]) for r in model.recipe_choice_["table"]] == [("function-words", "delta")]
+    assert model.head.name == "delta"
+
+
+def test_auto_is_for_text_and_code_only() -> None:
+    with pytest.raises(ValueError, match="text and code"):
+        Attributor("auto", modality="image")
+    assert Attributor(modality="image").recipe_choice_ is None  # images keep their default extractor
+
+
+def test_cli_extractor_auto_with_jsonl_groups(corpus, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    texts, labels, groups = corpus
+    data = tmp_path / "train.jsonl"
+    data.write_text(
+        "".join(
+            json.dumps({"text": t, "label": lab, "group": f"q{g}"}) + "\n"
+            for t, lab, g in zip(texts, labels, groups, strict=True)
+        )
+    )
+    out = tmp_path / "model"
+    assert main(["train", str(data), "-o", str(out), "--extractor", "auto", "--json", "-q"]) == 0
+    payload = json.loads(capsys.readouterr().out)
+    assert payload["extractor"] == "stylometry" and payload["head"] == "linear"
+    assert payload["recipe_choice"]["groups"] == 15 and payload["recipe_choice"]["grouped"]
+    assert main(["evaluate", str(out), str(data), "--json", "-q"]) == 0
+    assert json.loads(capsys.readouterr().out)["recipe_choice"]["chosen"]["extractor"] == "stylometry"
+    assert main(["evaluate", str(out), str(data), "-q"]) == 0
+    assert "recipe chosen by 3-fold grouped cross-validation (15 groups" in capsys.readouterr().out
+    # --option sets a named extractor: bad usage with auto
+    assert main(["train", str(data), "-o", str(tmp_path / "m2"), "--extractor", "auto", "--option", "x=1", "-q"]) == 2
