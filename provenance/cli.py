@@ -10,13 +10,14 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import math
 import os
 import sys
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
+
+from provenance.result import finite
 
 EXIT_OK, EXIT_SAMPLES_FAILED, EXIT_USAGE = 0, 1, 2
 #: what a shell reports for a command stopped by SIGPIPE (128 + 13)
@@ -40,20 +41,9 @@ def _parse_options(pairs: Sequence[str]) -> dict[str, Any]:
     return opts
 
 
-def _finite(obj: Any) -> Any:
-    """``obj`` with every NaN or infinity replaced by null: JSON output must parse with a strict parser."""
-    if isinstance(obj, float):
-        return obj if math.isfinite(obj) else None
-    if isinstance(obj, dict):
-        return {k: _finite(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return [_finite(v) for v in obj]
-    return obj
-
-
 def _emit(args: argparse.Namespace, payload: Any, human: str) -> None:
     if args.json:
-        json.dump(_finite(payload), sys.stdout, indent=2, allow_nan=False)
+        json.dump(finite(payload), sys.stdout, indent=2, allow_nan=False)
         sys.stdout.write("\n")
     else:
         print(human)

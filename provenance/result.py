@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -54,3 +55,15 @@ class Attribution:
         d = asdict(self)
         d["candidates"] = [[lab, float(s)] for lab, s in self.candidates]
         return d
+
+
+def finite(obj: Any) -> Any:
+    """``obj`` with every NaN or infinity replaced by None: ``--json`` output, service answers and batch
+    records must parse with a strict JSON parser."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: finite(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [finite(v) for v in obj]
+    return obj

@@ -61,6 +61,7 @@ from safetensors.torch import save_file
 from torch import nn
 from torch.nn import functional as F
 
+from provenance.core.serialization import fsync_dir
 from provenance.detectors.image.trace import DEFAULT_WIDTHS, TraceBackbone, build_backbone, lr_factor, sha256_file
 from provenance.detectors.progress import progress_bar
 
@@ -231,16 +232,7 @@ def _atomic_write_bytes(path: Path, write: Any) -> None:
     finally:
         if tmp.exists():
             tmp.unlink()
-    try:
-        fd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass  # some filesystems refuse fsync on folders; the file itself is synced
-    finally:
-        os.close(fd)
+    fsync_dir(path.parent)
 
 
 def _write_json(path: Path, value: Any) -> None:

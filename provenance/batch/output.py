@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from provenance.batch.records import decode_record, iter_keys, to_table
+from provenance.core.serialization import fsync_dir
 
 MANIFEST_NAME = "_manifest.json"
 SUCCESS_NAME = "_SUCCESS"
@@ -56,19 +57,6 @@ def _now() -> str:
     return _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
 
 
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass  # some filesystems refuse fsync on folders; the file itself was synced
-    finally:
-        os.close(fd)
-
-
 def write_atomic(path: Path, data: bytes) -> None:
     """``data`` into ``path`` by a synced temporary file renamed over it."""
     tmp = path.parent / f".{path.name}.{secrets.token_hex(4)}.tmp"
@@ -84,7 +72,7 @@ def write_atomic(path: Path, data: bytes) -> None:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
-    _fsync_dir(path.parent)
+    fsync_dir(path.parent)
 
 
 def _describe_os_error(exc: OSError) -> str:
@@ -189,7 +177,7 @@ class PartWriter:
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
             raise
-        _fsync_dir(self.folder)
+        fsync_dir(self.folder)
         self.parts.append(final)
         self.records += len(self._buffer)
         self._buffer = []

@@ -17,10 +17,11 @@ back into the record that the JSON-lines format holds.
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+from provenance.result import finite
 
 #: keys a record has beyond ``attribute --json``'s
 BATCH_KEYS = ("sha256", "links")
@@ -43,17 +44,6 @@ SCALAR_COLUMNS: tuple[tuple[str, str], ...] = (
 #: nested fields, stored in Parquet as JSON text
 JSON_COLUMNS = ("candidates", "explanation", "notes", "evidence", "links")
 METADATA_KEY = b"provenance.json_columns"
-
-
-def finite(obj: Any) -> Any:
-    """``obj`` with every NaN or infinity replaced by None, as ``attribute --json`` prints it."""
-    if isinstance(obj, float):
-        return obj if math.isfinite(obj) else None
-    if isinstance(obj, dict):
-        return {k: finite(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return [finite(v) for v in obj]
-    return obj
 
 
 def encode_record(record: dict[str, Any]) -> str:

@@ -138,7 +138,8 @@ def _remove_debris(target: Path) -> None:
                 shutil.rmtree(leftover, ignore_errors=True)
 
 
-def _fsync_dir(path: Path) -> None:
+def fsync_dir(path: Path) -> None:
+    """Make a rename or new file inside ``path`` durable (quietly skipped where the filesystem refuses)."""
     try:
         fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
     except OSError:
@@ -203,7 +204,7 @@ def write_model_dir(
                 _swap_in(tmp, target)
             else:
                 os.rename(tmp, target)
-            _fsync_dir(target.parent)
+            fsync_dir(target.parent)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise

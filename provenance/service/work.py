@@ -10,14 +10,13 @@ carry out at all (an unknown claim, no model loaded) raises :class:`RequestError
 from __future__ import annotations
 
 import io
-import math
 from collections.abc import Callable
 from typing import Any
 
 from provenance.attributor import Attributor
 from provenance.bundle import Bundle
 from provenance.detectors.errors import SampleError
-from provenance.result import Attribution
+from provenance.result import Attribution, finite
 from provenance.service.samples import Input, renamed
 from provenance.verification import Verification
 
@@ -33,17 +32,6 @@ class RequestError(Exception):
         self.message = message
         self.status = status
         super().__init__(message)
-
-
-def finite(obj: Any) -> Any:
-    """``obj`` with NaN and infinities as None: the answers are strict JSON, as ``--json`` output is."""
-    if isinstance(obj, float):
-        return obj if math.isfinite(obj) else None
-    if isinstance(obj, dict):
-        return {k: finite(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return [finite(v) for v in obj]
-    return obj
 
 
 def routed(model: Model | None) -> Model | None:
