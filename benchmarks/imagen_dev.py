@@ -105,8 +105,8 @@ def main() -> None:
             m.fit([images[r["path"]] for r in tr], [r["generator"] for r in tr])
             kn = [r for r in test if r["generator"] != g]
             un = [r for r in test if r["generator"] == g]
-            ev = evaluate(m,
-                [images[r["path"]] for r in kn], [r["generator"] for r in kn], [images[r["path"]] for r in un]
+            ev = evaluate(
+                m, [images[r["path"]] for r in kn], [r["generator"] for r in kn], [images[r["path"]] for r in un]
             )
             results[g] = ev
             print(

@@ -7,14 +7,20 @@ minified; the training side stays clean), and with ``--logo`` the AUROC of each 
 held out as unknown. ``--baseline`` runs the LLM-NodeJS recipe instead: TF-IDF of the
 source tokens + a random forest.
 
-    python -m benchmarks.js_dev humanevalx
+    python -m benchmarks.js_dev humanevalx            # auto: recipe chosen by grouped CV in fit()
     python -m benchmarks.js_dev commercial --logo
+    python -m benchmarks.js_dev humanevalx --backbone code-structure --head linear   # a fixed recipe
     python -m benchmarks.js_dev humanevalx --baseline
     python -m benchmarks.js_dev humanevalx --terser /tmp/terser/node_modules   # after `npm install terser@5` there
 
 ``--terser`` also scores the test files after the real minifier (``terser --compress
 --mangle`` through its Node API, in one Node process); files terser cannot parse (prose
 answers, TypeScript) are scored as they are, and counted.
+
+The default ``--backbone auto`` is the library's default for code (``Attributor(modality="code")``):
+``fit`` chooses the extractor and head by cross-validation grouped by task / prompt (the groups
+are passed to ``fit``, so no task is on both sides of a fold); the chosen recipe and the table
+are printed. ``--head`` narrows the candidates to that head's recipes.
 """
 
 from __future__ import annotations
@@ -107,13 +113,28 @@ def baseline(train: list[dict], test: list[dict], mangled: list[str]) -> None:
     )
 
 
+def print_choice(choice: dict) -> None:
+    """The recipe ``auto`` chose and its grouped cross-validation table, briefly."""
+    print(
+        f"auto chose {choice['chosen']['extractor']} + {choice['chosen']['head']} by {choice['folds']}-fold CV "
+        f"over {choice['groups']} groups ({choice['n']} of {choice['n_total']} files, {choice['seconds']:.0f} s):",
+        flush=True,
+    )
+    for row in choice["table"]:
+        print(
+            f"  {row['extractor']} + {row['head']}: accuracy {row['accuracy_mean']:.3f} ± {row['accuracy_std']:.3f}, "
+            f"macro-F1 {row['macro_f1_mean']:.3f} ± {row['macro_f1_std']:.3f}",
+            flush=True,
+        )
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("dataset", choices=sorted(SETS))
     ap.add_argument("--data", type=Path, default=DATA)
-    ap.add_argument("--backbone", default="default")
+    ap.add_argument("--backbone", default="auto", help="auto (the default for code) or an extractor name")
     ap.add_argument("--options", default="", help="JSON keyword arguments for the backbone")
-    ap.add_argument("--head", default="linear")
+    ap.add_argument("--head", default=None, help="head (default: linear; with auto, narrows the candidates)")
     ap.add_argument("--head-options", default="", help='JSON keyword arguments for the head, e.g. {"C": 0.01}')
     ap.add_argument("--open-set", default="msp")
     ap.add_argument("--no-augment-head", action="store_true", help="do not train the head on mangled copies")
@@ -133,22 +154,37 @@ def main() -> None:
         baseline(train, test, mangled)
         return
 
+    auto = args.backbone in ("auto", "default") and not args.options
+
     def make() -> Attributor:
+        if auto:
+            if args.head_options:
+                sys.exit("--head-options needs a named --backbone (auto creates its heads itself)")
+            return Attributor(
+                "auto", head=args.head, open_set=args.open_set, augment_head=not args.no_augment_head, modality="code"
+            )
         opts = json.loads(args.options) if args.options else {}
         ext = create_extractor(args.backbone, "code", **opts)
-        head = create_head(args.head, **json.loads(args.head_options)) if args.head_options else args.head
+        head_name = args.head or "linear"
+        head = create_head(head_name, **json.loads(args.head_options)) if args.head_options else head_name
         return Attributor(ext, head=head, open_set=args.open_set, augment_head=not args.no_augment_head)
 
+    def fit(rows: list[dict]) -> Attributor:
+        return make().fit([r["code"] for r in rows], [r["label"] for r in rows], groups=[r["group"] for r in rows])
+
     t0 = time.perf_counter()
-    model = make().fit([r["code"] for r in train], [r["label"] for r in train])
+    model = fit(train)
     t1 = time.perf_counter()
+    if model.recipe_choice_:
+        print_choice(model.recipe_choice_)
     res = model.attribute([r["code"] for r in test])
     speed = len(test) / (time.perf_counter() - t1)
     y = [r["label"] for r in test]
     pred = [top_label(r) for r in res]
     pm = [top_label(r) for r in model.attribute(mangled)]
+    recipe = f"{model.extractor.name} + {model.head.name}" + (" (auto)" if auto else "")
     print(
-        f"backbone={args.backbone} head={args.head} augment={not args.no_augment_head}: accuracy "
+        f"{recipe} augment={not args.no_augment_head}: accuracy "
         f"{accuracy(y, pred):.3f} macro-F1 {macro_f1(y, pred):.3f} | mangled {accuracy(y, pm):.3f} / "
         f"{macro_f1(y, pm):.3f} (fit {t1 - t0:.0f} s, {speed:.0f} files/s)",
         flush=True,
@@ -171,13 +207,13 @@ def main() -> None:
     if args.logo:
         aurocs = []
         for held in sorted({r["label"] for r in rows}):
-            tr = [r for r in train if r["label"] != held]
-            m = make().fit([r["code"] for r in tr], [r["label"] for r in tr])
+            m = fit([r for r in train if r["label"] != held])
             known = m.attribute([r["code"] for r in test if r["label"] != held])
             unknown = m.attribute([r["code"] for r in test if r["label"] == held])
             a = auroc([r.open_set_score for r in known if r.ok], [r.open_set_score for r in unknown if r.ok])
             aurocs.append(a)
-            print(f"  held out {held:<32} AUROC {a:.3f}", flush=True)
+            chosen = f" (auto chose {m.extractor.name} + {m.head.name})" if m.recipe_choice_ else ""
+            print(f"  held out {held:<32} AUROC {a:.3f}{chosen}", flush=True)
         print(f"leave-one-model-out mean AUROC {np.mean(aurocs):.3f} (open set {args.open_set})")
 
 

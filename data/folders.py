@@ -77,6 +77,8 @@ def guess_modality(path: str | os.PathLike) -> str:
 
 
 def _read_folder(root: Path, modality: str) -> LabelledSamples:
+    """A folder per label; a subfolder inside a label's folder is a group (``LABEL/GROUP/file``: the
+    instruction, task, prompt or document the file answers, shared across labels by name)."""
     suffixes = SUFFIXES[modality]
     out = LabelledSamples()
     subdirs = sorted(d for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
@@ -88,6 +90,8 @@ def _read_folder(root: Path, modality: str) -> LabelledSamples:
             out.samples.append(f)  # a Path: always read as a file, whatever its name looks like
             out.labels.append(d.name)
             out.names.append(str(f))
+            rel = f.relative_to(d).parts
+            out.groups.append(rel[0] if len(rel) > 1 else None)
     if not out.samples:
         raise DatasetError(f"{root}: no {modality} files ({', '.join(sorted(suffixes))}) in its subfolders")
     return out
@@ -108,7 +112,13 @@ def _resolve_inside(path: Path, lineno: int, key: str, value: Any, allow_outside
     return target
 
 
-def _read_jsonl(path: Path, modality: str, allow_outside: bool = False) -> LabelledSamples:
+def _read_jsonl(
+    path: Path,
+    modality: str,
+    allow_outside: bool = False,
+    label_field: str = "label",
+    group_field: str = "group",
+) -> LabelledSamples:
     out = LabelledSamples()
     fields = JSONL_FIELDS[modality]
     with open(path, encoding="utf-8") as fh:
@@ -119,8 +129,8 @@ def _read_jsonl(path: Path, modality: str, allow_outside: bool = False) -> Label
                 rec = json.loads(line)
             except json.JSONDecodeError as exc:
                 raise DatasetError(f"{path}:{lineno}: invalid JSON ({exc.msg})") from None
-            if not isinstance(rec, dict) or "label" not in rec:
-                raise DatasetError(f"{path}:{lineno}: each record needs a 'label' field")
+            if not isinstance(rec, dict) or (label_field and rec.get(label_field) is None):
+                raise DatasetError(f"{path}:{lineno}: each record needs a {label_field!r} field (the label)")
             key = next((k for k in fields if k in rec), None)
             if key is None:
                 raise DatasetError(f"{path}:{lineno}: no {' or '.join(repr(k) for k in fields)} field")
@@ -131,16 +141,21 @@ def _read_jsonl(path: Path, modality: str, allow_outside: bool = False) -> Label
                 # content, never a path: a text that happens to name a file is still that text
                 value = _CONTENT_TYPES[modality](value)
             out.samples.append(value)
-            out.labels.append(str(rec["label"]))
+            out.labels.append(str(rec[label_field]) if label_field else str(rec.get("label", "")))
             out.names.append(str(rec.get("id", f"{path.name}:{lineno}")))
-            out.groups.append(None if rec.get("group") is None else str(rec["group"]))
+            out.groups.append(None if rec.get(group_field) is None else str(rec[group_field]))
     if not out.samples:
         raise DatasetError(f"{path}: no records")
     return out
 
 
 def read_labelled(
-    path: str | os.PathLike, modality: str | None = None, *, allow_outside: bool = False
+    path: str | os.PathLike,
+    modality: str | None = None,
+    *,
+    allow_outside: bool = False,
+    label_field: str = "label",
+    group_field: str = "group",
 ) -> LabelledSamples:
     """Read labelled samples from a folder-per-label tree or a ``.jsonl`` file.
 
@@ -150,6 +165,10 @@ def read_labelled(
     the JSONL file's folder. A path field that leaves that folder (an absolute path
     elsewhere, ``..``, a symlink pointing out) raises :class:`DatasetError` naming the
     line, unless ``allow_outside=True``.
+
+    ``label_field`` names the JSONL field that is the label (``family`` for a vendor instead of
+    a model); ``group_field`` the one that groups samples for ``auto``'s folds (an instruction,
+    task or prompt). In a folder, ``LABEL/GROUP/file`` puts the file in group ``GROUP``.
     """
     p = Path(path)
     if not p.exists():
@@ -160,8 +179,45 @@ def read_labelled(
     if p.is_file():
         if p.suffix != ".jsonl":
             raise DatasetError(f"{p}: a dataset is a folder (one subfolder per label) or a .jsonl file")
-        out = _read_jsonl(p, modality, allow_outside)
+        out = _read_jsonl(p, modality, allow_outside, label_field, group_field)
     else:
+        if (label_field, group_field) != ("label", "group"):
+            raise DatasetError(
+                f"{p}: a folder's labels are its subfolders and its groups their subfolders; "
+                "label and group fields apply to .jsonl files only"
+            )
         out = _read_folder(p, modality)
+    out.modality = modality
+    return out
+
+
+def read_outliers(
+    path: str | os.PathLike, modality: str, *, allow_outside: bool = False, group_field: str = "group"
+) -> LabelledSamples:
+    """Samples of sources outside a model's label set (``train --outliers``): their labels are not used.
+
+    The forms of :func:`read_labelled` (a folder per source, or JSONL, where a record needs no label),
+    plus a plain folder of files.
+    """
+    p = Path(path)
+    if not p.exists():
+        raise DatasetError(f"{p}: no such file or folder")
+    if modality not in SUFFIXES:
+        raise DatasetError(f"unknown modality {modality!r}; choose image, text or code")
+    if p.is_file():
+        if p.suffix != ".jsonl":
+            raise DatasetError(f"{p}: outliers are a folder of files, a folder per source, or a .jsonl file")
+        out = _read_jsonl(p, modality, allow_outside, label_field="", group_field=group_field)
+    elif any(d.is_dir() and not d.name.startswith(".") for d in p.iterdir()):
+        out = _read_folder(p, modality)
+    else:
+        out = LabelledSamples()
+        for f in sorted(f for f in p.iterdir() if f.is_file() and f.suffix.lower() in SUFFIXES[modality]):
+            out.samples.append(f)
+            out.labels.append("")
+            out.names.append(str(f))
+            out.groups.append(None)
+        if not out.samples:
+            raise DatasetError(f"{p}: no {modality} files ({', '.join(sorted(SUFFIXES[modality]))})")
     out.modality = modality
     return out

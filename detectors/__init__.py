@@ -27,6 +27,8 @@ EXTRACTORS: Registry[Extractor] = Registry(
         "fusion": "provenance.detectors.fusion:FusionExtractor",
         "stylometry": "provenance.detectors.text.stylometry:StylometryExtractor",
         "function-words": "provenance.detectors.text.stylometry:FunctionWordsExtractor",
+        "ngrams": "provenance.detectors.text.ngrams:NgramExtractor",
+        "markers": "provenance.detectors.text.markers:MarkersExtractor",
         "minilm": "provenance.detectors.text.sentence_embedding:MiniLMExtractor",
         "code-structure": "provenance.detectors.code.structure:CodeStructureExtractor",
     },

@@ -39,7 +39,6 @@ class DeltaHead(Head):
         self.scale = scale
         self.balanced = balanced
 
-
     def fit(self, X: Any, y: Sequence) -> DeltaHead:
         if not self.scale > 0:
             raise ValueError(f"scale must be positive, got {self.scale}")

@@ -38,7 +38,6 @@ class LinearHead(Head):
         self.max_iter = max_iter
         self.standardize = standardize
 
-
     def fit(self, X: Any, y: Sequence) -> LinearHead:
         if not self.C > 0:
             raise ValueError(f"C must be positive, got {self.C}")

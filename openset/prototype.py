@@ -33,7 +33,6 @@ class PrototypeHead(Head):
         self.k = k
         self.temperature = temperature
 
-
     def fit(self, X: Any, y: Sequence) -> PrototypeHead:
         if self.k < 0:
             raise ValueError(f"k must be >= 0, got {self.k}")

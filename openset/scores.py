@@ -19,16 +19,20 @@ from provenance.openset.index import ReferenceIndex
 
 
 class OpenSetScore(ConfigMixin):
-    """Base class: ``fit(X, y)`` then ``score(X, proba)`` -> ``(n,)`` (higher = known)."""
+    """Base class: ``fit(X, y)`` then ``score(X, proba)`` -> ``(n,)`` (higher = known).
+
+    A score with ``learns_from_outliers`` is fitted as ``fit(X, y, outliers=O)``: ``O`` are
+    features of samples from sources outside the labels (``train --outliers``).
+    """
 
     name: ClassVar[str] = ""
+    learns_from_outliers: ClassVar[bool] = False
 
     def fit(self, X: Any, y: Sequence) -> OpenSetScore:
         return self
 
     def score(self, X: Any, proba: np.ndarray) -> np.ndarray:
         raise NotImplementedError
-
 
 
 class MaxProbScore(OpenSetScore):
@@ -69,7 +73,6 @@ class KNNScore(_Standardised):
     def __init__(self, k: int = 5) -> None:
         self.k = k
 
-
     def fit(self, X: Any, y: Sequence) -> KNNScore:
         if self.k < 1:
             raise ValueError(f"k must be >= 1, got {self.k}")
@@ -106,7 +109,6 @@ class MahalanobisScore(_Standardised):
 
     def __init__(self, shrinkage: float = 0.2) -> None:
         self.shrinkage = shrinkage
-
 
     def fit(self, X: Any, y: Sequence) -> MahalanobisScore:
         if not 0.0 <= self.shrinkage <= 1.0:
@@ -153,9 +155,7 @@ class PrototypeScore(OpenSetScore):
     def fit(self, X: Any, y: Sequence) -> PrototypeScore:
         Z = _unit(check_features(X))
         classes, codes = check_labels(y, Z.shape[0], min_classes=1)
-        self.prototypes_ = _unit(np.stack([Z[codes == c].mean(axis=0) for c in range(len(classes))])).astype(
-            np.float32
-        )
+        self.prototypes_ = _unit(np.stack([Z[codes == c].mean(axis=0) for c in range(len(classes))])).astype(np.float32)
         return self
 
     def similarities(self, X: Any) -> np.ndarray:
@@ -176,12 +176,78 @@ class PrototypeScore(OpenSetScore):
             raise ConfigError("prototypes", "no class prototypes", "weights")
 
 
+#: the extra class that holds the outliers (a name no dataset label can take by accident)
+OUTLIER_CLASS = "(outlier)"
+
+
+class OutlierClassScore(OpenSetScore):
+    """One minus the probability of an extra "outlier" class, learnt from samples of other sources.
+
+    Outlier exposure: a logistic regression (z-scored features, balanced class weights) over
+    the known labels plus one class holding every outlier sample, fitted as
+    ``fit(X, y, outliers=O)``. A sample like none of the known sources but like the outliers
+    scores low. It learns what the outliers have in common that the known sources lack, so it
+    helps against sources resembling the outliers and can hurt against sources that resemble the
+    known ones more than the outliers do (BENCHMARKS.md, issue 15). ``C``: inverse L2 strength
+    (0.0003 measured best on stylometric features, against 0.0001, 0.001 and 0.01).
+    """
+
+    name = "outlier-class"
+    learns_from_outliers = True
+    config_fields = ("C",)
+    config_bounds: ClassVar[dict[str, Bound]] = {"C": (0.0, 1e6, "(]")}
+
+    def __init__(self, C: float = 0.0003) -> None:
+        self.C = C
+
+    def fit(self, X: Any, y: Sequence, outliers: Any = None) -> OutlierClassScore:
+        from provenance.openset.linear import LinearHead
+
+        X = check_features(X)
+        if outliers is None or len(outliers) == 0:
+            raise ValueError(
+                "the outlier-class open-set score learns from outliers: pass samples of other sources "
+                "(fit(..., outliers=...), train --outliers OTHER) or choose another open-set score"
+            )
+        out = check_features(outliers, X.shape[1], name="outliers")
+        known, _ = check_labels(y, X.shape[0], min_classes=1)
+        if OUTLIER_CLASS in known:
+            raise ValueError(f"{OUTLIER_CLASS!r} is reserved for the outliers; rename that label")
+        labels = np.concatenate([np.asarray(y, dtype=str), np.full(len(out), OUTLIER_CLASS)])
+        self.head_ = LinearHead(C=self.C, class_weight="balanced").fit(np.concatenate([X, out]), labels)
+        return self
+
+    def score(self, X: Any, proba: np.ndarray) -> np.ndarray:
+        if not hasattr(self, "head_"):
+            raise RuntimeError("OutlierClassScore is not fitted")
+        return 1.0 - self.head_.predict_proba(X)[:, self.head_.classes_.index(OUTLIER_CLASS)]
+
+    def learned_config(self) -> dict[str, Any]:
+        return {"classes": list(self.head_.classes_)}
+
+    def state_dict(self) -> dict[str, np.ndarray]:
+        return self.head_.state_dict()
+
+    def load_state_dict(self, state: dict[str, np.ndarray], learned: dict[str, Any] | None = None) -> None:
+        from provenance.openset.linear import LinearHead
+
+        self.head_ = LinearHead(C=self.C, class_weight="balanced")
+        self.head_.load_state_dict(state, learned)
+        if OUTLIER_CLASS not in self.head_.classes_:
+            raise ConfigError("classes", f"no {OUTLIER_CLASS!r} class", "learned")
+
+    @property
+    def mean_(self) -> np.ndarray:
+        """The features' means (the model's loader checks every part has the same width)."""
+        return self.head_.mean_
+
+
 def _unit(X: np.ndarray) -> np.ndarray:
     return X / (np.linalg.norm(X, axis=1, keepdims=True) + 1e-12)
 
 
 #: open-set scores by name; plug-ins add theirs with ``OPEN_SET_SCORES.register(name, cls)``
 OPEN_SET_SCORES: Registry[OpenSetScore] = Registry("open-set score")
-for _cls in (MaxProbScore, KNNScore, MahalanobisScore, PrototypeScore):
+for _cls in (MaxProbScore, KNNScore, MahalanobisScore, PrototypeScore, OutlierClassScore):
     OPEN_SET_SCORES.register(_cls.name, _cls)
 create_open_set_score = OPEN_SET_SCORES.create

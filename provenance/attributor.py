@@ -144,6 +144,8 @@ class Attributor(ConfigMixin):
         self.bank_labels_: np.ndarray | None = None
         self.enrolled = EnrolledSources()
         self.name: str | None = None
+        self.n_outliers_ = 0
+        self.outlier_rejection_: float | None = None
 
     # ------------------------------------------------------------------ helpers
     @property
@@ -259,8 +261,13 @@ class Attributor(ConfigMixin):
         labels: Sequence[str],
         progress: bool = False,
         groups: Sequence[Any] | None = None,
+        outliers: Sequence[Any] | None = None,
     ) -> Attributor:
         """Train on labelled samples; unreadable samples are skipped with a warning.
+
+        ``outliers``: samples of sources outside the labels, for an open-set score that learns from
+        them (``open_set="outlier-class"``). They train neither the extractor nor the head; the
+        share of held-out outliers the open-set rule rejects is kept as ``outlier_rejection_``.
 
         With ``extractor="auto"`` the recipe (extractor and head) is first chosen by grouped
         cross-validation (:func:`provenance.recipes.choose_recipe`); ``groups`` (one per sample,
@@ -286,6 +293,24 @@ class Attributor(ConfigMixin):
         self.skipped_ = errors
         if groups is not None and len(groups) != len(samples):
             raise ValueError(f"{len(samples)} samples but {len(groups)} groups")
+        learns = getattr(self.open_set, "learns_from_outliers", False)
+        if outliers is not None and len(outliers) and not learns:
+            raise ValueError(
+                f"the open-set score {self.open_set.name!r} does not learn from outliers; "
+                "use open_set='outlier-class' (train --outliers picks it by default)"
+            )
+        out_loaded: list[Any] = []
+        if outliers is not None and len(outliers):
+            out_loaded, _, out_errors = self.load_samples(outliers)
+            for msg in out_errors.values():
+                warnings.warn(f"skipped outlier sample {msg}", stacklevel=2)
+            if not out_loaded:
+                raise ValueError("no readable outlier samples")
+        if learns and not out_loaded:
+            raise ValueError(
+                f"the open-set score {self.open_set.name!r} learns from outliers: pass outliers=... "
+                "(train --outliers OTHER)"
+            )
         if self.auto_candidates_ is not None:
             from provenance.recipes import choose_recipe
 
@@ -306,21 +331,35 @@ class Attributor(ConfigMixin):
         if self.extractor.trainable:
             self.extractor.fit([loaded[i] for i in fit_idx], y[fit_idx].tolist(), progress=progress)
         X, X_aug, aug_rows = self._training_features(loaded, rng, progress)
+        X_out = self.extractor.features(out_loaded, progress=progress) if out_loaded else None
+        # the outliers are split like the known samples: the rejection rate is measured on unseen ones
+        out_fit, out_cal = (
+            _stratified_split(np.zeros(len(out_loaded), dtype=int), self.calibration_fraction, rng)
+            if out_loaded
+            else (np.zeros(0, dtype=int), np.zeros(0, dtype=int))
+        )
 
-        def fit_heads(idx: np.ndarray) -> None:
+        def fit_heads(idx: np.ndarray, out_idx: np.ndarray) -> None:
             # head-level augmentation: row r of X_aug is a perturbed copy of sample aug_rows[r]
             keep = np.isin(aug_rows, idx)
             Xf = np.concatenate([X[idx], X_aug[keep]]) if keep.any() else X[idx]
             yf = np.concatenate([y[idx], y[aug_rows[keep]]]) if keep.any() else y[idx]
             self.head.fit(Xf, yf)
-            self.open_set.fit(Xf, yf)
+            if learns:
+                self.open_set.fit(Xf, yf, outliers=X_out[out_idx])
+            else:
+                self.open_set.fit(Xf, yf)
 
         everything = np.arange(len(y))
+        self.outlier_rejection_ = None
         if cal_idx.size:
             # calibrate on samples neither the extractor nor the head has seen
-            fit_heads(fit_idx)
+            fit_heads(fit_idx, out_fit if out_cal.size else np.arange(len(out_loaded)))
             cal_proba = self.head.predict_proba(X[cal_idx])
             cal_scores = self.open_set.score(X[cal_idx], cal_proba)
+            if out_cal.size and out_fit.size:
+                held = self.open_set.score(X_out[out_cal], self.head.predict_proba(X_out[out_cal]))
+                self.outlier_rejection_ = float(np.mean(held < threshold_at_tpr(cal_scores, self.tpr)))
             self.class_thresholds_ = self._class_thresholds(cal_proba, y[cal_idx])
             self.temperature_ = fit_temperature(
                 self.head.decision_function(X[cal_idx]), y[cal_idx], list(self.head.classes_)
@@ -328,9 +367,10 @@ class Attributor(ConfigMixin):
             if self.extractor.trainable and self.refit_extractor:
                 self.extractor.fit(loaded, y.tolist(), progress=progress)
                 X, X_aug, aug_rows = self._training_features(loaded, rng, progress)
-            fit_heads(everything)
+                X_out = self.extractor.features(out_loaded, progress=progress) if out_loaded else None
+            fit_heads(everything, np.arange(len(out_loaded)))
         else:
-            fit_heads(everything)
+            fit_heads(everything, np.arange(len(out_loaded)))
             proba = self.head.predict_proba(X)
             cal_scores = self.open_set.score(X, proba)
             self.class_thresholds_ = self._class_thresholds(proba, y)
@@ -344,6 +384,7 @@ class Attributor(ConfigMixin):
         self.enrolled = EnrolledSources()
         self.threshold_ = threshold_at_tpr(cal_scores, self.tpr)
         self.n_train_ = len(y)
+        self.n_outliers_ = len(out_loaded)
         return self
 
     def _class_thresholds(self, proba: np.ndarray, y: np.ndarray) -> dict[str, float]:
@@ -485,6 +526,8 @@ class Attributor(ConfigMixin):
             "class_thresholds": self.class_thresholds_,
             "enrolled": self.enrolled.get_config(),
             "n_train": getattr(self, "n_train_", None),
+            "n_outliers": getattr(self, "n_outliers_", 0),
+            "outlier_rejection": getattr(self, "outlier_rejection_", None),
             "recipe_choice": self.recipe_choice_,
         }
 
@@ -608,6 +651,8 @@ class Attributor(ConfigMixin):
         enrolled = learned.get("enrolled", [])
         model.enrolled = EnrolledSources.from_state(enrolled, split_state(state, "enrolled"), known=classes)
         model.n_train_ = check_int(learned, "n_train", (0, MAX_INT), optional=True)
+        model.n_outliers_ = check_int(learned, "n_outliers", (0, MAX_INT), optional=True) or 0
+        model.outlier_rejection_ = check_number(learned, "outlier_rejection", (0.0, 1.0), optional=True)
         choice = learned.get("recipe_choice")
         if choice is not None and not (isinstance(choice, dict) and isinstance(choice.get("table"), list)):
             raise ConfigError("recipe_choice", f"expected an object with a 'table', got {choice!r:.60}", "learned")

@@ -105,13 +105,23 @@ def _load_model(path: str):
         raise UsageError(str(exc)) from None
 
 
-def _read_dataset(path: str, modality: str | None, allow_outside: bool = False):
+def _read_dataset(path: str, modality: str | None, allow_outside: bool = False, **fields: str):
     from provenance.data.folders import DatasetError, read_labelled
 
     try:
-        return read_labelled(path, modality, allow_outside=allow_outside)
+        return read_labelled(path, modality, allow_outside=allow_outside, **fields)
     except DatasetError as exc:
         raise UsageError(str(exc)) from None
+
+
+def _fields(args: argparse.Namespace) -> dict[str, str]:
+    """The JSONL fields named by --label-field / --group-field (left out when they are the defaults)."""
+    out = {}
+    if getattr(args, "label_field", "label") != "label":
+        out["label_field"] = args.label_field
+    if getattr(args, "group_field", "group") != "group":
+        out["group_field"] = args.group_field
+    return out
 
 
 # ---------------------------------------------------------------------- commands
@@ -120,8 +130,18 @@ def cmd_train(args: argparse.Namespace) -> int:
     from provenance.detectors import create_extractor
 
     _check_output(args.output)
-    data = _read_dataset(args.data, args.modality, args.allow_outside)
+    data = _read_dataset(args.data, args.modality, args.allow_outside, **_fields(args))
     modality = data.modality
+    outliers = None
+    if args.outliers:
+        from provenance.data.folders import DatasetError, read_outliers
+
+        try:
+            outliers = read_outliers(
+                args.outliers, modality, allow_outside=args.allow_outside, group_field=args.group_field
+            )
+        except DatasetError as exc:
+            raise UsageError(f"--outliers: {exc}") from None
     options = _parse_options(args.option)
     try:
         if args.extractor == "auto" and options:
@@ -134,7 +154,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             extractor,
             modality=modality,
             head=args.head,
-            open_set=args.open_set,
+            open_set=args.open_set or ("outlier-class" if outliers is not None else "msp"),
             tpr=args.tpr,
             augment_head=not args.no_augment_head,
             refit_extractor=args.refit,
@@ -146,7 +166,13 @@ def cmd_train(args: argparse.Namespace) -> int:
         warnings.simplefilter("always")
         try:
             groups = data.groups if any(g is not None for g in data.groups) else None
-            model.fit(data.samples, data.labels, progress=not args.quiet, groups=groups)
+            model.fit(
+                data.samples,
+                data.labels,
+                progress=not args.quiet,
+                groups=groups,
+                outliers=None if outliers is None else outliers.samples,
+            )
         except ValueError as exc:  # settings or data the model cannot train on (one label, tpr out of range)
             raise UsageError(f"{exc} (nothing written)") from None
     for w in caught:
@@ -161,6 +187,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         "recipe_choice": model.recipe_choice_,
         "classes": model.classes_,
         "n_train": model.n_train_,
+        "n_outliers": model.n_outliers_,
+        "outlier_rejection": model.outlier_rejection_,
         "skipped": sorted(model.skipped_.values()),
         "threshold": model.threshold_,
     }
@@ -168,6 +196,17 @@ def cmd_train(args: argparse.Namespace) -> int:
         f"trained {extractor.registry_name} on {model.n_train_} {modality} samples, {len(model.classes_)} labels "
         f"({', '.join(model.classes_)}); saved to {out}"
         + (f"\n{len(model.skipped_)} unreadable samples skipped" if model.skipped_ else "")
+        + (
+            f"\nopen set {model.open_set.name} learnt from {model.n_outliers_} outlier samples"
+            + (
+                f"; it rejects {model.outlier_rejection_:.0%} of held-out outliers while keeping "
+                f"{model.tpr:.0%} of held-out known samples"
+                if model.outlier_rejection_ is not None
+                else ""
+            )
+            if model.n_outliers_
+            else ""
+        )
         + _recipe_lines(model.recipe_choice_)
     )
     _emit(args, payload, human)
@@ -297,7 +336,11 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     rows = []
     for sample in _samples(args.samples, args.text, args.code):
         row: dict[str, Any] = {
-            "sample": describe_sample(sample), "modality": None, "evidence": [], "notes": [], "error": None
+            "sample": describe_sample(sample),
+            "modality": None,
+            "evidence": [],
+            "notes": [],
+            "error": None,
         }
         try:
             es = evidence_sample(sample, name=row["sample"])
@@ -347,7 +390,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from provenance.evaluation import evaluate
 
     model = _load_model(args.model)
-    known = _read_dataset(args.known, model.modality, args.allow_outside)
+    known = _read_dataset(args.known, model.modality, args.allow_outside, **_fields(args))
     unknown = _read_dataset(args.unknown, model.modality, args.allow_outside).samples if args.unknown else None
     try:
         m = evaluate(model, known.samples, known.labels, unknown, progress=not args.quiet)
@@ -789,6 +832,23 @@ def _add_whitebox_flags(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_field_flags(p: argparse.ArgumentParser, groups: bool) -> None:
+    p.add_argument(
+        "--label-field",
+        default="label",
+        metavar="FIELD",
+        help="the JSONL field that is the label (default label; e.g. family: the vendor, not the model)",
+    )
+    if groups:
+        p.add_argument(
+            "--group-field",
+            default="group",
+            metavar="FIELD",
+            help="the JSONL field that groups samples for auto's cross-validation (default group; e.g. "
+            "instruction_index): a group is never on both sides of a fold",
+        )
+
+
 def _add_allow_outside(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--allow-outside",
@@ -819,9 +879,18 @@ def build_parser() -> argparse.ArgumentParser:
         parents=[common],
         help="train an attributor on labelled data",
         description="Train an attributor. DATA is a folder with one subfolder per label, or a .jsonl "
-        'file with "text" (or "code", or "path" for images) and "label" fields.',
+        'file with "text" (or "code", or "path" for images) and "label" fields. In a folder, '
+        "LABEL/GROUP/file puts the file in group GROUP (the instruction, task or document it answers).",
     )
     p.add_argument("data", metavar="DATA")
+    _add_field_flags(p, groups=True)
+    p.add_argument(
+        "--outliers",
+        metavar="OTHER",
+        help="samples of sources outside the label set (a folder of files, a folder per source, or .jsonl; "
+        "their labels are not used): the open-set rule learns from them that not every sample is one of "
+        "the labels (default open set: outlier-class)",
+    )
     p.add_argument("-o", "--output", required=True, metavar="MODEL", help="model folder to write (atomically)")
     p.add_argument("--modality", choices=sorted(DEFAULT_EXTRACTORS), help="default: guessed from the files")
     p.add_argument(
@@ -846,9 +915,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--open-set",
-        default="msp",
+        default=None,
         choices=OPEN_SET_SCORES.names(),
-        help="open-set score (default msp: maximum class probability)",
+        help="open-set score (default msp: maximum class probability; with --outliers, outlier-class: one "
+        "minus the probability of an extra class learnt from the outliers)",
     )
     p.add_argument(
         "--tpr", type=float, default=0.95, help="share of known samples the open-set rule keeps (default 0.95)"
@@ -894,9 +964,7 @@ Each answer combines what the file says about itself (evidence) with a model's a
 --model is an attributor folder or a bundle (one model per modality; see `provenance bundle`).
 The older form `provenance attribute MODEL SAMPLE...` still works.""",
     )
-    p.add_argument(
-        "samples", nargs="*", metavar="SAMPLE", help="a file (image, text or code); - reads standard input"
-    )
+    p.add_argument("samples", nargs="*", metavar="SAMPLE", help="a file (image, text or code); - reads standard input")
     p.add_argument("--model", metavar="MODEL", help="an attributor or bundle folder (default: $PROVENANCE_MODEL)")
     p.add_argument("--trust-anchors", metavar="FILE.pem", help="C2PA signers to trust (PEM certificates)")
     p.add_argument("--no-evidence", action="store_true", help="skip the evidence readers: the model's answer only")
@@ -937,6 +1005,7 @@ The older form `provenance attribute MODEL SAMPLE...` still works.""",
     p.add_argument("model", metavar="MODEL")
     p.add_argument("known", metavar="KNOWN", help="labelled data in the DATA forms of `train`")
     p.add_argument("--unknown", metavar="UNKNOWN", help="data from sources the model does not know")
+    _add_field_flags(p, groups=False)
     _add_allow_outside(p)
     p.set_defaults(func=cmd_evaluate)
 

@@ -24,9 +24,7 @@ def _same(source: str, label: str) -> bool:
     return a in b or b in a
 
 
-def decide(
-    result: Attribution | None, records: list[Evidence], notes: list[str], *, model_given: bool
-) -> Attribution:
+def decide(result: Attribution | None, records: list[Evidence], notes: list[str], *, model_given: bool) -> Attribution:
     """Combine a model's answer (``result``, None without a model) with a sample's evidence.
 
     ``result`` carries the sample's name, modality and any error; it is updated and returned.

@@ -159,9 +159,7 @@ def load_fingerprint(directory: str | os.PathLike, **overrides: Any) -> Fingerpr
     :class:`~provenance.core.serialization.ModelFormatError` for anything else (an attributor,
     a keyed generator, a missing folder), naming the folder and the reason.
     """
-    return load_pretrained(
-        directory, kinds=(ResidualFingerprint, AutoencoderVerifier), what="fingerprint", **overrides
-    )
+    return load_pretrained(directory, kinds=(ResidualFingerprint, AutoencoderVerifier), what="fingerprint", **overrides)
 
 
 def _method(verifier: Any) -> str:

@@ -149,9 +149,7 @@ def test_a_bundle_without_a_member_answers_from_evidence(stats_model, tmp_path: 
     assert r.label is None and any("no text member" in n for n in r.notes)
 
 
-def test_the_model_environment_variable_may_name_a_bundle(
-    stats_model, text_model, tmp_path: Path, monkeypatch
-) -> None:
+def test_the_model_environment_variable_may_name_a_bundle(stats_model, text_model, tmp_path: Path, monkeypatch) -> None:
     bundle = tmp_path / "bundle"
     assert main(["bundle", str(bundle), f"text={text_model.save_pretrained(tmp_path / 't')}", "-q"]) == 0
     monkeypatch.setenv("PROVENANCE_MODEL", str(bundle))

@@ -283,7 +283,7 @@ def test_create_head_by_name() -> None:
 
 
 def test_create_open_set_score_by_name() -> None:
-    assert set(OPEN_SET_SCORES) == {"msp", "knn", "mahalanobis", "prototype"}
+    assert set(OPEN_SET_SCORES) == {"msp", "knn", "mahalanobis", "prototype", "outlier-class"}
     assert isinstance(create_open_set_score("msp"), MaxProbScore)
     knn = create_open_set_score("knn", k=7)
     assert isinstance(knn, KNNScore) and knn.get_config() == {"k": 7}

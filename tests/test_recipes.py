@@ -10,8 +10,11 @@ import pytest
 
 from provenance.attributor import Attributor
 from provenance.cli import main
+from provenance.detectors import create_extractor
 from provenance.evaluation import evaluate
-from provenance.recipes import choose_recipe, grouped_folds
+from provenance.openset import create_head
+from provenance.openset.metrics import accuracy
+from provenance.recipes import CANDIDATES, _group_ids, choose_recipe, grouped_folds
 
 WORDS = "the of and to a in that it is was for on with as by at from this".split()
 NOUNS = "river city law court people power state army trade union senate office nation record letter".split()
@@ -60,7 +63,8 @@ def test_the_recipe_that_wins_is_chosen(corpus) -> None:
     texts, labels, groups = corpus
     choice = choose_recipe(texts, labels, "text", groups=groups)
     rows = {(r["extractor"], r["head"]): r for r in choice["table"]}
-    assert set(rows) == {("stylometry", "linear"), ("function-words", "delta"), ("function-words", "linear")}
+    assert set(rows) == set(CANDIDATES["text"])
+    assert ("fusion:stylometry+markers", "linear") in rows
     assert choice["chosen"] == {"extractor": "stylometry", "head": "linear"}
     best = rows[("stylometry", "linear")]["macro_f1_mean"]
     assert best > 0.9
@@ -135,3 +139,19 @@ def test_cli_extractor_auto_with_jsonl_groups(corpus, tmp_path: Path, capsys: py
     assert "recipe chosen by 3-fold grouped cross-validation (15 groups" in capsys.readouterr().out
     # --option sets a named extractor: bad usage with auto
     assert main(["train", str(data), "-o", str(tmp_path / "m2"), "--extractor", "auto", "--option", "x=1", "-q"]) == 2
+
+
+def test_a_fusion_scored_from_its_parts_equals_the_fusion_extractor(corpus) -> None:
+    """choose_recipe builds a fusion's fold features from its parts' (shared) fold fits; the figures
+    must be those of FusionExtractor fitted on each fold."""
+    texts, labels, groups = corpus
+    name = "fusion:stylometry+markers"
+    choice = choose_recipe(texts, labels, "text", groups=groups, candidates=[(name, "linear")])
+    y = np.asarray(labels)
+    accs = []
+    for tr, te in grouped_folds(y, _group_ids(groups, len(y)), seed=0):
+        ext = create_extractor(name, "text").fit([texts[i] for i in tr], y[tr].tolist())
+        X = ext.features(texts)
+        head = create_head("linear", **ext.head_defaults["linear"]).fit(X[tr], y[tr])
+        accs.append(accuracy(y[te], np.asarray(head.classes_)[head.decision_function(X[te]).argmax(axis=1)]))
+    assert choice["table"][0]["accuracy_mean"] == pytest.approx(float(np.mean(accs)), abs=1e-9)

@@ -52,7 +52,8 @@ def test_tiny_local_model_windows_and_normalisation(tiny_dir: Path) -> None:
     assert len(ext._windows(long_text)) == 3  # capped at max_windows
     assert all(len(w) <= 16 for w in ext._windows(long_text))
     # batching does not change the answer
-    again = extract(MiniLMExtractor(model=str(tiny_dir), max_tokens=16, max_windows=3, batch_size=1),
+    again = extract(
+        MiniLMExtractor(model=str(tiny_dir), max_tokens=16, max_windows=3, batch_size=1),
         ["A short text.", long_text],
     )
     np.testing.assert_allclose(again, X[:2], rtol=1e-4, atol=1e-5)
