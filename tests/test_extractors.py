@@ -198,10 +198,19 @@ CHEAP_KWARGS: dict[str, dict[str, Any]] = {
     },
     "stylometry": {"char_features": 50, "word_features": 20},
     "function-words": {},
+    "ngrams": {"word_features": 20, "char_features": 30},
+    "markers": {"families": ["markdown", "masked"], "masked_features": 40},
     "minilm": {"max_tokens": 64},  # the encoder loads lazily, on first use
     "code-structure": {"views": ["structure"]},
 }
-MODALITY = {"stylometry": "text", "function-words": "text", "minilm": "text", "code-structure": "code"}
+MODALITY = {
+    "stylometry": "text",
+    "function-words": "text",
+    "ngrams": "text",
+    "markers": "text",
+    "minilm": "text",
+    "code-structure": "code",
+}
 
 
 def test_list_extractors_names_every_family() -> None:
