@@ -55,6 +55,11 @@ class Extractor(ConfigMixin):
         person can read (text and code); None for learnt embeddings. Explanations use them."""
         return None
 
+    def readable(self, X: np.ndarray) -> np.ndarray:
+        """Feature rows in the units :meth:`feature_names` describe (rates, shares, tf-idf weights),
+        for explanations; the features themselves by default."""
+        return X
+
     def notes(self, loaded: Any) -> list[str]:
         """Caveats about one loaded sample that its result should carry (e.g. "only a prefix was
         read", "does not fully parse"); none by default."""

@@ -120,6 +120,18 @@ class FusionExtractor(Extractor):
             [(b - m) / s for b, m, s in zip(blocks, self.block_mean_, self.block_scale_, strict=True)], axis=1
         ).astype(np.float32)
 
+    def readable(self, X: np.ndarray) -> np.ndarray:
+        """Undo the block centring and scaling, then each part's own mapping: explanations then show
+        a function-word rate as a rate, not as a fraction of the block's spread."""
+        if self.block_mean_ is None or self.block_scale_ is None:
+            raise RuntimeError("fusion is not fitted: its block statistics come from fit()")
+        out, start = [], 0
+        for part, m, s in zip(self.parts, self.block_mean_, self.block_scale_, strict=True):
+            block = X[..., start : start + len(m)] * s + m
+            out.append(part.readable(block))
+            start += len(m)
+        return np.concatenate(out, axis=-1)
+
     def feature_names(self) -> list[str] | None:
         """Every part's column names, prefixed with the part (``stylometry/function:'upon'``);
         a part that names no columns gets ``minilm/dim-0``, ``minilm/dim-1``, ... None when

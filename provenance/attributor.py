@@ -449,6 +449,10 @@ class Attributor(ConfigMixin):
         if positions:
             # named once per call: building thousands of names per sample would dominate text attribution
             names = (self.extractor.feature_names() or None) if explain else None
+            if names:
+                # values and training means in the units the names describe (a fusion's parts unscaled)
+                shown = self.extractor.readable(feats)
+                means = None if self.class_means_ is None else self.extractor.readable(self.class_means_)
             proba, os_scores = self.scores(feats)
             classes = np.asarray(self.classes_)
             enrolled_scores = self.enrolled.scores(feats) if len(self.enrolled) else {}
@@ -464,7 +468,9 @@ class Attributor(ConfigMixin):
                 results[i] = Attribution(
                     sample=describe_sample(samples[i]),
                     explanation=(
-                        explain_decision(self.head, feats[row], names, self.class_means_, int(order[0]), int(order[1]))
+                        explain_decision(
+                            self.head, feats[row], names, means, int(order[0]), int(order[1]), values=shown[row]
+                        )
                         if names and len(order) >= 2
                         else None
                     ),

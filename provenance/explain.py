@@ -29,8 +29,14 @@ def explain(
     best: int,
     second: int,
     top: int = 8,
+    values: np.ndarray | None = None,
 ) -> list[dict[str, Any]] | None:
-    """The ``top`` features that most favour class ``best`` over ``second`` for one sample."""
+    """The ``top`` features that most favour class ``best`` over ``second`` for one sample.
+
+    ``values``: the row as reported (the extractor's readable units, e.g. a fusion's parts
+    unscaled); ``x`` by default. ``class_means`` must be in the same units as ``values``.
+    """
+    values = x if values is None else values
     shares = head.margin_shares(x, best, second)
     if shares is None or len(feature_names) != len(shares):
         return None
@@ -48,12 +54,12 @@ def explain(
             "family": family,
             "name": name,
             "weight": round(float(shares[j]), 4),
-            "value": round(float(x[j]), 4),
+            "value": round(float(values[j]), 4) + 0.0,  # + 0.0: no "-0" when a tiny value rounds away
         }
         if class_means is not None:
             item["typical"] = {
-                classes[best]: round(float(class_means[best, j]), 4),
-                classes[second]: round(float(class_means[second, j]), 4),
+                classes[best]: round(float(class_means[best, j]), 4) + 0.0,
+                classes[second]: round(float(class_means[second, j]), 4) + 0.0,
             }
         out.append(item)
     return out

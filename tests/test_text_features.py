@@ -146,6 +146,26 @@ def test_explanations_name_readable_features(corpus) -> None:
     assert feats and all(f.split(":", 1)[0] in ("word", "char") for f in feats)
 
 
+def test_fusion_explanations_speak_in_the_parts_units(corpus) -> None:
+    """A fusion centres and scales its blocks; explanations undo that, so a function-word rate is
+    reported as the rate the part computes and the typical values are the classes' mean rates."""
+    texts, labels, _ = corpus
+    model = Attributor("fusion:markers+function-words", modality="text").fit(texts, labels)
+    part = model.extractor.parts[1]
+    names, raw = part.feature_names(), part.features(texts)
+    checked = 0
+    for i, r in enumerate(model.attribute(texts[:3])):
+        for e in r.explanation or []:
+            assert all(str(v) != "-0.0" for v in e["typical"].values())
+            if e["feature"].startswith("function-words/"):
+                j = names.index(e["feature"].split("/", 1)[1])
+                assert e["value"] == pytest.approx(raw[i, j], abs=1e-3)
+                for c, v in e["typical"].items():
+                    assert v == pytest.approx(raw[np.asarray(labels) == c, j].mean(), abs=1e-3)
+                checked += 1
+    assert checked  # function words decided at least one explanation
+
+
 def test_new_candidates_appear_in_autos_table(corpus) -> None:
     texts, labels, groups = corpus
     new = [c for c in CANDIDATES["text"] if c[0] not in ("stylometry", "function-words")]
