@@ -28,29 +28,12 @@ from provenance.batch.work import WorkSpec
 from provenance.bundle import Bundle
 from provenance.cli import main
 from tests.conftest import synthetic_image
+from tests.service_helpers import code_model, text_model
 from tests.test_code_attribution import arrow_style, classic_style
 
 ROOT = Path(__file__).resolve().parents[1]
 TEXT_A = "Upon reflection, {} of us think it is upon the people to decide, whilst we wait. "
 TEXT_B = "On the whole there are {} reasons, among them the cost, and no more to say on it. "
-
-
-def _text_model() -> Attributor:
-    texts, labels = [], []
-    for i in range(12):
-        texts += [TEXT_A.format(i) * 3, TEXT_B.format(i) * 3]
-        labels += ["A", "B"]
-    return Attributor("function-words", head="delta", modality="text").fit(texts, labels)
-
-
-def _code_model() -> Attributor:
-    rng = np.random.default_rng(0)
-    codes, labels = [], []
-    for label, make in (("arrow", arrow_style), ("classic", classic_style)):
-        for _ in range(12):
-            codes.append(make(rng))
-            labels.append(label)
-    return Attributor("default", modality="code").fit(codes, labels)
 
 
 @pytest.fixture(scope="module")
@@ -59,8 +42,8 @@ def bundle(stats_model: Attributor, tmp_path_factory: pytest.TempPathFactory) ->
     root = tmp_path_factory.mktemp("batch-models")
     members = {
         "image": stats_model.save_pretrained(root / "image"),
-        "text": _text_model().save_pretrained(root / "text"),
-        "code": _code_model().save_pretrained(root / "code"),
+        "text": text_model().save_pretrained(root / "text"),
+        "code": code_model().save_pretrained(root / "code"),
     }
     return Bundle.from_folders(members).save_pretrained(root / "bundle")
 

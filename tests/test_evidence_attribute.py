@@ -16,6 +16,7 @@ import provenance
 from provenance import Attributor, Code, Text
 from provenance.cli import main
 from tests.conftest import files_and_labels
+from tests.service_helpers import text_model as two_author_text_model
 
 A1111 = (
     "a lighthouse at dusk, oil painting\nNegative prompt: blurry\n"
@@ -39,13 +40,7 @@ def _a1111_png(path: Path) -> Path:
 
 @pytest.fixture(scope="module")
 def text_model() -> Attributor:
-    texts, labels = [], []
-    for i in range(12):
-        texts.append(f"Upon reflection, {i} of us think it is upon the people to decide, whilst we wait. " * 3)
-        labels.append("A")
-        texts.append(f"On the whole there are {i} reasons, among them the cost, and no more to say on it. " * 3)
-        labels.append("B")
-    return Attributor("function-words", head="delta", modality="text").fit(texts, labels)
+    return two_author_text_model()
 
 
 @pytest.fixture()
