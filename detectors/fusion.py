@@ -1,4 +1,4 @@
-"""Fusion: several extractors of one modality, their features concatenated."""
+"""Fusion: several extractors of one modality (or code and text), their features concatenated."""
 
 from __future__ import annotations
 
@@ -22,6 +22,8 @@ class FusionExtractor(Extractor):
 
     Trainable parts are trained in :meth:`fit`; block statistics are fitted there too. A
     saved fusion names 2 to :data:`MAX_PARTS` registered extractors (no fusion inside a fusion).
+    All parts read one modality, except that text extractors may follow a code extractor
+    (``fusion:code-structure+stylometry+markers``): they read the code the first part loaded.
     """
 
     name = "fusion"
@@ -57,8 +59,12 @@ class FusionExtractor(Extractor):
         if len(parts) < 2:
             raise ValueError("fusion needs at least two extractors")
         modalities = {p.modality for p in parts}
-        if len(modalities) != 1:
-            raise ValueError(f"fusion parts must share one modality, got {sorted(modalities)}")
+        # code is text too: text extractors may follow a code extractor and read the code it loaded
+        if len(modalities) != 1 and not (parts[0].modality == "code" and modalities == {"code", "text"}):
+            raise ValueError(
+                f"fusion parts must share one modality (or be a code extractor followed by text ones), "
+                f"got {[p.modality for p in parts]}"
+            )
         self.parts = list(parts)
         self.block_mean_: list[np.ndarray] | None = None
         self.block_scale_: list[np.ndarray] | None = None
@@ -90,6 +96,8 @@ class FusionExtractor(Extractor):
         # every part of one modality reads the sample the same way; the strictest size check wins
         loaded = self.parts[0].load(sample)
         for p in self.parts[1:]:
+            if p.modality != self.modality:
+                continue  # a text part of a code fusion reads the code as the code part loaded and capped it
             try:
                 p.load(loaded)
             except SampleError as exc:

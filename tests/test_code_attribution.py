@@ -10,7 +10,9 @@ import pytest
 
 from provenance.attributor import Attributor
 from provenance.cli import main
+from provenance.core.serialization import ModelFormatError
 from provenance.detectors import create_extractor
+from provenance.detectors.code.syntax import extract_code
 from provenance.detectors.code.transforms import mangle
 
 NAMES = ["items", "total", "result", "value", "count", "data", "list", "index"]
@@ -133,3 +135,40 @@ def test_results_say_when_code_does_not_fully_parse(code_model, code_corpus, cap
     probe.write_text(typescript)
     assert main(["attribute", str(saved), str(probe), "-q"]) == 0
     assert "note: does not fully parse" in capsys.readouterr().out
+
+
+def test_code_fusion_with_text_extractors_saves_and_explains(code_corpus, tmp_path: Path) -> None:
+    """Text extractors may follow a code extractor in a fusion: they read the code it loaded and capped."""
+    codes, labels = [c for _, c in code_corpus["train"]], [lab for lab, _ in code_corpus["train"]]
+    model = Attributor("fusion:code-structure+stylometry+markers", modality="code").fit(codes, labels)
+    assert model.modality == "code"
+    assert [p.name for p in model.extractor.parts] == ["code-structure", "stylometry", "markers"]
+    fenced = "Here is my solution:\n\n```js\n" + code_corpus["test"][0][1] + "```\nHope it helps."
+    samples = [c for _, c in code_corpus["test"]] + [fenced]
+    results = model.attribute(samples)
+    truth = [lab for lab, _ in code_corpus["test"]] + [code_corpus["test"][0][0]]
+    assert all(r.ok and r.modality == "code" for r in results)
+    assert np.mean([r.label == t for r, t in zip(results, truth, strict=True)]) >= 0.9
+    names = model.extractor.feature_names()
+    assert any(n.startswith("markers/") for n in names) and any(n.startswith("code-structure/") for n in names)
+    assert results[0].explanation and all(e["weight"] > 0 for e in results[0].explanation)
+    # the text parts see the fenced JavaScript, as the code part does, not the prose around it
+    X, positions, errors = model.features([extract_code(fenced), fenced])
+    assert positions == [0, 1] and not errors
+    np.testing.assert_allclose(X[0], X[1], rtol=1e-5, atol=1e-5)
+    loaded = Attributor.from_pretrained(model.save_pretrained(tmp_path / "m"))
+    assert loaded.modality == "code"
+    np.testing.assert_allclose(
+        [r.candidates[0][1] for r in loaded.attribute(samples)], [r.candidates[0][1] for r in results], atol=1e-6
+    )
+    # a saved fusion whose text part comes first is refused with the reason, not half-loaded
+    config = json.loads((tmp_path / "m" / "config.json").read_text())
+    config["extractor"]["config"]["parts"].reverse()
+    (tmp_path / "m" / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ModelFormatError, match="code extractor followed by text"):
+        Attributor.from_pretrained(tmp_path / "m")
+
+
+def test_fusion_of_text_then_code_is_refused() -> None:
+    with pytest.raises(ValueError, match="code extractor followed by text"):
+        create_extractor("fusion:markers+code-structure", "code")

@@ -15,6 +15,7 @@ from provenance.evaluation import evaluate
 from provenance.openset import create_head
 from provenance.openset.metrics import accuracy
 from provenance.recipes import CANDIDATES, _group_ids, choose_recipe, grouped_folds
+from tests.test_code_attribution import arrow_style, classic_style
 
 WORDS = "the of and to a in that it is was for on with as by at from this".split()
 NOUNS = "river city law court people power state army trade union senate office nation record letter".split()
@@ -155,3 +156,20 @@ def test_a_fusion_scored_from_its_parts_equals_the_fusion_extractor(corpus) -> N
         head = create_head("linear", **ext.head_defaults["linear"]).fit(X[tr], y[tr])
         accs.append(accuracy(y[te], np.asarray(head.classes_)[head.decision_function(X[te]).argmax(axis=1)]))
     assert choice["table"][0]["accuracy_mean"] == pytest.approx(float(np.mean(accs)), abs=1e-9)
+
+
+def test_code_candidates_fuse_text_extractors_and_score_like_the_fusion() -> None:
+    """The code recipes include code structure fused with text extractors; each is scored on code strings."""
+    assert ("fusion:code-structure+markers", "linear") in CANDIDATES["code"]
+    rng = np.random.default_rng(3)
+    codes, labels, groups = [], [], []
+    for g in range(8):
+        for label, make in (("arrow", arrow_style), ("classic", classic_style)):
+            codes.append(make(rng))
+            labels.append(label)
+            groups.append(g)
+    choice = choose_recipe(codes, labels, "code", groups=groups)
+    assert [(r["extractor"], r["head"]) for r in choice["table"]] == CANDIDATES["code"]
+    assert all(r["accuracy_mean"] >= 0.9 for r in choice["table"] if r["head"] == "linear")
+    model = Attributor(modality="code").fit(codes, labels, groups=groups)
+    assert model.recipe_choice_["chosen"]["extractor"] == model.extractor.registry_name
