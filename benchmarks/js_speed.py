@@ -1,4 +1,4 @@
-"""Throughput of the ``code-structure`` JavaScript features on ~100-line files.
+"""Throughput of the JavaScript features (``code-structure``, or ``--extractor``) on ~100-line files.
 
 Files of 80-130 lines are taken from the dev sets (or, without them, made by
 repeating a hand-written function); the extractor is fitted once, then ``load`` +
@@ -8,6 +8,7 @@ depend on what else runs; ``files_per_cpu_s`` (files per second of this process'
 CPU time) does not.
 
     python benchmarks/js_speed.py --repeat 3 --jobs 2
+    python benchmarks/js_speed.py --extractor fusion:code-structure+markers --jobs 1
 """
 
 from __future__ import annotations
@@ -21,7 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
-from provenance.detectors.code.structure import CodeStructureExtractor
+from provenance.detectors import create_extractor
+from provenance.detectors.base import Extractor
 
 DATA = [Path("/work/shared/data/code/js-humanevalx-dev"), Path("/work/shared/data/code/js-commercial-dev")]
 
@@ -54,7 +56,7 @@ def pick_files(lo: int, hi: int, folder: Path) -> list[Path]:
     return out
 
 
-def _work(args: tuple[CodeStructureExtractor, list[str]]) -> int:
+def _work(args: tuple[Extractor, list[str]]) -> int:
     ext, paths = args
     return len(ext.features([ext.load(p) for p in paths]))
 
@@ -64,11 +66,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--lines", type=int, nargs=2, default=[80, 130], metavar=("MIN", "MAX"))
     ap.add_argument("--repeat", type=int, default=3, help="passes over the files (best is reported)")
     ap.add_argument("--jobs", type=int, default=2, help="processes for the parallel measure")
+    ap.add_argument("--extractor", default="code-structure", help="a code extractor or code fusion")
     args = ap.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
         files = pick_files(*args.lines, Path(tmp))
         paths = [str(f) for f in files]
-        ext = CodeStructureExtractor()
+        ext = create_extractor(args.extractor, "code")
         loaded = [ext.load(p) for p in paths]
         ext.fit(loaded, [Path(p).parent.name for p in paths])
         lines = float(np.mean([c.count("\n") for c in loaded]))
@@ -92,7 +95,8 @@ def main(argv: list[str] | None = None) -> int:
                 {
                     "files": len(paths),
                     "mean_lines": round(lines, 1),
-                    "dim": ext.dim,
+                    "extractor": args.extractor,
+                    "dim": ext.features(loaded[:1]).shape[1],
                     "files_per_s_1_process": round(best, 1),
                     "files_per_cpu_s_1_process": round(best_cpu, 1),
                     f"files_per_s_{args.jobs}_processes": round(par, 1) if args.jobs > 1 else None,
