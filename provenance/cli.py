@@ -225,9 +225,11 @@ def _recipe_lines(choice: dict[str, Any] | None) -> str:
         f"({choice['groups']} groups{'' if choice.get('grouped') else ': no group field, one per sample'}{sub}, "
         f"{choice['seconds']:.1f} s): {choice['chosen']['extractor']} + {choice['chosen']['head']}"
     ]
+    width = max(len(r["extractor"] + " + " + r["head"]) for r in choice["table"])
     for r in choice["table"]:
         lines.append(
-            f"  {r['extractor'] + ' + ' + r['head']:<28} macro_f1={r['macro_f1_mean']:.3f}+-{r['macro_f1_std']:.3f} "
+            f"  {r['extractor'] + ' + ' + r['head']:<{width}} "
+            f"macro_f1={r['macro_f1_mean']:.3f}+-{r['macro_f1_std']:.3f} "
             f"accuracy={r['accuracy_mean']:.3f}+-{r['accuracy_std']:.3f}"
         )
     return "\n".join(lines)

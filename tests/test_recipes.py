@@ -137,7 +137,11 @@ def test_cli_extractor_auto_with_jsonl_groups(corpus, tmp_path: Path, capsys: py
     assert main(["evaluate", str(out), str(data), "--json", "-q"]) == 0
     assert json.loads(capsys.readouterr().out)["recipe_choice"]["chosen"]["extractor"] == "stylometry"
     assert main(["evaluate", str(out), str(data), "-q"]) == 0
-    assert "recipe chosen by 3-fold grouped cross-validation (15 groups" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "recipe chosen by 3-fold grouped cross-validation (15 groups" in printed
+    # one line per candidate, the figures in one column however long the recipe's name
+    rows = [line for line in printed.splitlines() if "macro_f1=" in line and "+-" in line]
+    assert len(rows) == len(CANDIDATES["text"]) and len({line.index("macro_f1=") for line in rows}) == 1
     # --option sets a named extractor: bad usage with auto
     assert main(["train", str(data), "-o", str(tmp_path / "m2"), "--extractor", "auto", "--option", "x=1", "-q"]) == 2
 
