@@ -122,7 +122,7 @@ def main() -> None:
         res_u = msp.attribute([r["code"] for r in unknown], explain=False)
         row = {
             "held": held,
-            "recipe": f"{msp.extractor.name} + {msp.head.name}",
+            "recipe": f"{msp.extractor.registry_name} + {msp.head.name}",
             "acc_msp": acc_msp,
             "auroc_msp": open_auroc(res_k, res_u),
         }
@@ -130,7 +130,7 @@ def main() -> None:
         # the recipe auto chose for the msp model: auto's choice depends on neither the open-set score nor the
         # outliers, so this is the model Attributor(modality="code", open_set=...) fits, without a second CV
         oc = Attributor(
-            msp.extractor.name,
+            msp.extractor.registry_name,
             head=msp.head.name,
             open_set=OutlierClassScore(C=args.C),
             seed=args.seed,
