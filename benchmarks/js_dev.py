@@ -182,7 +182,7 @@ def main() -> None:
     y = [r["label"] for r in test]
     pred = [top_label(r) for r in res]
     pm = [top_label(r) for r in model.attribute(mangled)]
-    recipe = f"{model.extractor.name} + {model.head.name}" + (" (auto)" if auto else "")
+    recipe = f"{model.extractor.registry_name} + {model.head.name}" + (" (auto)" if auto else "")
     print(
         f"{recipe} augment={not args.no_augment_head}: accuracy "
         f"{accuracy(y, pred):.3f} macro-F1 {macro_f1(y, pred):.3f} | mangled {accuracy(y, pm):.3f} / "
@@ -212,7 +212,7 @@ def main() -> None:
             unknown = m.attribute([r["code"] for r in test if r["label"] == held])
             a = auroc([r.open_set_score for r in known if r.ok], [r.open_set_score for r in unknown if r.ok])
             aurocs.append(a)
-            chosen = f" (auto chose {m.extractor.name} + {m.head.name})" if m.recipe_choice_ else ""
+            chosen = f" (auto chose {m.extractor.registry_name} + {m.head.name})" if m.recipe_choice_ else ""
             print(f"  held out {held:<32} AUROC {a:.3f}{chosen}", flush=True)
         print(f"leave-one-model-out mean AUROC {np.mean(aurocs):.3f} (open set {args.open_set})")
 
