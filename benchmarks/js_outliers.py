@@ -71,19 +71,6 @@ def open_auroc(known: list, unknown: list) -> float:
     return auroc([a.open_set_score for a in known if a.ok], [a.open_set_score for a in unknown if a.ok])
 
 
-def training_features(model: Attributor, codes: list[str], seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Features of ``codes`` and of one augmented copy of each (``model``'s fitted extractor); the copies' rows."""
-    rng = np.random.default_rng(seed)
-    copies, rows = [], []
-    for i, code in enumerate(codes):
-        aug = model.extractor.augment(code, rng)
-        if aug is not None:
-            copies.append(aug)
-            rows.append(i)
-    X = model.extractor.features(codes)
-    return np.concatenate([X, model.extractor.features(copies)]) if copies else X, np.asarray(rows, dtype=int)
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("dataset", choices=sorted(SETS))
@@ -143,7 +130,9 @@ def main() -> None:
         t2 = time.perf_counter()
         # the sweep: the outlier-class score refitted on the msp model's features
         if sweep:
-            X, aug_rows = training_features(msp, codes, args.seed)
+            # the training rows as Attributor.fit builds them: every file and one augmented copy of each
+            X, X_aug, aug_rows = msp._training_features(codes, np.random.default_rng(args.seed), progress=False)
+            X = np.concatenate([X, X_aug])
             y = np.concatenate([np.asarray(labels), np.asarray(labels)[aug_rows]])
             Xk = msp.extractor.features([r["code"] for r in known])
             Xu = msp.extractor.features([r["code"] for r in unknown])
