@@ -30,21 +30,30 @@ import tempfile
 import time
 from pathlib import Path
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+from benchmarks.common import (
+    add_n,
+    add_quick,
+    data_root,
+    imagen_files,
+    js_folders,
+    new_parser,
+    require_data,
+    text_rows,
+)
 
 
 def _images(n_train: int, n: int) -> tuple[list[str], list[str], list[str]]:
     train, labels, sweep = [], [], []
-    for gen in sorted(p for p in (DATA / "images" / "imagen-dev").iterdir() if p.is_dir()):
-        files = sorted(str(f) for f in gen.glob("*.png"))
+    for gen, paths in imagen_files().items():
+        files = [str(f) for f in paths]
         train += files[:n_train]
-        labels += [gen.name] * len(files[:n_train])
+        labels += [gen] * len(files[:n_train])
         sweep += files[n_train:]
     return train, labels, _spread(sweep, n)
 
 
 def _texts(n_train: int, n: int) -> tuple[list[str], list[str], list[str]]:
-    rows = [json.loads(line) for line in (DATA / "text" / "alpaca-dev.jsonl").open(encoding="utf-8")]
+    rows = text_rows("alpaca-dev")
     seen: dict[str, int] = {}
     train, labels, sweep = [], [], []
     for r in rows:
@@ -59,7 +68,8 @@ def _texts(n_train: int, n: int) -> tuple[list[str], list[str], list[str]]:
 
 def _codes(n_train: int, n: int) -> tuple[list[str], list[str], list[str]]:
     train, labels, sweep = [], [], []
-    for model in sorted(p for p in (DATA / "code" / "js-humanevalx-dev").iterdir() if p.is_dir()):
+    humanevalx = js_folders()[0]
+    for model in sorted(p for p in humanevalx.iterdir() if p.is_dir()):
         files = sorted(str(f) for f in model.glob("*.js"))
         train += files[:n_train]
         labels += [model.name] * len(files[:n_train])
@@ -116,16 +126,15 @@ def _sweep(inputs: list[str], model: Path, engine: str, root: Path) -> tuple[flo
 
 def main() -> None:
     global ARGS
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--n", type=int, default=300, help="samples swept per modality (default 300)")
+    ap = new_parser(__doc__)
+    add_n(ap, 300, help="samples swept per modality (default 300)")
     ap.add_argument("--workers", type=int, default=2, help="processes / actors (default 2: this machine's cores)")
     ap.add_argument("--engines", default="local,ray-new,ray-joined", help="which engines (comma-separated)")
-    ap.add_argument("--quick", action="store_true", help="40 samples per modality: a check that it runs")
+    add_quick(ap, help="40 samples per modality: a check that it runs")
     ARGS = ap.parse_args()
     if ARGS.quick:
         ARGS.n = 40
-    if not DATA.is_dir():
-        sys.exit(f"{DATA} is missing: this benchmark sweeps the dev data beside the project")
+    require_data(data_root(), "the dev data this benchmark sweeps")
     engines = ARGS.engines.split(",")
     root = Path(tempfile.mkdtemp(prefix="batch-speed-"))
     rows = []

@@ -10,26 +10,25 @@ rate on unkeyed images and images of other keys.
 
 from __future__ import annotations
 
-import argparse
 import time
 
 import numpy as np
-import torch
 
+from benchmarks.common import add_seed, add_threads, new_parser, set_threads
 from provenance.detectors.image.augment import jpeg_roundtrip, rescale
 from provenance.fingerprints.keys import KeyedGenerator, random_key
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = new_parser(__doc__)
     ap.add_argument("--bits", type=int, default=32)
     ap.add_argument("--base-channels", type=int, default=64)
     ap.add_argument("--decoder-channels", type=int, default=None)
     ap.add_argument("--steps", type=int, default=1200)
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--threads", type=int, default=1)
+    add_seed(ap)
+    add_threads(ap, 1)
     args = ap.parse_args()
-    torch.set_num_threads(args.threads)
+    set_threads(args.threads)
     kwargs = {"bits": args.bits, "base_channels": args.base_channels}
     if args.decoder_channels:
         kwargs["decoder_channels"] = args.decoder_channels

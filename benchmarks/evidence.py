@@ -3,19 +3,17 @@
     python -m benchmarks.evidence                       # imagen-dev (989 PNGs) and their JPEG copies
     python -m benchmarks.evidence --speed-only --n 50   # 1024 px PNG timings only
 
-1. False evidence: every evidence reader on every image of ../shared/data/images/imagen-dev
-   (no metadata) and on a JPEG 90 copy of each; counts records, and records that name a
-   source (target: 0).
+1. False evidence: every evidence reader on every image of imagen-dev (no metadata) and on a
+   JPEG 90 copy of each; counts records, and records that name a source (target: 0).
 2. Speed: ``provenance inspect``'s reading (all readers) per 1024 px PNG made from the bundled
    photos, and the time evidence adds to ``provenance.attribute`` per image (with a
-   residual-stats model: attribute with evidence minus attribute without).
+   residual-stats model trained on small synthetic images: attribute with evidence minus
+   attribute without).
 """
 
 from __future__ import annotations
 
-import argparse
 import io
-import sys
 import tempfile
 import time
 from collections import Counter
@@ -24,15 +22,15 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "images" / "imagen-dev"
+from benchmarks.common import IMAGEN_DEV, SYNTHETIC_KINDS, add_n, data_path, imagen_files, new_parser, synthetic_image
 
 
 def false_evidence(limit: int | None) -> None:
     from provenance.evidence import read_evidence
 
-    files = sorted(DATA.glob("*/*.png"))[:limit]
+    files = [f for fs in imagen_files().values() for f in fs][:limit]
     if not files:
-        print(f"no images under {DATA}; skipping the false-evidence count")
+        print(f"no images under {data_path(IMAGEN_DEV)}; skipping the false-evidence count")
         return
     for view in ("png", "jpeg90"):
         kinds: Counter[str] = Counter()
@@ -83,12 +81,9 @@ def speed(n: int) -> None:
         for f in files:
             read_evidence(f)
         per_inspect = (time.perf_counter() - t0) / n
-        sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-        from tests.conftest import KNOWN_KINDS, synthetic_image
-
         rng = np.random.default_rng(0)
         xs, ys = [], []
-        for kind in KNOWN_KINDS:
+        for kind in SYNTHETIC_KINDS:
             for _ in range(12):
                 xs.append(synthetic_image(kind, rng))
                 ys.append(kind)
@@ -108,8 +103,8 @@ def speed(n: int) -> None:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--n", type=int, default=50, help="1024 px PNGs for the timings")
+    ap = new_parser(__doc__)
+    add_n(ap, 50, help="1024 px PNGs for the timings")
     ap.add_argument("--limit", type=int, default=None, help="at most this many imagen-dev images")
     ap.add_argument("--speed-only", action="store_true")
     args = ap.parse_args()

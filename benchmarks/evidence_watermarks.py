@@ -4,7 +4,7 @@ Recovery: each known mark (Stable Diffusion 1.x / 2.x / XL, InvokeAI; SDXL also 
 channel order of diffusers before 0.28) is embedded with ``imwatermark.WatermarkEncoder``
 (``dwtDct``, as the generators do) into ~50 images: the photos bundled with scikit-image and
 scikit-learn resized to 512x512, a crop of each resized to 512x512, and imagen-dev images
-(256x256) when ../shared/data/images/imagen-dev is there. Each marked image is distorted
+(256x256) when the imagen-dev data is there. Each marked image is distorted
 (clean PNG; JPEG 90 and 75 with Pillow's default 4:2:0 chroma subsampling and with 4:4:4;
 0.5x resize; an 80% centre crop; a crop that keeps the top-left corner and the width) and
 read by :class:`WatermarkReader`; a recovery is a record naming the embedded mark's source.
@@ -21,7 +21,6 @@ colour conversion and with the numpy fallback.
 
 from __future__ import annotations
 
-import argparse
 import io
 import time
 from collections.abc import Callable
@@ -30,11 +29,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from benchmarks.common import imagen_files, new_parser
 from provenance.data.photos import load_photo_dict
 from provenance.evidence.base import EvidenceSample
 from provenance.evidence.watermark import MARKS, WatermarkReader, bits_from_votes, bits_needed, block_votes
-
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "images" / "imagen-dev"
 
 
 def embed(rgb: np.ndarray, bits: tuple[int, ...], order: str = "BGR") -> np.ndarray:
@@ -94,8 +92,8 @@ def host_images(n_imagen: int, seed: int = 0) -> list[tuple[str, np.ndarray]]:
         side = int(min(h, w) * rng.uniform(0.55, 0.8))
         y, x = rng.integers(0, h - side + 1), rng.integers(0, w - side + 1)
         hosts.append((f"photo crop 512:{name}", square(img[y : y + side, x : x + side], 512)))
-    if DATA.is_dir() and n_imagen:
-        files = sorted(DATA.glob("*/*.png"))
+    files = [f for fs in imagen_files().values() for f in fs]
+    if files and n_imagen:
         for i in np.linspace(0, len(files) - 1, n_imagen).astype(int):
             hosts.append((f"imagen-dev 256:{files[i].parent.name}/{files[i].name}", load_rgb(files[i].read_bytes())))
     return hosts
@@ -231,7 +229,7 @@ def speed(reader: WatermarkReader, photos: dict[str, np.ndarray], repeats: int) 
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = new_parser(__doc__)
     ap.add_argument("--imagen", type=int, default=20, help="imagen-dev images to embed marks into")
     ap.add_argument("--fpr", type=float, default=1e-6)
     ap.add_argument("--repeats", type=int, default=15, help="timing runs")
@@ -247,7 +245,7 @@ def main() -> None:
     recovery(reader, host_images(args.imagen))
     print(f"({time.perf_counter() - t0:.0f} s)")
     if not args.skip_fp:
-        files = sorted(DATA.glob("*/*.png")) if DATA.is_dir() else []
+        files = [f for fs in imagen_files().values() for f in fs]
         false_positives(reader, files, photos)
     speed(reader, photos, args.repeats)
 

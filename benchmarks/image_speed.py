@@ -4,49 +4,29 @@ The model is trained briefly on synthetic images (weights do not change the cost
 a forward pass); then N 512x512 PNGs made from scikit-image photos are attributed
 from disk, decoding included.
 
-    python benchmarks/image_speed.py --extractor default --n 200 --threads 2
+    python -m benchmarks.image_speed --extractor default --n 200 --threads 2
 """
 
 from __future__ import annotations
 
-import argparse
 import resource
 import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
-import torch
-from PIL import Image
-
+from benchmarks.common import add_extractor, add_n, add_threads, new_parser, photos_512, set_threads
 from provenance.attributor import Attributor
 from provenance.detectors import create_extractor
 
 
-def photos_512(n: int, folder: Path) -> list[str]:
-    from skimage import data as skdata
-
-    sources = [skdata.astronaut(), skdata.coffee(), skdata.chelsea(), skdata.rocket()]
-    rng = np.random.default_rng(0)
-    paths = []
-    for i in range(n):
-        src = sources[i % len(sources)]
-        img = np.asarray(Image.fromarray(src).resize((512, 512), Image.BICUBIC)).astype(np.int16)
-        img = np.clip(img + rng.integers(-3, 4, img.shape), 0, 255).astype(np.uint8)
-        p = folder / f"img{i:04d}.png"
-        Image.fromarray(img).save(p)
-        paths.append(str(p))
-    return paths
-
-
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--extractor", "--backbone", dest="extractor", default="default")
-    ap.add_argument("--n", type=int, default=200, help="images to attribute")
-    ap.add_argument("--threads", type=int, default=2, help="torch threads (CPU cores)")
+    ap = new_parser(__doc__)
+    add_extractor(ap, "default")
+    add_n(ap, 200, help="images to attribute")
+    add_threads(ap, help="torch threads (CPU cores)")
     ap.add_argument("--batch", type=int, default=16, help="images per attribute() call")
     args = ap.parse_args()
-    torch.set_num_threads(args.threads)
+    set_threads(args.threads)
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         paths = photos_512(args.n, folder)

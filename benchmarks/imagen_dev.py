@@ -1,32 +1,36 @@
-"""Image attribution on ../shared/data/images/imagen-dev (7 text-to-image generators of 2022).
+"""Image attribution on imagen-dev (7 text-to-image generators of 2022).
 
 Split by prompt: a third of the prompts are test prompts, never seen in training.
 Prints closed-set accuracy and macro-F1 (clean, JPEG quality 75, 0.5x resize) and,
 with --logo, a leave-one-generator-out open-set run (AUROC, OSCR per held-out generator).
 
-    python benchmarks/imagen_dev.py --extractor default --open-set mahalanobis --logo
+    python -m benchmarks.imagen_dev --extractor default --open-set mahalanobis --logo
 """
 
 from __future__ import annotations
 
 import argparse
-import csv
 import io
-import json
-import sys
 import time
-from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
-from benchmarks.splits import split_by_group
+from benchmarks.common import (
+    IMAGEN_DEV,
+    add_data,
+    add_extractor,
+    add_options,
+    add_seed,
+    imagen_rows,
+    imagen_split,
+    json_options,
+    new_parser,
+)
 from provenance.attributor import Attributor
 from provenance.detectors import create_extractor
 from provenance.detectors.image.reading import load_image
 from provenance.evaluation import evaluate
-
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "images" / "imagen-dev"
 
 
 def jpeg(image: np.ndarray, quality: int) -> np.ndarray:
@@ -40,14 +44,8 @@ def half(image: np.ndarray) -> np.ndarray:
     return np.asarray(Image.fromarray(image).resize((w // 2, h // 2), Image.BICUBIC))
 
 
-def split_rows(rows: list[dict], seed: int, test_share: float = 1 / 3) -> tuple[list[dict], list[dict]]:
-    """Split by prompt: no test prompt is seen in training."""
-    return split_by_group(rows, "prompt", seed, test_share)
-
-
 def make_model(args: argparse.Namespace, seed: int) -> Attributor:
-    opts = json.loads(args.options) if args.options else {}
-    ext = create_extractor(args.extractor, "image", **opts)
+    ext = create_extractor(args.extractor, "image", **json_options(args.options))
     return Attributor(
         ext,
         head=args.head,
@@ -59,13 +57,13 @@ def make_model(args: argparse.Namespace, seed: int) -> Attributor:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--data", type=Path, default=DATA)
-    ap.add_argument("--extractor", "--backbone", dest="extractor", default="default")
-    ap.add_argument("--options", default="", help="JSON keyword arguments for the extractor")
+    ap = new_parser(__doc__)
+    add_data(ap, IMAGEN_DEV)
+    add_extractor(ap, "default")
+    add_options(ap)
     ap.add_argument("--head", default="linear")
     ap.add_argument("--open-set", default="mahalanobis")
-    ap.add_argument("--seed", type=int, default=0)
+    add_seed(ap)
     ap.add_argument("--no-augment-head", action="store_true", help="train the head on clean images only")
     ap.add_argument(
         "--refit", action="store_true", help="retrain the extractor on all training images after calibration"
@@ -73,11 +71,9 @@ def main() -> None:
     ap.add_argument("--logo", action="store_true", help="also run leave-one-generator-out open set")
     ap.add_argument("--only", default="", help="comma-separated generators to hold out in --logo")
     args = ap.parse_args()
-    if not (args.data / "MANIFEST.csv").exists():
-        sys.exit(f"dataset not found at {args.data}")
-    rows = list(csv.DictReader(open(args.data / "MANIFEST.csv", encoding="utf-8")))
+    rows = imagen_rows(args.data)
     images = {r["path"]: load_image(args.data / r["path"]) for r in rows}
-    train, test = split_rows(rows, args.seed)
+    train, test = imagen_split(rows, args.seed)
     print(f"extractor={args.extractor} options={args.options or '{}'} head={args.head} open_set={args.open_set}")
     print(f"train {len(train)} images, test {len(test)} images (split by prompt, seed {args.seed})", flush=True)
 

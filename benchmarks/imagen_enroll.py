@@ -1,4 +1,4 @@
-"""K-shot enrollment of held-out generators on ../shared/data/images/imagen-dev.
+"""K-shot enrollment of held-out generators on imagen-dev.
 
 For each generator G: an attributor is trained on the other six (training prompts
 only); K images of G from the training prompts are enrolled with a one-class scorer
@@ -12,15 +12,11 @@ averaged over --repeats random draws of the shots.
 
 from __future__ import annotations
 
-import argparse
-import csv
-import sys
 import time
-from pathlib import Path
 
 import numpy as np
 
-from benchmarks.imagen_dev import DATA, split_rows
+from benchmarks.common import IMAGEN_DEV, add_data, add_extractor, add_seed, imagen_rows, imagen_split, new_parser
 from provenance.attributor import Attributor
 from provenance.detectors.image.reading import load_image
 from provenance.openset.oneclass import create_one_class_scorer, few_shot_curve
@@ -29,18 +25,16 @@ SCORERS = ("prototype", "mahalanobis", "linear")
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--data", type=Path, default=DATA)
-    ap.add_argument("--extractor", "--backbone", dest="extractor", default="default")
+    ap = new_parser(__doc__)
+    add_data(ap, IMAGEN_DEV)
+    add_extractor(ap, "default")
     ap.add_argument("--repeats", type=int, default=5)
-    ap.add_argument("--seed", type=int, default=0)
+    add_seed(ap)
     ap.add_argument("--only", default="", help="comma-separated generators to hold out (default: all)")
     args = ap.parse_args()
-    if not (args.data / "MANIFEST.csv").exists():
-        sys.exit(f"dataset not found at {args.data}")
-    rows = list(csv.DictReader(open(args.data / "MANIFEST.csv", encoding="utf-8")))
+    rows = imagen_rows(args.data)
     images = {r["path"]: load_image(args.data / r["path"]) for r in rows}
-    train, test = split_rows(rows, args.seed)
+    train, test = imagen_split(rows, args.seed)
     gens = [g for g in args.only.split(",") if g] or sorted({r["generator"] for r in rows})
     ks = (1, 5, 10, 50)
     table: dict[str, dict[str, dict[int, dict[str, float]]]] = {s: {} for s in SCORERS}

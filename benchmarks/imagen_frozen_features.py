@@ -1,4 +1,4 @@
-"""Frozen features on ../shared/data/images/imagen-dev: a linear head and leave-one-generator-out open set.
+"""Frozen features on imagen-dev: a linear head and leave-one-generator-out open set.
 
 Step 1 caches the features of one frozen extractor (``provenance.detectors.create_extractor(NAME, **OPTIONS)``)
 for every image of the manifest and for its JPEG quality-75 copy, in
@@ -21,19 +21,18 @@ It then prints:
 
 Full runs::
 
-    python benchmarks/imagen_frozen_features.py --extractor residual-stats
-    python benchmarks/imagen_frozen_features.py --extractor effnet-lite0
-    python benchmarks/imagen_frozen_features.py --extractor residual-stats+effnet-lite0
+    python -m benchmarks.imagen_frozen_features --extractor residual-stats
+    python -m benchmarks.imagen_frozen_features --extractor effnet-lite0
+    python -m benchmarks.imagen_frozen_features --extractor residual-stats+effnet-lite0
 
 Smoke test (first 20 images per generator)::
 
-    python benchmarks/imagen_frozen_features.py --extractor residual-stats --limit 20 --threads 1
+    python -m benchmarks.imagen_frozen_features --extractor residual-stats --limit 20 --threads 1
 """
 
 from __future__ import annotations
 
 import argparse
-import csv
 import hashlib
 import json
 import re
@@ -43,8 +42,19 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
+from benchmarks.common import (
+    IMAGEN_DEV,
+    REPO,
+    add_data,
+    add_extractor,
+    add_threads,
+    held_out_groups,
+    imagen_rows,
+    json_options,
+    new_parser,
+    set_threads,
+)
 from provenance.detectors import create_extractor
 from provenance.detectors.image.augment import jpeg_roundtrip
 from provenance.detectors.image.reading import load_image
@@ -52,8 +62,6 @@ from provenance.openset import LinearHead
 from provenance.openset.metrics import accuracy, auroc
 from provenance.openset.scores import KNNScore, MahalanobisScore, PrototypeScore
 
-REPO = Path(__file__).resolve().parents[1]
-DATA = REPO.parent / "shared" / "data" / "images" / "imagen-dev"
 CACHE_DIR = REPO / "runs" / "features"
 #: the prompt split: seed and share of test prompts (9 of the 28 imagen-dev prompts)
 SPLIT_SEED = 0
@@ -70,16 +78,9 @@ class HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefau
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=HelpFormatter)
-    ap.add_argument("--data", type=Path, default=DATA, help="imagen-dev folder with MANIFEST.csv")
-    ap.add_argument(
-        "--extractor",
-        "--backbone",
-        dest="extractor",
-        required=True,
-        metavar="NAME",
-        help="frozen extractor name; a+b fuses cached blocks",
-    )
+    ap = new_parser(__doc__, formatter_class=HelpFormatter)
+    add_data(ap, IMAGEN_DEV, help="imagen-dev folder with MANIFEST.csv")
+    add_extractor(ap, None, required=True, help="frozen extractor name; a+b fuses cached blocks")
     ap.add_argument(
         "--options",
         default="",
@@ -90,7 +91,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--refresh", action="store_true", help="recompute features even when cached")
     ap.add_argument("--C", type=float, default=0.1, help="inverse regularisation of the linear head")
     ap.add_argument("--limit", type=int, default=0, metavar="N", help="keep the first N images per generator (0: all)")
-    ap.add_argument("--threads", type=int, default=2, help="torch CPU threads for feature extraction")
+    add_threads(ap, help="torch CPU threads for feature extraction")
     return ap.parse_args(argv)
 
 
@@ -99,10 +100,7 @@ def part_options(spec: str, options: str) -> list[tuple[str, dict[str, Any]]]:
     names = [spec] if spec.startswith("fusion:") else [n.strip() for n in spec.split("+")]
     if not all(names):
         sys.exit(f"--extractor {spec!r}: empty part name")
-    try:
-        opts = json.loads(options) if options else {}
-    except json.JSONDecodeError as exc:
-        sys.exit(f"--options is not valid JSON: {exc}")
+    opts = json_options(options)
     if isinstance(opts, dict):
         if opts and len(names) > 1:
             sys.exit("--options for a+b must be a JSON list with one object per part")
@@ -178,9 +176,8 @@ def standardise(D: dict[str, np.ndarray], tr: np.ndarray) -> tuple[np.ndarray, n
 
 
 def test_mask(prompts_of: np.ndarray) -> np.ndarray:
-    prompts = sorted(set(prompts_of))
-    np.random.default_rng(SPLIT_SEED).shuffle(prompts)
-    return np.isin(prompts_of, prompts[: round(len(prompts) * TEST_SHARE)])
+    """True for the images of the test prompts (the fixed split of :data:`SPLIT_SEED`)."""
+    return np.isin(prompts_of, sorted(held_out_groups(prompts_of, SPLIT_SEED, TEST_SHARE)))
 
 
 def logo_auroc(F: np.ndarray, y: np.ndarray, tr: np.ndarray, te: np.ndarray, C: float) -> dict[str, dict[str, float]]:
@@ -207,13 +204,11 @@ def logo_auroc(F: np.ndarray, y: np.ndarray, tr: np.ndarray, te: np.ndarray, C: 
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    if not (args.data / "MANIFEST.csv").is_file():
-        sys.exit(f"dataset not found: {args.data / 'MANIFEST.csv'} is missing (pass --data DIR)")
     if args.limit < 0:
         sys.exit("--limit must be >= 0")
-    torch.set_num_threads(args.threads)
+    rows = select_rows(imagen_rows(args.data), args.limit)
+    set_threads(args.threads)
     parts = part_options(args.extractor, args.options)
-    rows = select_rows(list(csv.DictReader(open(args.data / "MANIFEST.csv", encoding="utf-8"))), args.limit)
     blocks = [
         cached_features(rows, args.data, name, kw, cache_path(args.cache_dir, name, kw, args.limit), args.refresh)
         for name, kw in parts

@@ -1,4 +1,4 @@
-"""Ablations of the residual CNN (``provenance.detectors.image.residual_cnn``) on ../shared/data/images/imagen-dev.
+"""Ablations of the residual CNN (``provenance.detectors.image.residual_cnn``) on imagen-dev.
 
 Split by prompt (prompts sorted, shuffled with ``np.random.default_rng(0)``, the first third,
 9 of 28, are test prompts; the split does not change with ``--seed``). ``--holdout GEN``
@@ -21,18 +21,17 @@ of an open-set run. Prints ``train/test/unk`` counts, the fit time, then one JSO
 
 Full runs, closed set and one held-out generator (about 2 minutes of fitting per 1500 steps on 2 cores)::
 
-    python benchmarks/imagen_residual_cnn.py
-    python benchmarks/imagen_residual_cnn.py --holdout stab
+    python -m benchmarks.imagen_residual_cnn
+    python -m benchmarks.imagen_residual_cnn --holdout stab
 
 Smoke test::
 
-    python benchmarks/imagen_residual_cnn.py --steps 3 --crops 1 --threads 1
+    python -m benchmarks.imagen_residual_cnn --steps 3 --crops 1 --threads 1
 """
 
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import sys
 import time
@@ -40,17 +39,25 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import f1_score, roc_auc_score
 from sklearn.neighbors import NearestNeighbors
 from sklearn.preprocessing import StandardScaler
 
+from benchmarks.common import (
+    IMAGEN_DEV,
+    add_data,
+    add_seed,
+    add_threads,
+    held_out_groups,
+    imagen_rows,
+    new_parser,
+    set_threads,
+)
 from provenance.detectors.image.augment import jpeg_roundtrip, rescale
 from provenance.detectors.image.reading import load_image
 from provenance.detectors.image.residual_cnn import ResidualCNNExtractor
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "images" / "imagen-dev"
 #: the prompt split is fixed; --seed only changes the network's initialisation and sampling
 SPLIT_SEED = 0
 #: share of prompts held out for testing (9 of the 28 imagen-dev prompts)
@@ -82,27 +89,25 @@ class HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefau
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=HelpFormatter)
-    ap.add_argument("--data", type=Path, default=DATA, help="imagen-dev folder with MANIFEST.csv")
+    ap = new_parser(__doc__, formatter_class=HelpFormatter)
+    add_data(ap, IMAGEN_DEV, help="imagen-dev folder with MANIFEST.csv")
     ap.add_argument("--holdout", default="", metavar="GEN", help="generator left out as the open-set unknown")
     ap.add_argument("--steps", type=int, default=1500, help="training steps per network")
-    ap.add_argument("--seed", type=int, default=0, help="network seed (not the split)")
+    add_seed(ap, help="network seed (not the split)")
     ap.add_argument("--jpeg", type=float, default=0.5, help="share of JPEG training patches")
     ap.add_argument("--resize", type=float, default=0.0, help="share of rescaled training patches")
     ap.add_argument("--crops", type=int, default=16, help="crops per image at inference")
     ap.add_argument("--patch", type=int, default=64, help="patch side in pixels")
     ap.add_argument("--widths", type=parse_widths, default="32,32,64,64,96,96", help="comma-separated conv widths")
     ap.add_argument("--models", type=int, default=1, help="ensemble size")
-    ap.add_argument("--threads", type=int, default=2, help="torch CPU threads")
+    add_threads(ap)
     ap.add_argument("--save", type=Path, default=None, help="optional .npz for the test log-probabilities")
     return ap.parse_args(argv)
 
 
 def split_by_prompt(rows: list[Row], holdout: str) -> tuple[list[Row], list[Row], list[Row]]:
     """Training rows, known test rows and unknown (held-out generator) test rows."""
-    prompts = sorted({r["prompt"] for r in rows})
-    np.random.default_rng(SPLIT_SEED).shuffle(prompts)
-    test_prompts = set(prompts[: round(len(prompts) * TEST_SHARE)])
+    test_prompts = held_out_groups((r["prompt"] for r in rows), SPLIT_SEED, TEST_SHARE)
     train = [r for r in rows if r["prompt"] not in test_prompts and r["generator"] != holdout]
     test = [r for r in rows if r["prompt"] in test_prompts and r["generator"] != holdout]
     unknown = [r for r in rows if r["prompt"] in test_prompts and r["generator"] == holdout]
@@ -120,7 +125,7 @@ def run(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, np.ndarray]
     The arrays are the CNN's test log-probabilities ``lp`` (clean), ``lpj`` (JPEG 75) and
     ``lpu`` (unknowns, with ``--holdout``), the test labels ``yte`` and the classes ``cls``.
     """
-    rows = list(csv.DictReader(open(args.data / "MANIFEST.csv", encoding="utf-8")))
+    rows = imagen_rows(args.data)
     generators = sorted({r["generator"] for r in rows})
     if args.holdout and args.holdout not in generators:
         sys.exit(f"--holdout {args.holdout!r} is not a generator of {args.data}; choose from {generators}")
@@ -213,9 +218,7 @@ def run(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, np.ndarray]
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    if not (args.data / "MANIFEST.csv").is_file():
-        sys.exit(f"dataset not found: {args.data / 'MANIFEST.csv'} is missing (pass --data DIR)")
-    torch.set_num_threads(args.threads)
+    set_threads(args.threads)
     res, arrays = run(args)
     settings = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
     print(json.dumps({"settings": settings, "results": res}), flush=True)

@@ -1,4 +1,4 @@
-"""Residual-fingerprint verification of each generator on ../shared/data/images/imagen-dev.
+"""Residual-fingerprint verification of each generator on imagen-dev.
 
 For each generator G: a fingerprint is averaged from K of G's images from the training
 prompts; G's test-prompt images are then ranked against the other generators'
@@ -11,15 +11,11 @@ image (positives and negatives) re-encoded as JPEG 75. K = 10, 50 and all.
 
 from __future__ import annotations
 
-import argparse
-import csv
-import sys
 import time
-from pathlib import Path
 
 import numpy as np
 
-from benchmarks.imagen_dev import DATA, split_rows
+from benchmarks.common import IMAGEN_DEV, add_data, add_seed, imagen_rows, imagen_split, new_parser
 from provenance.detectors.image.augment import jpeg_roundtrip
 from provenance.detectors.image.reading import load_image
 from provenance.fingerprints.residual import ResidualFingerprint, normalized_correlation
@@ -27,17 +23,15 @@ from provenance.openset.metrics import auroc, equal_error_rate
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--data", type=Path, default=DATA)
+    ap = new_parser(__doc__)
+    add_data(ap, IMAGEN_DEV)
     ap.add_argument("--estimator", default="mean", choices=["mean", "mle"])
     ap.add_argument("--method", default="wavelet", help="noise_residual method")
     ap.add_argument("--channels", default="grey", choices=["grey", "rgb"])
-    ap.add_argument("--seed", type=int, default=0)
+    add_seed(ap)
     args = ap.parse_args()
-    if not (args.data / "MANIFEST.csv").exists():
-        sys.exit(f"dataset not found at {args.data}")
-    rows = list(csv.DictReader(open(args.data / "MANIFEST.csv", encoding="utf-8")))
-    train, test = split_rows(rows, args.seed)
+    rows = imagen_rows(args.data)
+    train, test = imagen_split(rows, args.seed)
     params = {"size": 256, "estimator": args.estimator, "method": args.method, "channels": args.channels}
     print(f"residual fingerprint {params} (split by prompt, seed {args.seed})", flush=True)
     t0 = time.perf_counter()
@@ -48,8 +42,8 @@ def main() -> None:
         imgs = [load_image(args.data / r["path"]) for r in test]
         if transform is not None:
             imgs = [transform(im) for im in imgs]
-        crops = [probe._crop(im, i, None) for i, im in enumerate(imgs)]
-        views[name] = [(probe._residual(c), c) for c in crops]
+        crops = [probe.crop(im, i) for i, im in enumerate(imgs)]
+        views[name] = [(probe.residual(c), c) for c in crops]
     print(f"test residuals: {len(test)} images x 2 views in {time.perf_counter() - t0:.0f} s", flush=True)
     labels = np.array([r["generator"] for r in test])
     gens = sorted(set(labels))

@@ -23,7 +23,6 @@ batches of 64, and recall@10 against the flat index. faiss runs on ``--threads``
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import resource
@@ -36,7 +35,17 @@ from pathlib import Path
 
 import numpy as np
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "images" / "imagen-dev"
+from benchmarks.common import (
+    IMAGEN_DEV,
+    add_n,
+    add_quick,
+    add_threads,
+    data_path,
+    imagen_files,
+    new_parser,
+    require_data,
+)
+
 K = 10
 BATCH = 64
 
@@ -63,10 +72,9 @@ def real_features(per_generator: int | None, cache: Path | None) -> tuple[np.nda
     from provenance.detectors import create_extractor
 
     paths, labels = [], []
-    for gen in sorted(p for p in DATA.iterdir() if p.is_dir()):
-        files = sorted(str(f) for f in gen.glob("*.png"))[:per_generator]
-        paths += files
-        labels += [gen.name] * len(files)
+    for gen, files in imagen_files(per_generator=per_generator).items():
+        paths += [str(f) for f in files]
+        labels += [gen] * len(files)
     ext = create_extractor("residual-stats")
     X = np.concatenate([ext.features([ext.load(p) for p in paths[i : i + 64]]) for i in range(0, len(paths), 64)])
     if cache is not None:
@@ -143,21 +151,20 @@ def main() -> None:
 
     from provenance.index import LinkageIndex
 
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--n", type=int, default=1_000_000, help="references in the index (default 1000000)")
+    ap = new_parser(__doc__)
+    add_n(ap, 1_000_000, help="references in the index (default 1000000)")
     ap.add_argument("--per-generator", type=int, help="real images per generator (default: all)")
     ap.add_argument("--queries", type=int, default=300, help="held-out real images used as queries (at most)")
     ap.add_argument("--nprobe", default="16,32,64", help="IVF-PQ lists searched, comma-separated (default 16,32,64)")
     ap.add_argument("--refine", type=int, default=64, help="IVF-PQ re-ranking factor (default 64)")
-    ap.add_argument("--threads", type=int, default=1, help="faiss threads (default 1)")
+    add_threads(ap, 1, help="faiss threads (default 1)")
     ap.add_argument("--features-cache", type=Path, help="an .npz to keep the real features in between runs")
     ap.add_argument("--keep", type=Path, help="write the indexes here and keep them (default: a temporary folder)")
-    ap.add_argument("--quick", action="store_true", help="20,000 references from 20 real images per generator")
+    add_quick(ap, help="20,000 references from 20 real images per generator")
     args = ap.parse_args()
     if args.quick:
         args.n, args.per_generator, args.queries, args.nprobe = 20_000, 20, 28, "16"
-    if not DATA.is_dir():
-        sys.exit(f"{DATA} is missing: this benchmark embeds the dev images beside the project")
+    require_data(data_path(IMAGEN_DEV), "imagen-dev (the images this benchmark embeds)")
     faiss.omp_set_num_threads(args.threads)
     work = args.keep or Path(tempfile.mkdtemp(prefix="index-scale-"))
     work.mkdir(parents=True, exist_ok=True)
@@ -219,7 +226,7 @@ def main() -> None:
                         "recall": recall(loaded.search_raw(Q, K)[1], truth),
                     }
                     # the codes alone: the IVF-PQ index inside the re-ranking one, searched directly
-                    codes = base.search(loaded._transform(Q), K)[1]
+                    codes = base.search(loaded.transform(Q), K)[1]
                     runs[f"nprobe {nprobe}, codes only"] = {"recall": recall(codes, truth)}
                 row["runs"] = runs
             builds[name] = row

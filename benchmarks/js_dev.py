@@ -1,4 +1,4 @@
-"""JavaScript authorship on ../shared/data/code: js-humanevalx-dev and js-commercial-dev.
+"""JavaScript authorship on the JavaScript dev sets: js-humanevalx-dev and js-commercial-dev.
 
 Split by task / prompt (no task on both sides, 30% of tasks tested). Reports accuracy
 and macro-F1 on clean test files and on the same files after
@@ -25,8 +25,6 @@ are printed. ``--head`` narrows the candidates to that head's recipes.
 
 from __future__ import annotations
 
-import argparse
-import csv
 import json
 import sys
 import time
@@ -35,33 +33,23 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.splits import split_by_group
+from benchmarks.common import (
+    CODE,
+    JS_SETS,
+    add_data,
+    add_options,
+    add_seed,
+    js_split,
+    json_options,
+    load_js_set,
+    new_parser,
+    require_data,
+)
 from provenance.attributor import Attributor
 from provenance.detectors import create_extractor
 from provenance.detectors.code.transforms import mangle
 from provenance.openset import create_head
 from provenance.openset.metrics import accuracy, auroc, macro_f1
-
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "code"
-SETS = {"humanevalx": ("js-humanevalx-dev", "task"), "commercial": ("js-commercial-dev", "prompt_index")}
-
-
-def load_set(name: str, data: Path) -> list[dict]:
-    folder, group = SETS[name]
-    with open(data / folder / "MANIFEST.csv", newline="", encoding="utf-8") as fh:
-        rows = list(csv.DictReader(fh))
-    for r in rows:
-        r["file"] = str(data / folder / r["path"])
-        r["group"] = r[group]
-        r["label"] = r["model"]
-        r["code"] = Path(r["file"]).read_text(encoding="utf-8", errors="replace")
-    return rows
-
-
-def split(rows: list[dict], seed: int, test_share: float = 0.3) -> tuple[list[dict], list[dict]]:
-    """Split by task / prompt: no test task is seen in training."""
-    return split_by_group(rows, "group", seed, test_share)
-
 
 _TERSER_JS = """
 const { minify } = require("terser");
@@ -129,25 +117,24 @@ def print_choice(choice: dict) -> None:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("dataset", choices=sorted(SETS))
-    ap.add_argument("--data", type=Path, default=DATA)
+    ap = new_parser(__doc__)
+    ap.add_argument("dataset", choices=sorted(JS_SETS))
+    add_data(ap, CODE)
     ap.add_argument("--backbone", default="auto", help="auto (the default for code) or an extractor name")
-    ap.add_argument("--options", default="", help="JSON keyword arguments for the backbone")
+    add_options(ap, what="the backbone")
     ap.add_argument("--head", default=None, help="head (default: linear; with auto, narrows the candidates)")
     ap.add_argument("--head-options", default="", help='JSON keyword arguments for the head, e.g. {"C": 0.01}')
     ap.add_argument("--open-set", default="msp")
     ap.add_argument("--no-augment-head", action="store_true", help="do not train the head on mangled copies")
-    ap.add_argument("--seed", type=int, default=0)
+    add_seed(ap)
     ap.add_argument("--logo", action="store_true")
     ap.add_argument("--baseline", action="store_true")
     ap.add_argument("--terser", type=Path, help="node_modules folder holding terser: also score terser output")
     args = ap.parse_args()
-    if not args.data.exists():
-        sys.exit(f"dataset not found at {args.data}")
+    require_data(args.data, "the JavaScript dev sets")
     warnings.simplefilter("ignore")
-    rows = load_set(args.dataset, args.data)
-    train, test = split(rows, args.seed)
+    rows = load_js_set(args.dataset, args.data)
+    train, test = js_split(rows, args.seed)
     print(f"{args.dataset}: {len(train)} train / {len(test)} test files, split by task, seed {args.seed}", flush=True)
     mangled = [mangle(r["code"], seed=1) for r in test]
     if args.baseline:
@@ -163,10 +150,13 @@ def main() -> None:
             return Attributor(
                 "auto", head=args.head, open_set=args.open_set, augment_head=not args.no_augment_head, modality="code"
             )
-        opts = json.loads(args.options) if args.options else {}
-        ext = create_extractor(args.backbone, "code", **opts)
+        ext = create_extractor(args.backbone, "code", **json_options(args.options))
         head_name = args.head or "linear"
-        head = create_head(head_name, **json.loads(args.head_options)) if args.head_options else head_name
+        head = (
+            create_head(head_name, **json_options(args.head_options, "--head-options"))
+            if args.head_options
+            else head_name
+        )
         return Attributor(ext, head=head, open_set=args.open_set, augment_head=not args.no_augment_head)
 
     def fit(rows: list[dict]) -> Attributor:

@@ -24,15 +24,12 @@ Closed-set accuracy is that of each model on the known models' test files.
 
 from __future__ import annotations
 
-import argparse
-import sys
 import time
 import warnings
-from pathlib import Path
 
 import numpy as np
 
-from benchmarks.js_dev import DATA, SETS, load_set, split
+from benchmarks.common import CODE, JS_SETS, add_data, add_seed, js_split, load_js_set, new_parser, require_data
 from provenance.attributor import Attributor
 from provenance.openset.metrics import accuracy, auroc
 from provenance.openset.scores import OutlierClassScore
@@ -72,22 +69,21 @@ def open_auroc(known: list, unknown: list) -> float:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("dataset", choices=sorted(SETS))
-    ap.add_argument("--data", type=Path, default=DATA)
-    ap.add_argument("--seed", type=int, default=0)
+    ap = new_parser(__doc__)
+    ap.add_argument("dataset", choices=sorted(JS_SETS))
+    add_data(ap, CODE)
+    add_seed(ap)
     ap.add_argument("--C", type=float, default=0.001, help="C of the outlier-class score in the real fit")
     ap.add_argument("--per-source", type=parse_n, default=None, help="outliers per model of the other set (or all)")
     ap.add_argument("--sweep-C", type=float, nargs="*", default=[0.01, 0.001, 0.0003, 0.0001])
     ap.add_argument("--sweep-per-source", type=parse_n, nargs="*", default=[None, 100])
     ap.add_argument("--only", nargs="*", help="hold out only these models")
     args = ap.parse_args()
-    if not args.data.exists():
-        sys.exit(f"dataset not found at {args.data}")
+    require_data(args.data, "the JavaScript dev sets")
     warnings.simplefilter("ignore")
-    rows = load_set(args.dataset, args.data)
-    train, test = split(rows, args.seed)
-    other_train, _ = split(load_set(OTHER[args.dataset], args.data), args.seed)
+    rows = load_js_set(args.dataset, args.data)
+    train, test = js_split(rows, args.seed)
+    other_train, _ = js_split(load_js_set(OTHER[args.dataset], args.data), args.seed)
     outliers = per_source(other_train, args.per_source, args.seed)
     print(
         f"{args.dataset}: {len(train)} train / {len(test)} test files; outliers: {len(outliers)} of the "
@@ -131,7 +127,7 @@ def main() -> None:
         # the sweep: the outlier-class score refitted on the msp model's features
         if sweep:
             # the training rows as Attributor.fit builds them: every file and one augmented copy of each
-            X, X_aug, aug_rows = msp._training_features(codes, np.random.default_rng(args.seed), progress=False)
+            X, X_aug, aug_rows = msp.training_features(codes, np.random.default_rng(args.seed))
             X = np.concatenate([X, X_aug])
             y = np.concatenate([np.asarray(labels), np.asarray(labels)[aug_rows]])
             Xk = msp.extractor.features([r["code"] for r in known])

@@ -12,13 +12,12 @@ names renamed, whitespace minified) of the test files only. Variants:
 - ``structure+lexical``: without the layout and character views;
 - ``structure``: syntax families only (identifier-, literal- and layout-blind).
 
-    python benchmarks/js_quick.py                 # both dev sets under /work/shared/data/code
-    python benchmarks/js_quick.py DATA_DIR ... --test-fraction 0.3 --seed 0
+    python -m benchmarks.js_quick                 # both JavaScript dev sets (data root: benchmarks/common.py)
+    python -m benchmarks.js_quick DATA_DIR ... --test-fraction 0.3 --seed 0
 """
 
 from __future__ import annotations
 
-import argparse
 import csv
 import json
 import sys
@@ -31,14 +30,12 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import accuracy_score, balanced_accuracy_score
 from sklearn.model_selection import GroupKFold
 
+from benchmarks.common import add_seed, held_out_groups, js_folders, new_parser
 from provenance.detectors.code.structure import CodeStructureExtractor
 from provenance.detectors.code.transforms import mangle
 from provenance.detectors.errors import SampleError
 
-DEFAULT_DATA = [
-    Path("/work/shared/data/code/js-humanevalx-dev"),
-    Path("/work/shared/data/code/js-commercial-dev"),
-]
+DEFAULT_DATA = js_folders()
 GROUP_FIELDS = ("task", "prompt_index", "prompt", "problem")
 VARIANTS = {
     "all": (("structure", "lexical", "layout", "chars"), False),
@@ -59,11 +56,8 @@ def read_manifest(folder: Path) -> tuple[list[Path], list[str], list[str]]:
 
 
 def split_by_group(groups: list[str], test_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Train/test indices with every group on one side only."""
-    uniq = sorted(set(groups))
-    rng = np.random.default_rng(seed)
-    rng.shuffle(uniq)
-    test_groups = set(uniq[: max(1, round(test_fraction * len(uniq)))])
+    """Train/test indices with every group on one side only (the split of ``benchmarks.common``)."""
+    test_groups = held_out_groups(groups, seed, test_fraction)
     is_test = np.array([g in test_groups for g in groups])
     return np.flatnonzero(~is_test), np.flatnonzero(is_test)
 
@@ -142,10 +136,10 @@ def run_dataset(folder: Path, test_fraction: float, seed: int, grid: list[float]
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = new_parser(__doc__)
     ap.add_argument("data", nargs="*", type=Path, default=DEFAULT_DATA, help="dataset folders with MANIFEST.csv")
     ap.add_argument("--test-fraction", type=float, default=0.3)
-    ap.add_argument("--seed", type=int, default=0)
+    add_seed(ap)
     ap.add_argument("--C", type=float, nargs="+", default=[0.3, 1.0, 3.0, 10.0], help="grid for C")
     ap.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
     args = ap.parse_args(argv)

@@ -7,13 +7,12 @@ processes (each worker gets a copy of the fitted extractor). Wall-clock rates
 depend on what else runs; ``files_per_cpu_s`` (files per second of this process's
 CPU time) does not.
 
-    python benchmarks/js_speed.py --repeat 3 --jobs 2
-    python benchmarks/js_speed.py --extractor fusion:code-structure+markers --jobs 1
+    python -m benchmarks.js_speed --repeat 3 --jobs 2
+    python -m benchmarks.js_speed --extractor fusion:code-structure+markers --jobs 1
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import tempfile
 import time
@@ -22,10 +21,9 @@ from pathlib import Path
 
 import numpy as np
 
+from benchmarks.common import add_extractor, js_folders, new_parser
 from provenance.detectors import create_extractor
 from provenance.detectors.base import Extractor
-
-DATA = [Path("/work/shared/data/code/js-humanevalx-dev"), Path("/work/shared/data/code/js-commercial-dev")]
 
 _SNIPPET = """// helper {i}
 function step{i}(items, limit) {{
@@ -44,7 +42,7 @@ function step{i}(items, limit) {{
 
 def pick_files(lo: int, hi: int, folder: Path) -> list[Path]:
     """Dev files with ``lo``..``hi`` lines, or synthetic ~100-line files written to ``folder``."""
-    files = [f for d in DATA if d.is_dir() for f in sorted(d.glob("*/*.js"))]
+    files = [f for d in js_folders() if d.is_dir() for f in sorted(d.glob("*/*.js"))]
     chosen = [f for f in files if lo <= f.read_text(encoding="utf-8").count("\n") <= hi]
     if chosen:
         return chosen
@@ -62,11 +60,11 @@ def _work(args: tuple[Extractor, list[str]]) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = new_parser(__doc__)
     ap.add_argument("--lines", type=int, nargs=2, default=[80, 130], metavar=("MIN", "MAX"))
     ap.add_argument("--repeat", type=int, default=3, help="passes over the files (best is reported)")
     ap.add_argument("--jobs", type=int, default=2, help="processes for the parallel measure")
-    ap.add_argument("--extractor", default="code-structure", help="a code extractor or code fusion")
+    add_extractor(ap, "code-structure", help="a code extractor or code fusion")
     args = ap.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
         files = pick_files(*args.lines, Path(tmp))

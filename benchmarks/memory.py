@@ -13,7 +13,6 @@ are written and the N paths cycle over them (every path is still decoded on its 
 
 from __future__ import annotations
 
-import argparse
 import multiprocessing
 import resource
 import tempfile
@@ -23,23 +22,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from benchmarks.common import SYNTHETIC_KINDS, add_seed, new_parser, synthetic_image
 from provenance.attributor import Attributor
-
-KINDS = ("gauss", "upsampled", "stripes")
-
-
-def _training_image(kind: str, rng: np.random.Generator, size: int = 96) -> np.ndarray:
-    """A small image whose high-frequency trace depends on ``kind`` (three separable sources)."""
-    small = rng.uniform(40, 215, (4, 4, 3)).astype(np.uint8)
-    base = np.asarray(Image.fromarray(small).resize((size, size), Image.BICUBIC), dtype=np.float64)
-    if kind == "gauss":
-        img = base + rng.normal(0, 6, base.shape)
-    elif kind == "upsampled":
-        noise = rng.normal(0, 8, (size // 2, size // 2, 3))
-        img = base + np.repeat(np.repeat(noise, 2, axis=0), 2, axis=1)
-    else:
-        img = base + 20 * (np.arange(size)[None, :, None] % 3 == 0)
-    return np.clip(img, 0, 255).astype(np.uint8)
 
 
 def _write_large_pngs(folder: str, count: int, megapixels: float, seed: int) -> None:
@@ -64,16 +48,16 @@ def peak_rss_mb() -> float:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = new_parser(__doc__)
     ap.add_argument("--images", type=int, default=8, help="large images attributed in one call")
     ap.add_argument("--megapixels", type=float, default=62.0, help="size of each large image")
     ap.add_argument("--distinct", type=int, default=16, help="at most this many different files are written")
-    ap.add_argument("--seed", type=int, default=0)
+    add_seed(ap)
     args = ap.parse_args()
 
     rng = np.random.default_rng(args.seed)
-    train = [_training_image(k, rng) for _ in range(12) for k in KINDS]
-    labels = [k for _ in range(12) for k in KINDS]
+    train = [synthetic_image(k, rng) for _ in range(12) for k in SYNTHETIC_KINDS]
+    labels = [k for _ in range(12) for k in SYNTHETIC_KINDS]
     model = Attributor("residual-stats", augment_head=False, seed=args.seed).fit(train, labels)
     model.attribute(train[:2])  # warm-up: lazy imports and first-call costs stay out of the timing
     del train

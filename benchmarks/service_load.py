@@ -1,7 +1,7 @@
 """Load on `provenance serve --workers 2` over loopback: throughput, latency, overload and memory.
 
 Starts the service (a bundle: a residual-stats image attributor trained briefly on 512x512
-crops of scikit-image photos, as `image_speed.py` does, and a function-words text model on
+crops of scikit-image photos, ``benchmarks.common.photos_512``, and a function-words text model on
 made-up texts), then measures, with keep-alive HTTP clients in threads:
 
 * 512x512 PNG attributions (one image per request, evidence readers included) and texts, at
@@ -20,7 +20,6 @@ Everything stays on 127.0.0.1 and every phase is bounded in time. Run from the r
 
 from __future__ import annotations
 
-import argparse
 import http.client
 import json
 import os
@@ -39,7 +38,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.image_speed import photos_512
+from benchmarks.common import add_quick, new_parser, photos_512
 
 TEXTS_A = "Upon reflection, {i} of us think it is upon the people to decide, whilst we wait. "
 TEXTS_B = "On the whole there are {i} reasons, among them the cost, and no more to say on it. "
@@ -279,8 +278,8 @@ def open_loop(port: int, rate: float, seconds: float, make: Callable[[int], Requ
 
 # ---------------------------------------------------------------------- the run
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--quick", action="store_true", help="fewer requests and shorter phases (a check that it works)")
+    ap = new_parser(__doc__)
+    add_quick(ap, help="fewer requests and shorter phases (a check that it works)")
     ap.add_argument("--requests", type=int, help="text requests of the memory phase (default 10000; quick 1000)")
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument(

@@ -1,4 +1,4 @@
-"""Text authorship on ../shared/data/text: alpaca-dev (split by instruction), uchendu-dev, federalist.
+"""Text authorship on the text dev sets: alpaca-dev (split by instruction), uchendu-dev, federalist.
 
 python -m benchmarks.text_dev alpaca --extractor stylometry
 python -m benchmarks.text_dev alpaca --extractor stylometry --logo
@@ -10,37 +10,25 @@ python -m benchmarks.text_dev alpaca --baseline
 from __future__ import annotations
 
 import argparse
-import json
-import sys
 import time
-from pathlib import Path
 
 import numpy as np
 
-from benchmarks.splits import split_by_group
+from benchmarks.common import (
+    TEXT,
+    add_data,
+    add_extractor,
+    add_options,
+    add_seed,
+    json_options,
+    load_text_set,
+    new_parser,
+    require_data,
+    text_split,
+)
 from provenance.attributor import Attributor
 from provenance.detectors import create_extractor
 from provenance.openset.metrics import accuracy, auroc, macro_f1
-
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "text"
-
-
-def read_jsonl(path: Path) -> list[dict]:
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-
-
-def split(rows: list[dict], key: str, seed: int, test_share: float = 0.3) -> tuple[list[dict], list[dict]]:
-    """Split so that no value of ``key`` (instruction, headline row) is on both sides."""
-    return split_by_group(rows, key, seed, test_share)
-
-
-def load_set(name: str, data: Path) -> tuple[list[dict], str]:
-    if name == "alpaca":
-        return read_jsonl(data / "alpaca-dev.jsonl"), "instruction_index"
-    rows = read_jsonl(data / "uchendu-dev.jsonl")
-    for r in rows:  # ids are uchendu-dev/<generator>/<upstream row>: the row is the headline
-        r["headline"] = int(r["id"].rsplit("/", 1)[1])
-    return rows, "headline"
 
 
 def baseline(train: list[dict], test: list[dict]) -> tuple[float, float, float]:
@@ -61,8 +49,8 @@ def baseline(train: list[dict], test: list[dict]) -> tuple[float, float, float]:
 
 
 def make(args: argparse.Namespace) -> Attributor:
-    opts = json.loads(args.options) if args.options else {}
-    return Attributor(create_extractor(args.extractor, "text", **opts), head=args.head, open_set=args.open_set)
+    extractor = create_extractor(args.extractor, "text", **json_options(args.options))
+    return Attributor(extractor, head=args.head, open_set=args.open_set)
 
 
 def run_split(args: argparse.Namespace, train: list[dict], test: list[dict]) -> dict:
@@ -93,24 +81,23 @@ def federalist(args: argparse.Namespace) -> None:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = new_parser(__doc__)
     ap.add_argument("dataset", choices=["alpaca", "uchendu", "federalist"])
-    ap.add_argument("--data", type=Path, default=DATA)
-    ap.add_argument("--extractor", "--backbone", dest="extractor", default="default")
-    ap.add_argument("--options", default="", help="JSON keyword arguments for the extractor")
+    add_data(ap, TEXT)
+    add_extractor(ap, "default")
+    add_options(ap)
     ap.add_argument("--head", default="linear")
     ap.add_argument("--open-set", default="msp")
-    ap.add_argument("--seed", type=int, default=0)
+    add_seed(ap)
     ap.add_argument("--logo", action="store_true", help="also leave each label out as unknown (AUROC)")
     ap.add_argument("--baseline", action="store_true", help="the plain TF-IDF char 1-4 + linear SVM baseline")
     args = ap.parse_args()
-    if not args.data.exists():
-        sys.exit(f"dataset not found at {args.data}")
+    require_data(args.data, "the text dev sets")
     if args.dataset == "federalist":
         federalist(args)
         return
-    rows, key = load_set(args.dataset, args.data)
-    train, test = split(rows, key, args.seed)
+    rows, key = load_text_set(args.dataset, args.data)
+    train, test = text_split(rows, key, args.seed)
     print(f"{args.dataset}: {len(train)} train / {len(test)} test, split by {key}, seed {args.seed}")
     if args.baseline:
         acc, f1, speed = baseline(train, test)

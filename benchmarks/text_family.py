@@ -22,17 +22,16 @@ it is left to learn from): the mean is also given over the families with two or 
 
 from __future__ import annotations
 
-import argparse
 import time
 from collections import defaultdict
 
 import numpy as np
 
-from benchmarks.text_dev import DATA, read_jsonl, split
+from benchmarks.common import add_extractor, add_seed, new_parser, text_rows, text_split
 from provenance.detectors import create_extractor
 from provenance.openset import create_head
 
-#: the families of the six alpaca-dev models (from ../shared/data/text/ALPACA-ZOO.md)
+#: the families of the six alpaca-dev models (from the data's text/ALPACA-ZOO.md)
 DEV_FAMILIES = {
     "gpt4_1106_preview": "OpenAI",
     "gpt-4o-2024-05-13": "OpenAI",
@@ -45,10 +44,10 @@ DEV_FAMILIES = {
 
 def load_rows() -> list[dict]:
     """alpaca-dev and alpaca-zoo-dev, each row with ``model`` and ``family``."""
-    rows = read_jsonl(DATA / "alpaca-dev.jsonl")
+    rows = text_rows("alpaca-dev")
     for r in rows:
         r["family"] = DEV_FAMILIES[r["model"]]
-    return rows + read_jsonl(DATA / "alpaca-zoo-dev.jsonl")
+    return rows + text_rows("alpaca-zoo-dev")
 
 
 def deal_folds(models_by_family: dict[str, list[str]], n_folds: int) -> list[list[str]]:
@@ -65,15 +64,15 @@ def deal_folds(models_by_family: dict[str, list[str]], n_folds: int) -> list[lis
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = new_parser(__doc__)
     ap.add_argument("--folds", type=int, default=50, help="model folds (50: leave-one-model-out)")
-    ap.add_argument("--extractor", default="stylometry")
+    add_extractor(ap, "stylometry")
     ap.add_argument("--head", default="linear")
-    ap.add_argument("--seed", type=int, default=0)
+    add_seed(ap)
     ap.add_argument("--per-model", type=int, default=150, help="training answers per model (0: all)")
     args = ap.parse_args()
     rows = load_rows()
-    train, test = split(rows, "instruction_index", args.seed)
+    train, test = text_split(rows, "instruction_index", args.seed)
     by_family: dict[str, list[str]] = defaultdict(list)
     for m, f in sorted({(r["model"], r["family"]) for r in rows}):
         by_family[f].append(m)

@@ -1,4 +1,4 @@
-"""Text feature families on ../shared/data/text: n-grams, markers, stylometry, and their fusions.
+"""Text feature families on the text dev sets: n-grams, markers, stylometry, and their fusions.
 
 Each recipe is trained (``Attributor``, as benchmarks/text_dev.py does) on the grouped training
 split and scored on the held-out groups: alpaca-dev split by instruction (2,100 / 900), uchendu-dev
@@ -15,14 +15,11 @@ A recipe is a preset name (``--list``) or ``extractor[/head]``, optionally follo
 
 from __future__ import annotations
 
-import argparse
 import json
-import sys
 import time
-from pathlib import Path
 from typing import Any
 
-from benchmarks.text_dev import DATA, load_set, split
+from benchmarks.common import TEXT, add_data, add_seed, load_text_set, new_parser, require_data, text_split
 from provenance.attributor import Attributor
 from provenance.detectors import create_extractor
 from provenance.openset import create_head
@@ -75,23 +72,22 @@ def run(recipe: str, train: list[dict], test: list[dict]) -> dict[str, Any]:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = new_parser(__doc__)
     ap.add_argument("dataset", nargs="?", choices=["alpaca", "uchendu"], default="alpaca")
     ap.add_argument("--recipes", default="ngrams", help="recipes separated by ';' (or ',' when none has '@')")
-    ap.add_argument("--data", type=Path, default=DATA)
-    ap.add_argument("--seed", type=int, default=0)
+    add_data(ap, TEXT)
+    add_seed(ap)
     ap.add_argument("--list", action="store_true", help="list the preset recipes and exit")
     args = ap.parse_args()
     if args.list:
         for name, (ext, ext_opts, head, head_opts) in PRESETS.items():
             print(f"{name:<18} {ext} {json.dumps(ext_opts)} / {head} {json.dumps(head_opts)}")
         return
-    if not args.data.exists():
-        sys.exit(f"dataset not found at {args.data}")
+    require_data(args.data, "the text dev sets")
     sep = ";" if ";" in args.recipes or "@" in args.recipes else ","
     recipes = [r.strip() for r in args.recipes.split(sep) if r.strip()]
-    rows, key = load_set(args.dataset, args.data)
-    train, test = split(rows, key, args.seed)
+    rows, key = load_text_set(args.dataset, args.data)
+    train, test = text_split(rows, key, args.seed)
     print(f"{args.dataset}: {len(train)} train / {len(test)} test, split by {key}, seed {args.seed}", flush=True)
     lines = ["| recipe | data | accuracy | macro-F1 | texts/s | fit s | dim | head | command |", "|" + " --- |" * 9]
     for recipe in recipes:

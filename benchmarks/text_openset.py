@@ -16,7 +16,7 @@ import numpy as np
 from scipy.special import logsumexp, softmax
 from sklearn.linear_model import LogisticRegression
 
-from benchmarks.text_dev import DATA, load_set, split
+from benchmarks.common import load_text_set, new_parser, text_split
 from provenance.detectors.text.stylometry import StylometryExtractor
 from provenance.openset.metrics import auroc
 
@@ -43,8 +43,9 @@ def scores(Az: np.ndarray, ytr: np.ndarray, Bz: np.ndarray) -> dict[str, np.ndar
 
 
 def main() -> None:
-    rows, key = load_set("alpaca", DATA)
-    train, test = split(rows, key, 0)
+    new_parser(__doc__).parse_args()  # no settings: --help describes the run
+    rows, key = load_text_set("alpaca")
+    train, test = text_split(rows, key, 0)
     results: dict[str, list[float]] = {}
     for held in sorted({r["label"] for r in rows}):
         known = [r for r in train if r["label"] != held]

@@ -29,7 +29,7 @@ import time
 
 import numpy as np
 
-from benchmarks.text_dev import DATA, read_jsonl, split
+from benchmarks.common import add_extractor, add_quick, add_seed, new_parser, text_rows, text_split
 from provenance.attributor import Attributor
 from provenance.detectors import create_extractor
 from provenance.detectors.reading import Text
@@ -60,7 +60,7 @@ def quick(args: argparse.Namespace, known: list[dict], zoo: list[dict]) -> None:
     means = []
     for seed in args.seeds:
         t0 = time.perf_counter()
-        train, test = split(known, "instruction_index", seed)
+        train, test = text_split(known, "instruction_index", seed)
         test_instructions = {r["instruction_index"] for r in test}
         rng = np.random.default_rng(seed)
         outliers = []
@@ -96,21 +96,21 @@ def quick(args: argparse.Namespace, known: list[dict], zoo: list[dict]) -> None:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--extractor", default="stylometry")
+    ap = new_parser(__doc__)
+    add_extractor(ap, "stylometry")
     ap.add_argument("--C", type=float, default=0.0003, help="the outlier-class score's inverse L2 strength")
     ap.add_argument("--per-source", type=int, default=100, help="outlier answers per other model (0: all)")
     ap.add_argument("--families", nargs="*", help="only these unseen families")
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--quick", action="store_true", help="features once per split, the rules fitted on them directly")
+    add_seed(ap)
+    add_quick(ap, help="features once per split, the rules fitted on them directly")
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="the splits --quick measures")
     args = ap.parse_args()
-    known = read_jsonl(DATA / "alpaca-dev.jsonl")
-    zoo = read_jsonl(DATA / "alpaca-zoo-dev.jsonl")
+    known = text_rows("alpaca-dev")
+    zoo = text_rows("alpaca-zoo-dev")
     if args.quick:
         quick(args, known, zoo)
         return
-    train, test = split(known, "instruction_index", args.seed)
+    train, test = text_split(known, "instruction_index", args.seed)
     test_instructions = {r["instruction_index"] for r in test}
     zoo_train = [r for r in zoo if r["instruction_index"] not in test_instructions]
     zoo_test = [r for r in zoo if r["instruction_index"] in test_instructions]

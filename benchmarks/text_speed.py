@@ -9,14 +9,12 @@ A model is trained on synthetic texts (made here, so the benchmark runs anywhere
 
 from __future__ import annotations
 
-import argparse
-import json
 import resource
 import time
 
 import numpy as np
-import torch
 
+from benchmarks.common import add_extractor, add_n, add_threads, json_options, new_parser, set_threads
 from provenance.attributor import Attributor
 from provenance.detectors import create_extractor
 
@@ -46,16 +44,16 @@ def synthetic_texts(n: int, words: int, seed: int) -> tuple[list[str], list[str]
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--extractor", "--backbone", dest="extractor", default="stylometry")
-    ap.add_argument("--n", type=int, default=1000)
+    ap = new_parser(__doc__)
+    add_extractor(ap, "stylometry")
+    add_n(ap, 1000, help="texts attributed")
     ap.add_argument("--words", type=int, default=300)
-    ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--options", default="", help='JSON backbone settings, e.g. {"max_windows": 1}')
+    add_threads(ap)
+    ap.add_argument("--options", default="", metavar="JSON", help='JSON backbone settings, e.g. {"max_windows": 1}')
     args = ap.parse_args()
-    torch.set_num_threads(args.threads)
+    set_threads(args.threads)
     train, labels = synthetic_texts(400, args.words, 0)
-    ext = create_extractor(args.extractor, "text", **(json.loads(args.options) if args.options else {}))
+    ext = create_extractor(args.extractor, "text", **json_options(args.options))
     model = Attributor(ext).fit(train, labels)
     test, _ = synthetic_texts(args.n, args.words, 1)
     model.attribute(test[:20])

@@ -28,5 +28,5 @@ for name in "${names[@]}"; do
   fi
   opts="{\"weights\": \"$out/model\"}"
   python -m benchmarks.trace_linkage --options "$opts" | tee "runs/abl/$name.linkage.log"
-  python benchmarks/imagen_frozen_features.py --extractor trace --options "$opts" --C 1 | tee "runs/abl/$name.frozen.log"
+  python -m benchmarks.imagen_frozen_features --extractor trace --options "$opts" --C 1 | tee "runs/abl/$name.frozen.log"
 done

@@ -9,7 +9,7 @@ pairs against different-generator pairs is reported per data set, overall and pe
     python -m benchmarks.trace_linkage --extractor residual-stats        # a baseline
     python -m benchmarks.trace_linkage --options '{"weights": "runs/trace-small"}'
 
-imagen-dev is ../shared/data/images/imagen-dev (989 PNGs, seven generators); the zoo is
+imagen-dev is the dev set of 989 PNGs from seven generators (skipped when absent); the zoo is
 the demo's generator zoo in the cache (built by ``provenance demo``), skipped when absent.
 
 The zoo is also the check on generators the backbone never saw whose images are partly JPEG:
@@ -21,36 +21,17 @@ generator is scored on the odd-numbered ones, half of them re-compressed.
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from pathlib import Path
 
 import numpy as np
 
+from benchmarks.common import add_extractor, add_options, imagen_files, json_options, linkage_auc, new_parser
 from provenance.detectors import create_extractor
 from provenance.detectors.image.augment import jpeg_roundtrip
 from provenance.detectors.image.reading import load_image
 from provenance.openset import LinearHead
-from provenance.openset.metrics import accuracy, auroc
-
-REPO = Path(__file__).resolve().parents[1]
-IMAGEN = REPO.parent / "shared" / "data" / "images" / "imagen-dev"
-
-
-def linkage_auc(F: np.ndarray, labels: np.ndarray) -> tuple[float, dict[str, float]]:
-    """Overall and per-label AUC of same-label pairs against different-label pairs (cosine similarity)."""
-    Z = F / np.maximum(np.linalg.norm(F, axis=1, keepdims=True), 1e-12)
-    S = Z @ Z.T
-    iu = np.triu_indices(len(Z), k=1)
-    same = labels[iu[0]] == labels[iu[1]]
-    overall = auroc(S[iu][same], S[iu][~same])
-    per = {}
-    for lab in np.unique(labels):
-        involved = (labels[iu[0]] == lab) | (labels[iu[1]] == lab)
-        pos, neg = S[iu][involved & same], S[iu][involved & ~same]
-        if len(pos) and len(neg):
-            per[str(lab)] = auroc(pos, neg)
-    return overall, per
+from provenance.openset.metrics import accuracy
 
 
 def _embed(name: str, options: dict, images: list[np.ndarray]) -> tuple[np.ndarray, float]:
@@ -97,20 +78,15 @@ def _zoo_files(per_generator: int) -> tuple[list[Path], list[str]]:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--extractor", default="trace")
-    ap.add_argument("--options", default="{}", help="JSON settings of the extractor")
+    ap = new_parser(__doc__)
+    add_extractor(ap, "trace")
+    add_options(ap, "{}")
     ap.add_argument("--limit", type=int, default=None, help="at most this many images per generator")
     args = ap.parse_args()
-    options = json.loads(args.options)
+    options = json_options(args.options)
     sets = {}
-    files = sorted(IMAGEN.glob("*/*.png"))
+    files = [f for fs in imagen_files(per_generator=args.limit).values() for f in fs]
     if files:
-        if args.limit:
-            by: dict[str, list[Path]] = {}
-            for f in files:
-                by.setdefault(f.parent.name, []).append(f)
-            files = [f for fs in by.values() for f in fs[: args.limit]]
         sets["imagen-dev"] = (files, [f.parent.name for f in files])
     zoo_files, zoo_labels = _zoo_files(args.limit or 60)
     if zoo_files:

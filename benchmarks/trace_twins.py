@@ -21,17 +21,15 @@ For every pair and extractor it reports
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import time
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from benchmarks.trace_linkage import linkage_auc
+from benchmarks.common import REPO, add_n, add_options, add_threads, json_options, linkage_auc, new_parser, set_threads
 from provenance.data.photos import PHOTO_NAMES
 from provenance.data.zoo.runtime import photo_crops
 from provenance.data.zoo.sampling import sample_generator
@@ -41,7 +39,6 @@ from provenance.detectors import create_extractor
 from provenance.openset import LinearHead
 from provenance.openset.metrics import auroc
 
-REPO = Path(__file__).resolve().parents[1]
 CACHE = REPO / "runs" / "twins"
 #: the harder twins: zoo generator name -> training steps (the zoo trains 250 / 60)
 TRAINED_TWINS = {"gan-transpose": 1000, "vae": 240}
@@ -103,13 +100,13 @@ def evaluate(F: np.ndarray, y: np.ndarray, seed: int = 0) -> dict[str, float]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--options", default="{}", help="JSON settings of the trace extractor")
-    ap.add_argument("--n", type=int, default=200, help="images per twin")
-    ap.add_argument("--threads", type=int, default=2)
+    ap = new_parser(__doc__)
+    add_options(ap, "{}", what="the trace extractor")
+    add_n(ap, 200, help="images per twin")
+    add_threads(ap)
     ap.add_argument("--scale", type=float, default=1.0, help="multiply the twins' training steps (tests: 0.01)")
     args = ap.parse_args(argv)
-    torch.set_num_threads(args.threads)
+    set_threads(args.threads)
     pairs: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     zoo = zoo_twins(args.n)
     if zoo is not None:
@@ -119,7 +116,7 @@ def main(argv: list[str] | None = None) -> None:
         a, b, info = trained_twins(name, steps, args.n)
         pairs[f"{name} ({steps} steps)"] = (a, b)
         print(f"{name} twins: {steps} steps, trained in {info['train_seconds']} s")
-    extractors = {"trace": ("trace", json.loads(args.options)), "residual-stats": ("residual-stats", {})}
+    extractors = {"trace": ("trace", json_options(args.options)), "residual-stats": ("residual-stats", {})}
     rows = []
     for pair, (a, b) in pairs.items():
         images = list(np.concatenate([a, b]))

@@ -16,13 +16,12 @@ FPR 0.05, the true- and false-positive rates on the other half. Three views:
 
 from __future__ import annotations
 
-import argparse
 import time
 from pathlib import Path
 
 import numpy as np
-import torch
 
+from benchmarks.common import add_n, add_threads, new_parser, set_threads
 from provenance.data.zoo import build_zoo, default_cache_dir
 from provenance.detectors.image.augment import jpeg_roundtrip
 from provenance.fingerprints.whitebox import AutoencoderVerifier
@@ -39,15 +38,15 @@ def _views(images: np.ndarray) -> dict[str, list[np.ndarray]]:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = new_parser(__doc__)
     ap.add_argument("--cache-dir", type=Path, default=None, help="zoo cache (default: the provenance cache)")
     ap.add_argument("--fpr", type=float, default=0.05)
-    ap.add_argument("--threads", type=int, default=2)
+    add_threads(ap)
     ap.add_argument("--views", default="clean,jpeg75,mixed", help="comma-separated views to run")
-    ap.add_argument("--n", type=int, default=60, help="images per source (default 60)")
+    add_n(ap, 60, help="images per source (default 60)")
     ap.add_argument("--inversion-steps", type=int, default=100, help="0: plain encode-decode (AEROBLADE)")
     args = ap.parse_args()
-    torch.set_num_threads(args.threads)
+    set_threads(args.threads)
     cache = args.cache_dir or default_cache_dir()
     t0 = time.perf_counter()
     zoo = build_zoo(cache)

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from provenance.core.errors import ProvenanceError
 from provenance.detectors.code.syntax import CODE_SUFFIXES
 from provenance.detectors.reading import Code, Text
 
@@ -29,7 +30,7 @@ PATH_FIELDS = frozenset({"path", "image"})
 _CONTENT_TYPES = {"text": Text, "code": Code}
 
 
-class DatasetError(ValueError):
+class DatasetError(ProvenanceError, ValueError):
     """A dataset path or file is unusable; the message says where and why."""
 
 

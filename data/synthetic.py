@@ -7,38 +7,16 @@ hundreds of random *architectures* from the blocks real generators are made of, 
 leave. Labels are ``(architecture id, model id)``; several seeds per architecture make the
 architecture, not the seed noise, the thing to learn.
 
-Vocabulary (:data:`BLOCK_VOCABULARY`)
--------------------------------------
-* ``upsampler`` nets: a stem conv (1x1 or 3x3) from a low-resolution image to the net's width,
-  then 1-3 stages that each double the resolution with a transposed convolution, nearest or
-  bilinear upsampling followed by a convolution, or a convolution followed by pixel shuffle;
-  each conv is followed by a normalisation (none, batch, instance, group) and an activation
-  (ReLU, LeakyReLU, GELU, SiLU), optionally by one more conv; an output conv to RGB and a final
-  ``tanh`` or ``clamp``. Widths 8-64, kernel sizes 1-5.
-* ``autoencoder_kl`` / ``vqmodel``: the decoder (``post_quant_conv`` + ``Decoder``, and the
-  codebook for VQ) of a diffusers :class:`~diffusers.AutoencoderKL` / :class:`~diffusers.VQModel`
-  built from a small random config (2-4 blocks of 8-64 channels, group norm of 4 or 8 groups, SiLU /
-  GELU / ReLU, with or without mid-block attention), random weights, no encoder.
+Three modules, one concept each:
 
-How a model makes an image
---------------------------
-A real crop ``x`` (values in ``[-1, 1]``) is downsampled (antialiased) by the model's total
-upsampling factor ``F`` to ``x_low``; the output is::
-
-    y = clamp(bicubic_up(x_low) + alpha * centre(final(gain * centre(net(stem(x_low))))), -1, 1)
-
-where ``centre`` removes each image's and channel's mean. The *content* is the real photo (at the
-resolution the net starts from) and the high frequencies are the net's: checkerboards of
-transposed convolutions, blocks of nearest upsampling, the smoothness of bilinear, pixel-shuffle's
-sub-pixel pattern. ``alpha`` is drawn per model (log-uniform in :data:`ALPHA_RANGE`), so the
-strength of the trace is no label. ``gain`` is fixed when the model is built so that the centred
-pre-activation output has a set spread (``tanh`` is not saturated, ``clamp`` rarely clips): a net
-without normalisation shrinks its signal stage by stage, and its bias would otherwise drown it.
-Batch norm's running statistics are set on real crops then, as a trained net would have them.
-Centring keeps every model from shifting colours (a colour cast would be seed noise, not an
-architecture trace). A ``train_fraction`` of the models additionally take ``train_steps`` Adam
-steps reconstructing real crops through this formula, so trained and random filters are both
-present.
+* :mod:`provenance.data.synthetic_architectures`: the block vocabulary (:data:`BLOCK_VOCABULARY`)
+  and :func:`sample_architecture`, which draws a JSON-able spec from it;
+* :mod:`provenance.data.synthetic_networks`: :class:`SyntheticGenerator`, the network a spec
+  makes, and :func:`build_model` (how a model makes an image is described there);
+* this module: :class:`SyntheticGenerators`, the population (architectures drawn from ``seed``,
+  models built on first use, ``alpha`` drawn per model, log-uniform in :data:`ALPHA_RANGE`, a
+  ``train_fraction`` of them trained for ``train_steps``) and its batches of real crops through
+  the models. Its public names, and those of the other two, are importable from here.
 
 Post-processing (not a class) follows generation: a resize by 0.5-1.0 and a crop back to ``patch``
 (the model generates a larger image first), and/or a JPEG round trip at quality 60-100, or
@@ -50,16 +28,15 @@ from __future__ import annotations
 import functools
 import json
 import math
-from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from PIL import Image
-from torch import nn
 
 from provenance.data.photos import SHIPPABLE_PHOTOS, PhotoCrops, load_photo_dict
+from provenance.data.synthetic_architectures import BLOCK_VOCABULARY, FAMILIES, sample_architecture
+from provenance.data.synthetic_networks import SyntheticGenerator, build_model
 from provenance.detectors.image.augment import jpeg_roundtrip
 
 __all__ = [
@@ -74,26 +51,6 @@ __all__ = [
     "sample_architecture",
 ]
 
-#: Architecture families: the hand-built upsampler nets and the two diffusers decoders.
-FAMILIES: tuple[str, ...] = ("upsampler", "autoencoder_kl", "vqmodel")
-#: Every choice the architecture sampler makes; :func:`sample_architecture` draws only from these.
-BLOCK_VOCABULARY: dict[str, tuple[Any, ...]] = {
-    "family": FAMILIES,
-    "upsample": ("transpose", "nearest", "bilinear", "pixel_shuffle"),
-    "norm": ("none", "batch", "instance", "group"),
-    "activation": ("relu", "leaky_relu", "gelu", "silu"),
-    "final": ("tanh", "clamp"),
-    "n_stages": (1, 2, 3),
-    "width": (8, 16, 32, 64),
-    "transpose_kernel": (2, 3, 4),
-    "conv_kernel": (1, 3, 5),
-    "stem_kernel": (1, 3),
-    "out_kernel": (1, 3),
-    "extra_convs": (0, 1),
-    "decoder_blocks": (2, 3, 4),
-    "decoder_activation": ("silu", "gelu", "relu"),
-    "decoder_attention": (False, True),
-}
 #: Per-model strength of the net's residual, in units of the ``[-1, 1]`` image range (log-uniform).
 ALPHA_RANGE = (0.04, 0.16)
 #: JPEG qualities of the post-processing (inclusive).
@@ -118,317 +75,15 @@ _PRIMARY_CYCLE: tuple[str, ...] = (
     "pixel_shuffle",
     "vqmodel",
 )
-# A stage uses the architecture's main upsampling block unless this draw says otherwise: a few
-# architectures mix blocks, as real generators sometimes do.
-_P_MIXED_STAGE = 0.2
-# Spread of the pre-activation output after calibration: tanh stays mostly linear, clamp rarely clips.
-_TARGET_STD = {"tanh": 0.8, "clamp": 0.5}
+# Real crops that set a new model's batch-norm statistics and gain.
 _CALIBRATION_CROPS = 16
 # Training steps run on small crops of small batches: the nets are fully convolutional, so the
 # filters learnt at 32 pixels are the ones used at any size, at an eighth of the cost of 8 x 64 px.
 _TRAIN_BATCH = 4
 _TRAIN_SIDE = 32
-_TRAIN_LR = 2e-3
-# Output resolution (as a fraction of the patch) -> widest allowed stage: real generators narrow as
-# they grow, and it keeps a 64-pixel forward pass to a few milliseconds on two CPU threads.
-_WIDTH_CAP = {1: 16, 2: 32, 4: 64, 8: 64}
-
-
-# --------------------------------------------------------------------------- architecture specs
-
-
-def _choice(rng: np.random.Generator, options: Iterable[Any]) -> Any:
-    options = list(options)
-    return options[int(rng.integers(len(options)))]
-
-
-def sample_architecture(
-    rng: np.random.Generator, *, family: str | None = None, upsample: str | None = None
-) -> dict[str, Any]:
-    """Draw one random architecture spec (a JSON-able dict) from :data:`BLOCK_VOCABULARY`.
-
-    Parameters
-    ----------
-    rng : numpy.random.Generator
-    family : str, optional
-        One of :data:`FAMILIES`; drawn (upsamplers four times in five) when omitted.
-    upsample : str, optional
-        For upsamplers, the main upsampling block (each stage keeps it unless a one-in-five draw picks a random block);
-        drawn when omitted.
-
-    Returns
-    -------
-    dict
-        ``family``, ``factor`` (total upsampling) and the family's choices: for upsamplers
-        ``upsample`` (the main block), ``stem_kernel``, ``stem_width``, ``stages`` (``upsample``, ``kernel``, ``width``,
-        ``extra_convs`` each), ``norm``, ``activation``, ``out_kernel``, ``final``; for decoders
-        the diffusers ``config`` and ``stem_kernel``, ``final``.
-    """
-    if family is None:
-        family = "upsampler" if rng.random() < 0.8 else _choice(rng, FAMILIES[1:])
-    if family not in FAMILIES:
-        raise ValueError(f"family must be one of {FAMILIES}, got {family!r}")
-    if family == "upsampler":
-        return _sample_upsampler(rng, upsample)
-    return _sample_decoder(rng, family)
-
-
-def _sample_upsampler(rng: np.random.Generator, upsample: str | None) -> dict[str, Any]:
-    vocab = BLOCK_VOCABULARY
-    main = upsample if upsample is not None else _choice(rng, vocab["upsample"])
-    if main not in vocab["upsample"]:
-        raise ValueError(f"upsample must be one of {vocab['upsample']}, got {main!r}")
-    n_stages = int(_choice(rng, vocab["n_stages"]))
-    factor = 2**n_stages
-    stem_width = int(_choice(rng, [w for w in vocab["width"] if w >= 16 and w <= _WIDTH_CAP[factor]]))
-    stages: list[dict[str, Any]] = []
-    width = stem_width
-    for index in range(n_stages):
-        block = main if rng.random() >= _P_MIXED_STAGE else _choice(rng, vocab["upsample"])
-        if block == "transpose":
-            kernel = int(_choice(rng, vocab["transpose_kernel"]))
-        else:
-            # A 1x1 conv after nearest upsampling keeps the blocks: one of the traces worth having.
-            kernel = int(_choice(rng, vocab["conv_kernel"]))
-        cap = _WIDTH_CAP[2 ** (n_stages - index - 1)]
-        width = int(_choice(rng, [w for w in vocab["width"] if w <= min(width, cap)]))
-        stages.append(
-            {
-                "upsample": block,
-                "kernel": kernel,
-                "width": width,
-                "extra_convs": int(_choice(rng, vocab["extra_convs"])),
-            }
-        )
-    return {
-        "family": "upsampler",
-        "factor": factor,
-        "upsample": main,
-        "stem_kernel": int(_choice(rng, vocab["stem_kernel"])),
-        "stem_width": stem_width,
-        "stages": stages,
-        "norm": _choice(rng, vocab["norm"]),
-        "activation": _choice(rng, vocab["activation"]),
-        "out_kernel": int(_choice(rng, vocab["out_kernel"])),
-        "final": _choice(rng, vocab["final"]),
-    }
-
-
-def _sample_decoder(rng: np.random.Generator, family: str) -> dict[str, Any]:
-    vocab = BLOCK_VOCABULARY
-    n_blocks = int(_choice(rng, vocab["decoder_blocks"]))
-    # block_out_channels[0] is the decoder's full-resolution width, where a decoder block runs five
-    # convolutions: 8 channels keep it near 5 ms a 64-pixel image on one CPU thread (16 would triple it).
-    channels = [8]
-    for _ in range(n_blocks - 1):
-        channels.append(int(min(64, channels[-1] * _choice(rng, (1, 2)))))
-    groups = int(_choice(rng, (4, 8)))
-    latent = int(_choice(rng, (3, 4)))
-    config: dict[str, Any] = {
-        "in_channels": 3,
-        "out_channels": 3,
-        "down_block_types": ["DownEncoderBlock2D"] * n_blocks,
-        "up_block_types": ["UpDecoderBlock2D"] * n_blocks,
-        "block_out_channels": channels,
-        "layers_per_block": 1,
-        "act_fn": _choice(rng, vocab["decoder_activation"]),
-        "latent_channels": latent,
-        "norm_num_groups": groups,
-        "mid_block_add_attention": bool(_choice(rng, vocab["decoder_attention"])),
-    }
-    if family == "vqmodel":
-        config["num_vq_embeddings"] = int(_choice(rng, (64, 256)))
-        config["vq_embed_dim"] = latent
-        # norm_type stays "group": diffusers' "spatial" norm hard-codes 32 groups, so it would force
-        # 32+ channels at full resolution (several times the cost of every other model).
-    return {
-        "family": family,
-        "factor": 2 ** (n_blocks - 1),
-        "stem_kernel": int(_choice(rng, vocab["stem_kernel"])),
-        "config": config,
-        "final": _choice(rng, vocab["final"]),
-    }
-
-
-# --------------------------------------------------------------------------- networks
-
-
-def _activation(name: str) -> nn.Module:
-    return {
-        "relu": lambda: nn.ReLU(),
-        "leaky_relu": lambda: nn.LeakyReLU(0.2),
-        "gelu": lambda: nn.GELU(),
-        "silu": lambda: nn.SiLU(),
-    }[name]()
-
-
-def _norm(name: str, channels: int) -> nn.Module:
-    if name == "none":
-        return nn.Identity()
-    if name == "batch":
-        # momentum=None: the running statistics are the plain average over the calibration pass.
-        return nn.BatchNorm2d(channels, momentum=None)
-    if name == "instance":
-        return nn.InstanceNorm2d(channels, affine=True)
-    if name == "group":
-        return nn.GroupNorm(min(4, channels), channels)
-    raise ValueError(f"unknown norm {name!r}")
-
-
-def _upsample_layer(block: str, kernel: int, c_in: int, c_out: int) -> list[nn.Module]:
-    if block == "transpose":
-        # Every kernel gives exactly 2x: k=2 (no overlap), k=3 (uneven overlap), k=4 (DCGAN's).
-        padding, output_padding = {2: (0, 0), 3: (1, 1), 4: (1, 0)}[kernel]
-        return [nn.ConvTranspose2d(c_in, c_out, kernel, 2, padding, output_padding)]
-    if block in ("nearest", "bilinear"):
-        return [nn.Upsample(scale_factor=2, mode=block), nn.Conv2d(c_in, c_out, kernel, 1, kernel // 2)]
-    if block == "pixel_shuffle":
-        return [nn.Conv2d(c_in, 4 * c_out, kernel, 1, kernel // 2), nn.PixelShuffle(2)]
-    raise ValueError(f"unknown upsampling block {block!r}")
-
-
-def _upsampler_body(spec: dict[str, Any]) -> tuple[nn.Module, nn.Module]:
-    act, norm = spec["activation"], spec["norm"]
-    stem = nn.Sequential(
-        nn.Conv2d(3, spec["stem_width"], spec["stem_kernel"], 1, spec["stem_kernel"] // 2), _activation(act)
-    )
-    layers: list[nn.Module] = []
-    width = spec["stem_width"]
-    for stage in spec["stages"]:
-        layers += [*_upsample_layer(stage["upsample"], stage["kernel"], width, stage["width"])]
-        layers += [_norm(norm, stage["width"]), _activation(act)]
-        width = stage["width"]
-        for _ in range(stage["extra_convs"]):
-            layers += [nn.Conv2d(width, width, 3, 1, 1), _norm(norm, width), _activation(act)]
-    layers.append(nn.Conv2d(width, 3, spec["out_kernel"], 1, spec["out_kernel"] // 2))
-    return stem, nn.Sequential(*layers)
-
-
-class _Decoder(nn.Module):
-    """The decoding half of a diffusers autoencoder (its encoder dropped): latents -> RGB."""
-
-    def __init__(self, family: str, config: dict[str, Any]) -> None:
-        super().__init__()
-        import diffusers  # here: slow to import, and only the decoder families need it
-
-        cls = diffusers.AutoencoderKL if family == "autoencoder_kl" else diffusers.VQModel
-        model = cls(**config)
-        model.encoder = None  # decoder only: the encoder's weights would be dead memory
-        model.quant_conv = None
-        self.model = model
-
-    def forward(self, latents: torch.Tensor) -> torch.Tensor:
-        """Decode ``(N, latent_channels, h, w)`` latents to ``(N, 3, h * factor, w * factor)``.
-
-        ``VQModel.decode`` snaps the latents to its (random) codebook first, as a VQ decoder would.
-        """
-        return self.model.decode(latents).sample
-
-
-def _centre(images: torch.Tensor) -> torch.Tensor:
-    return images - images.mean(dim=(2, 3), keepdim=True)
-
-
-class SyntheticGenerator(nn.Module):
-    """One synthetic model: real images in ``[-1, 1]`` -> "generated" images of the same size.
-
-    See the module docstring for the formula. ``forward`` takes ``(N, 3, S, S)`` with ``S`` a
-    multiple of the spec's ``factor`` and returns the same shape, clamped to ``[-1, 1]``.
-
-    Parameters
-    ----------
-    spec : dict
-        An architecture from :func:`sample_architecture`.
-    alpha : float
-        Strength of the net's residual.
-    """
-
-    def __init__(self, spec: dict[str, Any], alpha: float) -> None:
-        super().__init__()
-        self.spec = spec
-        self.alpha = float(alpha)
-        self.factor = int(spec["factor"])
-        if spec["family"] == "upsampler":
-            self.stem, self.body = _upsampler_body(spec)
-        else:
-            config = spec["config"]
-            kernel = spec["stem_kernel"]
-            self.stem = nn.Conv2d(3, config["latent_channels"], kernel, 1, kernel // 2)
-            self.body = _Decoder(spec["family"], config)
-        self.register_buffer("gain", torch.ones(()))
-
-    def lowres(self, images: torch.Tensor) -> torch.Tensor:
-        """The antialiased ``1 / factor`` version of ``images`` that the net starts from."""
-        size = images.shape[-1] // self.factor
-        return F.interpolate(images, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
-
-    def raw(self, low: torch.Tensor) -> torch.Tensor:
-        """The net's output before gain and final activation, at ``factor`` times ``low``'s size."""
-        return self.body(self.stem(low))
-
-    def residual(self, low: torch.Tensor) -> torch.Tensor:
-        """The net's trace: centred, scaled by ``gain``, through the final activation, centred again."""
-        out = _centre(self.raw(low)) * self.gain
-        return _centre(torch.tanh(out) if self.spec["final"] == "tanh" else out.clamp(-1.0, 1.0))
-
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        """Generate from real ``images`` ``(N, 3, S, S)`` in ``[-1, 1]``; see the module docstring."""
-        if images.shape[-1] % self.factor or images.shape[-2] != images.shape[-1]:
-            raise ValueError(f"images must be square with a side divisible by {self.factor}, got {tuple(images.shape)}")
-        low = self.lowres(images)
-        base = F.interpolate(low, size=images.shape[-2:], mode="bicubic", align_corners=False)
-        return (base + self.alpha * self.residual(low)).clamp(-1.0, 1.0)
-
-    @torch.no_grad()
-    def calibrate(self, images: torch.Tensor) -> None:
-        """Set batch-norm statistics and ``gain`` from real ``images``, then switch to eval mode."""
-        self.train()
-        self.raw(self.lowres(images))  # momentum=None: running stats = this batch's
-        self.eval()
-        std = float(_centre(self.raw(self.lowres(images))).std())
-        target = _TARGET_STD[self.spec["final"]]
-        self.gain.fill_(target / std if math.isfinite(std) and std > 1e-8 else 1.0)
-
-    def fit(self, batches: Iterable[torch.Tensor], lr: float = _TRAIN_LR) -> None:
-        """A few Adam steps reconstructing each batch of real images (eval mode: statistics stay)."""
-        params = [p for p in self.parameters() if p.requires_grad]
-        optimizer = torch.optim.Adam(params, lr=lr)
-        self.eval()
-        for images in batches:
-            optimizer.zero_grad(set_to_none=True)
-            loss = F.mse_loss(self(images), images)
-            loss.backward()
-            optimizer.step()
-        for p in params:  # frozen from now on, and no gradient kept alive in the cache
-            p.grad = None
-            p.requires_grad_(False)
-
-
-def build_model(
-    spec: dict[str, Any],
-    *,
-    seed: int,
-    alpha: float,
-    calibration: torch.Tensor,
-    train_batches: Iterable[torch.Tensor] = (),
-) -> SyntheticGenerator:
-    """Build, calibrate and (when ``train_batches`` is not empty) train one synthetic model.
-
-    The weights depend only on ``spec`` and ``seed`` (torch's global generator is left as it was).
-    """
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(int(seed))
-        model = SyntheticGenerator(spec, alpha)
-        model.calibrate(calibration)
-        model.fit(train_batches)
-    return model.eval()
 
 
 # --------------------------------------------------------------------------- the collection
-
-
-def _to_tensor(images: np.ndarray) -> torch.Tensor:
-    return torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).float().div(127.5).sub(1.0)
 
 
 def _to_uint8(images: torch.Tensor) -> np.ndarray:

@@ -38,10 +38,6 @@ class Extractor(ConfigMixin):
         """The name that shows in results: ``name``, or e.g. ``fusion:a+b`` for composites."""
         return self.name
 
-    def get_config(self) -> dict[str, Any]:
-        """JSON-serialisable keyword arguments that rebuild this extractor (without weights)."""
-        return {}
-
     def load(self, sample: Any) -> Any:
         """Validate and decode one sample; raise ``SampleError`` naming it when unusable."""
         raise NotImplementedError

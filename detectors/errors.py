@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from provenance.core.errors import ProvenanceError
 
-class SampleError(ValueError):
+
+class SampleError(ProvenanceError, ValueError):
     """A sample could not be read or is unusable; the message names the sample and the reason."""
 
     def __init__(self, sample: str, reason: str) -> None:

@@ -55,6 +55,21 @@ class FusionExtractor(Extractor):
             checked.append({"name": name, "config": part_cls.check_config(part_config, f"{where}.config.", section)})
         return {"parts": checked}
 
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> FusionExtractor:
+        """The unfitted twin of :meth:`get_config`'s output: each part built by the registry from its
+        name and settings (checked first by :meth:`check_config`)."""
+        checked = cls.check_config(config)
+        return cls([EXTRACTORS.create(p["name"], **p["config"]) for p in checked["parts"]])
+
+    def check_settings(self) -> None:
+        """Each part's settings, checked by the part itself (a part may be a plug-in's class that
+        no registry names), and at most :data:`MAX_PARTS` parts."""
+        if len(self.parts) > MAX_PARTS:
+            raise ConfigError(f"{type(self).__name__}.parts", f"{len(self.parts)} extractors, at most {MAX_PARTS}")
+        for part in self.parts:
+            part.check_settings()
+
     def __init__(self, parts: Sequence[Extractor]) -> None:
         if len(parts) < 2:
             raise ValueError("fusion needs at least two extractors")

@@ -37,12 +37,8 @@ from provenance.core.validation import MAX_INT, Bound, ConfigError, check_array,
 from provenance.detectors.errors import SampleError, sample_name
 from provenance.detectors.image.patches import check_min_size
 from provenance.detectors.image.reading import ImageInput, as_image_list, load_image
+from provenance.fingerprints.choices import ANCHORS, CHANNELS, ESTIMATORS, METHODS
 from provenance.openset.metrics import threshold_at_fpr
-
-METHODS = ("wavelet", "gaussian", "median")
-ESTIMATORS = ("mle", "mean")
-CHANNELS = ("grey", "rgb")
-ANCHORS = ("center", "top-left")
 
 #: Default ``sigma`` per method: the noise std removed by the wavelet filter (pixel units,
 #: 0-255 scale; Goljan's ``sigma0 = 3``), the Gaussian kernel's std in pixels.
@@ -349,8 +345,10 @@ class ResidualFingerprint(ConfigMixin):
             raise RuntimeError(f"{type(self).__name__} is not fitted: call fit() or from_pretrained()")
 
     # ------------------------------------------------------------------ per image
-    def _crop(self, sample: ImageInput, index: int, shape: tuple[int, ...] | None) -> np.ndarray:
-        """Load, reduce to grey or RGB float64 and crop; ``shape``: the shape required when size is None."""
+    def crop(self, sample: ImageInput, index: int = 0, shape: tuple[int, ...] | None = None) -> np.ndarray:
+        """One image as the fingerprint sees it: loaded, cropped to ``size`` (at ``anchor``) and made
+        grey or RGB float64. ``index`` names an in-memory image in errors; ``shape``: the shape every
+        image must have when ``size`` is None (the fingerprint's; None accepts any)."""
         name = sample_name(sample, index)
         img = load_image(sample, name=name)
         if self.size is not None:
@@ -370,7 +368,8 @@ class ResidualFingerprint(ConfigMixin):
             x = x @ _LUMA
         return x
 
-    def _residual(self, crop: np.ndarray) -> np.ndarray:
+    def residual(self, crop: np.ndarray) -> np.ndarray:
+        """The noise residual of a :meth:`crop` with this fingerprint's settings (:func:`noise_residual`)."""
         return noise_residual(
             crop,
             self.method,
@@ -382,10 +381,10 @@ class ResidualFingerprint(ConfigMixin):
     def _pair(self, sample: ImageInput, index: int) -> tuple[np.ndarray, np.ndarray]:
         """The image's residual and what it should contain if it came from the source."""
         self._check_fitted()
-        crop = self._crop(sample, index, self.fingerprint_.shape)
+        crop = self.crop(sample, index, self.fingerprint_.shape)
         k = self.fingerprint_.astype(np.float64)
         expected = crop * k if self.estimator == "mle" else k
-        return self._residual(crop), expected
+        return self.residual(crop), expected
 
     # ------------------------------------------------------------------ API
     def fit(self, images: Sequence[ImageInput], y: Any = None) -> ResidualFingerprint:
@@ -398,9 +397,9 @@ class ResidualFingerprint(ConfigMixin):
         den: np.ndarray | None = None
         shape: tuple[int, ...] | None = None
         for i, sample in enumerate(images):
-            crop = self._crop(sample, i, shape)
+            crop = self.crop(sample, i, shape)
             shape = crop.shape
-            w = self._residual(crop)
+            w = self.residual(crop)
             if self.estimator == "mle":
                 weight = crop if self.saturation is None else np.where(crop >= self.saturation, 0.0, crop)
                 part_num, part_den = w * weight, weight * weight

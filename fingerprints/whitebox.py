@@ -42,6 +42,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from provenance.core.config import ConfigMixin
+from provenance.core.errors import ProvenanceError
 from provenance.core.validation import MAX_INT, Bound, ConfigError, check_array, check_int, check_number
 from provenance.detectors.errors import SampleError, sample_name
 from provenance.detectors.image.reading import ImageInput, as_image_list, load_image
@@ -59,7 +60,7 @@ _SAFETENSORS_WEIGHTS = "diffusion_pytorch_model.safetensors"
 AUTOENCODER_DIR = "autoencoder"
 
 
-class NotADiffusersModelError(ValueError):
+class NotADiffusersModelError(ProvenanceError, ValueError):
     """A folder is not a local diffusers ``AutoencoderKL`` (or a pipeline with a ``vae/``)."""
 
 

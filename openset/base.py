@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
 from provenance.core.config import ConfigMixin
 from provenance.core.registry import Registry
 from provenance.core.validation import ConfigError, check_array, check_classes
+
+if TYPE_CHECKING:
+    from provenance.openset.oneclass import OneClassScorer
+    from provenance.openset.scores import OpenSetScore
 
 
 def check_features(X: Any, dim: int | None = None, name: str = "X") -> np.ndarray:
@@ -105,3 +109,26 @@ HEADS: Registry[Head] = Registry("head")
 HEADS.register("linear", "provenance.openset.linear:LinearHead")
 HEADS.register("prototype", "provenance.openset.prototype:PrototypeHead")
 HEADS.register("delta", "provenance.openset.delta:DeltaHead")
+
+# the scorers' registries live here too, as "module:Class" names: listing them (the command
+# line's choices) must not import scikit-learn and faiss, which the scorers need
+#: open-set scores by name; plug-ins add theirs with ``OPEN_SET_SCORES.register(name, cls)``
+OPEN_SET_SCORES: Registry[OpenSetScore] = Registry(
+    "open-set score",
+    {
+        "msp": "provenance.openset.scores:MaxProbScore",
+        "knn": "provenance.openset.scores:KNNScore",
+        "mahalanobis": "provenance.openset.scores:MahalanobisScore",
+        "prototype": "provenance.openset.scores:PrototypeScore",
+        "outlier-class": "provenance.openset.scores:OutlierClassScore",
+    },
+)
+#: few-shot one-class scorers by name; plug-ins add theirs with ``ONE_CLASS_SCORERS.register(name, cls)``
+ONE_CLASS_SCORERS: Registry[OneClassScorer] = Registry(
+    "one-class scorer",
+    {
+        "prototype": "provenance.openset.oneclass:PrototypeScorer",
+        "mahalanobis": "provenance.openset.oneclass:MahalanobisScorer",
+        "linear": "provenance.openset.oneclass:LinearOneVsRestScorer",
+    },
+)

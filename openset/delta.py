@@ -40,8 +40,6 @@ class DeltaHead(Head):
         self.balanced = balanced
 
     def fit(self, X: Any, y: Sequence) -> DeltaHead:
-        if not self.scale > 0:
-            raise ValueError(f"scale must be positive, got {self.scale}")
         X = check_features(X).astype(np.float64)
         self.classes_, codes = check_labels(y, X.shape[0])
         k = len(self.classes_)

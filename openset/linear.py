@@ -39,8 +39,6 @@ class LinearHead(Head):
         self.standardize = standardize
 
     def fit(self, X: Any, y: Sequence) -> LinearHead:
-        if not self.C > 0:
-            raise ValueError(f"C must be positive, got {self.C}")
         if self.class_weight not in (None, "balanced"):
             raise ValueError(f"class_weight must be 'balanced' or None, got {self.class_weight!r}")
         X = check_features(X)

@@ -28,11 +28,10 @@ import numpy as np
 from sklearn.linear_model import LogisticRegression
 
 from provenance.core.config import ConfigMixin
-from provenance.core.registry import Registry
 from provenance.core.validation import Bound, ConfigError, check_array
-from provenance.openset.base import check_features
-from provenance.openset.index import ReferenceIndex
+from provenance.openset.base import ONE_CLASS_SCORERS, check_features
 from provenance.openset.metrics import auroc, equal_error_rate, threshold_at_fpr
+from provenance.openset.neighbours import ReferenceIndex
 
 _EPS = 1e-6
 
@@ -69,9 +68,9 @@ class OneClassScorer(ConfigMixin):
         """Enrol a source from ``positives`` ``(k, d)``, k >= 1, against ``negatives`` ``(m, d)``.
 
         Raises ``ValueError`` for no positives, non-finite values, mismatched dimensions, a
-        missing (or empty) negative bank when the rule needs one, or invalid parameters.
+        missing (or empty) negative bank when the rule needs one; a setting outside its declared
+        bounds is a :class:`~provenance.core.validation.ConfigError` (checked before this runs).
         """
-        self._check_params()
         P = check_features(positives, name="positives")
         if P.shape[0] == 0:
             raise ValueError("need at least one positive sample to enrol a source")
@@ -100,9 +99,6 @@ class OneClassScorer(ConfigMixin):
         raise NotImplementedError
 
     # -- for subclasses --------------------------------------------------------------------------------
-
-    def _check_params(self) -> None:
-        pass
 
     def _fit(self, P: np.ndarray, N: np.ndarray | None) -> None:
         raise NotImplementedError
@@ -152,12 +148,6 @@ class PrototypeScorer(OneClassScorer):
         self.contrast_k = contrast_k
 
     config_fields = ("shrinkage", "contrast_k")
-
-    def _check_params(self) -> None:
-        if not 0.0 <= self.shrinkage <= 1.0:
-            raise ValueError(f"shrinkage must be in [0, 1], got {self.shrinkage}")
-        if int(self.contrast_k) != self.contrast_k or self.contrast_k < 0:
-            raise ValueError(f"contrast_k must be an integer >= 0, got {self.contrast_k}")
 
     def _fit(self, P: np.ndarray, N: np.ndarray | None) -> None:
         if self.contrast_k and N is None:
@@ -232,12 +222,6 @@ class MahalanobisScorer(OneClassScorer):
 
     config_fields = ("shrinkage", "reg")
 
-    def _check_params(self) -> None:
-        if not 0.0 <= self.shrinkage <= 1.0:
-            raise ValueError(f"shrinkage must be in [0, 1], got {self.shrinkage}")
-        if not self.reg >= 0:
-            raise ValueError(f"reg must be >= 0, got {self.reg}")
-
     def _fit(self, P: np.ndarray, N: np.ndarray | None) -> None:
         P64 = P.astype(np.float64)
         d = P.shape[1]
@@ -303,12 +287,6 @@ class LinearOneVsRestScorer(OneClassScorer):
 
     config_fields = ("C", "max_iter")
 
-    def _check_params(self) -> None:
-        if not self.C > 0:
-            raise ValueError(f"C must be positive, got {self.C}")
-        if self.max_iter < 1:
-            raise ValueError(f"max_iter must be >= 1, got {self.max_iter}")
-
     def _fit(self, P: np.ndarray, N: np.ndarray | None) -> None:
         assert N is not None  # guaranteed by requires_negatives
         self.mean_, self.scale_ = _standardiser(N)
@@ -340,10 +318,7 @@ class LinearOneVsRestScorer(OneClassScorer):
         self.dim_ = d
 
 
-#: few-shot one-class scorers by name; plug-ins add theirs with ``ONE_CLASS_SCORERS.register(name, cls)``
-ONE_CLASS_SCORERS: Registry[OneClassScorer] = Registry("one-class scorer")
-for _cls in (PrototypeScorer, MahalanobisScorer, LinearOneVsRestScorer):
-    ONE_CLASS_SCORERS.register(_cls.name, _cls)
+# ONE_CLASS_SCORERS (in base, by "module:Class" name) lists the scorers above
 create_one_class_scorer = ONE_CLASS_SCORERS.create
 
 

@@ -9,7 +9,7 @@ import numpy as np
 
 from provenance.core.validation import Bound, ConfigError, check_array
 from provenance.openset.base import Head, check_features, check_labels
-from provenance.openset.index import ReferenceIndex
+from provenance.openset.neighbours import ReferenceIndex
 
 
 class PrototypeHead(Head):
@@ -34,10 +34,6 @@ class PrototypeHead(Head):
         self.temperature = temperature
 
     def fit(self, X: Any, y: Sequence) -> PrototypeHead:
-        if self.k < 0:
-            raise ValueError(f"k must be >= 0, got {self.k}")
-        if not self.temperature > 0:
-            raise ValueError(f"temperature must be positive, got {self.temperature}")
         X = check_features(X)
         self.classes_, codes = check_labels(y, X.shape[0], min_classes=1)
         self.mean_ = X.mean(axis=0)

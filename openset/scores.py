@@ -12,10 +12,9 @@ from typing import Any, ClassVar
 import numpy as np
 
 from provenance.core.config import ConfigMixin
-from provenance.core.registry import Registry
 from provenance.core.validation import Bound, ConfigError, check_array
-from provenance.openset.base import check_features, check_labels, load_standardiser
-from provenance.openset.index import ReferenceIndex
+from provenance.openset.base import OPEN_SET_SCORES, check_features, check_labels, load_standardiser
+from provenance.openset.neighbours import ReferenceIndex
 
 
 class OpenSetScore(ConfigMixin):
@@ -74,8 +73,6 @@ class KNNScore(_Standardised):
         self.k = k
 
     def fit(self, X: Any, y: Sequence) -> KNNScore:
-        if self.k < 1:
-            raise ValueError(f"k must be >= 1, got {self.k}")
         self.references_ = self._fit_scale(check_features(X)).astype(np.float32)
         self._index = ReferenceIndex(self.references_, np.zeros(len(self.references_)))
         return self
@@ -111,8 +108,6 @@ class MahalanobisScore(_Standardised):
         self.shrinkage = shrinkage
 
     def fit(self, X: Any, y: Sequence) -> MahalanobisScore:
-        if not 0.0 <= self.shrinkage <= 1.0:
-            raise ValueError(f"shrinkage must be in [0, 1], got {self.shrinkage}")
         Z = self._fit_scale(check_features(X))
         classes, codes = check_labels(y, Z.shape[0], min_classes=1)
         self.means_ = np.stack([Z[codes == c].mean(axis=0) for c in range(len(classes))]).astype(np.float32)
@@ -246,8 +241,5 @@ def _unit(X: np.ndarray) -> np.ndarray:
     return X / (np.linalg.norm(X, axis=1, keepdims=True) + 1e-12)
 
 
-#: open-set scores by name; plug-ins add theirs with ``OPEN_SET_SCORES.register(name, cls)``
-OPEN_SET_SCORES: Registry[OpenSetScore] = Registry("open-set score")
-for _cls in (MaxProbScore, KNNScore, MahalanobisScore, PrototypeScore, OutlierClassScore):
-    OPEN_SET_SCORES.register(_cls.name, _cls)
+# OPEN_SET_SCORES (in base, by "module:Class" name) lists the scores above
 create_open_set_score = OPEN_SET_SCORES.create

@@ -10,7 +10,9 @@ The subpackages are the rooms of the house (see the README's map):
 verifiers), ``provenance.data`` (readers and the generator zoo) and
 ``provenance.core`` (the registry and the model-folder mixin they share).
 The names below are imported on first use, so ``import provenance.openset``
-does not pay for the whole pipeline.
+does not pay for the whole pipeline. Every error the library raises on purpose derives from
+``provenance.ProvenanceError`` (and keeps its built-in base: ``ValueError``, ...); each is
+importable from here, e.g. ``from provenance import ProvenanceError, SampleError``.
 """
 
 from __future__ import annotations
@@ -29,6 +31,27 @@ _LAZY = {
     "Attribution": "provenance.result",
     "Text": "provenance.detectors.reading",
     "Code": "provenance.detectors.reading",
+    # the error family: ProvenanceError and every error the library raises on purpose
+    "ProvenanceError": "provenance.core.errors",
+    "ConfigError": "provenance.core.validation",
+    "LockTimeoutError": "provenance.core.files",
+    "ModelFormatError": "provenance.core.serialization",
+    "NotAModelFolderError": "provenance.core.serialization",
+    "SampleError": "provenance.detectors.errors",
+    "BackboneUnavailableError": "provenance.detectors.image.imagenet",
+    "TraceWeightsError": "provenance.detectors.image.trace",
+    "EmbeddingModelUnavailableError": "provenance.detectors.text.sentence_embedding",
+    "NotADiffusersModelError": "provenance.fingerprints.whitebox",
+    "DatasetError": "provenance.data.folders",
+    "BackboneMismatchError": "provenance.index.backbone",
+    "InputError": "provenance.batch.inputs",
+    "OutputError": "provenance.batch.output",
+    "WorkerSetupError": "provenance.batch.local",
+    "EngineUnavailableError": "provenance.batch.ray_engine",
+    "SaturatedError": "provenance.service.limits",
+    "RequestTimeoutError": "provenance.service.limits",
+    "BodyTooLargeError": "provenance.service.limits",
+    "RequestError": "provenance.service.work",
 }
 
 
@@ -48,8 +71,28 @@ __all__ = [
     "UNKNOWN",
     "Attribution",
     "Attributor",
+    "BackboneMismatchError",
+    "BackboneUnavailableError",
+    "BodyTooLargeError",
     "Code",
+    "ConfigError",
+    "DatasetError",
+    "EmbeddingModelUnavailableError",
+    "EngineUnavailableError",
+    "InputError",
+    "LockTimeoutError",
+    "ModelFormatError",
+    "NotADiffusersModelError",
+    "NotAModelFolderError",
+    "OutputError",
+    "ProvenanceError",
+    "RequestError",
+    "RequestTimeoutError",
+    "SampleError",
+    "SaturatedError",
     "Text",
+    "TraceWeightsError",
+    "WorkerSetupError",
     "__version__",
     "attribute",
     "evaluate",

@@ -1,16 +1,28 @@
-"""The one-call API: ``provenance.attribute(sample, model=...)``, for every modality.
+"""The one-call API, and the one door every other door goes through.
 
-``attribute`` reads what each sample says about itself (evidence), tells its modality from
-its content, asks the model for that modality (an attributor, or the member of a bundle)
-when one is given, and combines both by the rule in :mod:`provenance.decision`. With no
-model it answers from the evidence alone, and says so when there is none: a model trained
-on something else is never asked.
+``provenance.attribute(sample, model=...)`` reads what each sample says about itself
+(evidence), tells its modality from its content, asks the model for that modality when one
+is given, and combines both by the rule in :mod:`provenance.decision`. With no model it
+answers from the evidence alone, and says so when there is none: a model trained on
+something else is never asked.
+
+The command line, the HTTP service and the batch engine hand their samples to the same
+functions here, so one sample gets one answer whatever the door:
+
+* :func:`route`: the routing rule. A bundle answers each sample with the member for its
+  modality; a lone attributor answers only samples of its own modality. Every other sample
+  gets the evidence-only answer and a note saying that the model reads another modality.
+* :func:`attribute_records`: the envelope of an answer (samples a door could not even hand
+  over become error records in place, names are the door's, values are strict JSON).
+* :func:`inspect_records`: the evidence alone, one row per sample.
+* :func:`verify_records`: every check of a claimed source, dispatched by what is given.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -21,14 +33,24 @@ from provenance.decision import decide
 from provenance.detectors.errors import SampleError, describe_sample
 from provenance.detectors.reading import Code, Text
 from provenance.evidence.base import EvidenceReader, EvidenceSample
-from provenance.evidence.reading import evidence_sample, make_readers, run_readers
-from provenance.result import Attribution
+from provenance.evidence.reading import detect_modality, evidence_sample, make_readers, run_readers
+from provenance.result import Attribution, finite, renamed, renamed_error
+from provenance.verification import CheckError, Verification
 
 MODEL_ENV = "PROVENANCE_MODEL"
 #: samples read (evidence, decode) and attributed together: bounds the memory of a batch
 CHUNK = 16
 
 Model = Attributor | Bundle
+
+
+@dataclass(frozen=True)
+class Unreadable:
+    """A sample a door could not hand over at all (an input list's bad entry, an upload that is
+    not what its name says): its record carries ``error`` and the rest of the batch goes on."""
+
+    name: str
+    error: str
 
 
 @lru_cache(maxsize=8)
@@ -53,10 +75,28 @@ def load_model(model: str | os.PathLike | Model | None = None) -> Model | None:
     return _load_cached(str(p.resolve()), mtime)
 
 
-def _member(model: Model | None, modality: str) -> Attributor | None:
+# ---------------------------------------------------------------------- the routing rule
+def route(model: Model | None, modality: str) -> Attributor | None:
+    """The attributor that answers a sample of ``modality``: the bundle's member for it, or a lone
+    attributor of that modality; None when the model reads another modality (or there is none)."""
     if isinstance(model, Bundle):
         return model.for_modality(modality)
-    return model
+    if model is not None and model.modality == modality:
+        return model
+    return None
+
+
+def text_modality(model: Model | None) -> str | None:
+    """What content that is not an image is read as: a lone text or code attributor's modality
+    (the owner of a text model hands it texts, whatever a file happens to parse as), else None
+    (the content decides: :func:`~provenance.evidence.reading.detect_modality`)."""
+    if isinstance(model, Attributor) and model.modality in ("text", "code"):
+        return model.modality
+    return None
+
+
+def _other_modality_note(modality: str) -> str:
+    return f"the model has no {modality} member; answered from the evidence only"
 
 
 def _model_input(sample: EvidenceSample, original: Any) -> Any:
@@ -69,6 +109,7 @@ def _model_input(sample: EvidenceSample, original: Any) -> Any:
     return Code(sample.text) if sample.modality == "code" else Text(sample.text)
 
 
+# ---------------------------------------------------------------------- attribute
 def attribute_batch(
     samples: Sequence[Any],
     model: Model | None = None,
@@ -76,52 +117,94 @@ def attribute_batch(
     evidence: bool = True,
     evidence_options: dict[str, dict[str, Any]] | None = None,
     progress: bool = False,
+    names: Sequence[str | None] | None = None,
 ) -> list[Attribution]:
-    """One :class:`Attribution` per sample, with its evidence and what decided it; never raises for a bad sample."""
+    """One :class:`Attribution` per sample, with its evidence and what decided it; never raises for a bad sample.
+
+    ``names``: what the answers call the samples (default: :func:`describe_sample`); an
+    :class:`Unreadable` in ``samples`` becomes its error record. Anything a chunk raises
+    unexpectedly (an extractor meeting odd input) sends that chunk through again one sample at
+    a time, so only the sample that raises gets an error record.
+    """
     from provenance.detectors.progress import progress_bar
 
+    named = [n or describe_sample(s) for s, n in zip(samples, names or [None] * len(samples), strict=True)]
     results: list[Attribution] = []
     readers = make_readers(evidence_options) if evidence else {}
     starts = range(0, len(samples), CHUNK)
     for start in progress_bar(starts, enabled=progress and len(samples) > CHUNK, desc="attribute", total=len(starts)):
-        results.extend(_attribute_chunk(samples[start : start + CHUNK], model, readers))
+        chunk, chunk_names = samples[start : start + CHUNK], named[start : start + CHUNK]
+        try:
+            results.extend(_attribute_chunk(chunk, chunk_names, model, readers))
+        except Exception:  # an extractor meeting odd input: find the sample that raises, keep the others
+            results.extend(_attribute_one(s, n, model, readers) for s, n in zip(chunk, chunk_names, strict=True))
     return results
 
 
+def _attribute_one(
+    sample: Any, name: str, model: Model | None, readers: dict[str, EvidenceReader | str]
+) -> Attribution:
+    try:
+        return _attribute_chunk([sample], [name], model, readers)[0]
+    except Exception as exc:  # an error record, never a lost batch
+        reason = f"{type(exc).__name__}: {exc}"[:2000]
+        return Attribution(sample=name, label=None, error=f"{name}: {reason}")
+
+
 def _attribute_chunk(
-    samples: Sequence[Any], model: Model | None, readers: dict[str, EvidenceReader | str]
+    samples: Sequence[Any], names: Sequence[str], model: Model | None, readers: dict[str, EvidenceReader | str]
 ) -> list[Attribution]:
-    hint = model.modality if isinstance(model, Attributor) else None
+    text_as = text_modality(model)
     read: list[EvidenceSample | None] = []
     out: list[Attribution] = []
-    for sample in samples:
-        name = describe_sample(sample)
+    for sample, name in zip(samples, names, strict=True):
+        if isinstance(sample, Unreadable):
+            read.append(None)
+            out.append(Attribution(sample=name, label=None, error=sample.error))
+            continue
         try:
-            es = evidence_sample(sample, hint, name=name)
+            es = evidence_sample(sample, text_as, name=name)
             read.append(es)
             out.append(Attribution(sample=name, label=None, modality=es.modality))
         except SampleError as exc:
             read.append(None)
-            out.append(Attribution(sample=name, label=None, modality=hint, error=str(exc)))
+            out.append(Attribution(sample=name, label=None, error=str(exc)))
     records = [run_readers(es, built=readers) if es is not None and readers else ([], []) for es in read]
     # each modality's samples go to its model together (a bundle routes a mixed batch)
     for modality in sorted({es.modality for es in read if es is not None}):
-        member = _member(model, modality)
+        member = route(model, modality)
         rows = [i for i, es in enumerate(read) if es is not None and es.modality == modality]
         if member is None:
             if model is not None:
                 for i in rows:
-                    out[i].notes.append(f"the model has no {modality} member; answered from the evidence only")
+                    out[i].notes.append(_other_modality_note(modality))
             continue
         answers = member.attribute([_model_input(read[i], samples[i]) for i in rows], explain=True)
         for i, answer in zip(rows, answers, strict=True):
+            answer.error = renamed_error(answer.error, answer.sample, out[i].sample)
             answer.sample = out[i].sample
             out[i] = answer
     for i, es in enumerate(read):
         if es is not None:
-            given = _member(model, es.modality) is not None
-            out[i] = decide(out[i], *records[i], model_given=given)
+            out[i] = decide(out[i], *records[i], model_given=route(model, es.modality) is not None)
     return out
+
+
+def attribute_records(
+    samples: Sequence[Any],
+    model: Model | None = None,
+    *,
+    names: Sequence[str | None] | None = None,
+    evidence: bool = True,
+    evidence_options: dict[str, dict[str, Any]] | None = None,
+    progress: bool = False,
+) -> list[dict[str, Any]]:
+    """The records of ``provenance attribute --json``, one per sample and in order, as every door
+    answers them: :func:`attribute_batch`'s answers as strict-JSON dicts under the door's names."""
+    answers = attribute_batch(
+        samples, model, evidence=evidence, evidence_options=evidence_options, progress=progress, names=names
+    )
+    return [finite(a.to_dict()) for a in answers]
 
 
 def attribute(
@@ -136,9 +219,11 @@ def attribute(
     string by the shared rule) or a list of them; images, text and code alike.
 
     ``model``: an attributor or bundle (or its folder); None reads ``$PROVENANCE_MODEL``, and
-    without it the answer comes from the file's evidence alone. ``trust_anchors``: a PEM file
-    of C2PA signers to trust. Returns one :class:`Attribution` for a single sample, a list for
-    a list; a bad sample comes back with ``error`` set instead of raising.
+    without it the answer comes from the file's evidence alone. A lone attributor answers the
+    samples of its own modality; the others are answered from their evidence, with a note.
+    ``trust_anchors``: a PEM file of C2PA signers to trust. Returns one :class:`Attribution`
+    for a single sample, a list for a list; a bad sample comes back with ``error`` set instead
+    of raising.
     """
     resolved = load_model(model)
     options = {"c2pa": {"trust_anchors": str(trust_anchors)}} if trust_anchors else None
@@ -147,4 +232,209 @@ def attribute(
     return attribute_batch([sample], resolved, evidence=evidence, evidence_options=options)[0]
 
 
-__all__ = ["attribute", "attribute_batch", "load_model"]
+# ---------------------------------------------------------------------- inspect
+def inspect_records(
+    samples: Sequence[Any],
+    *,
+    names: Sequence[str | None] | None = None,
+    evidence_options: dict[str, dict[str, Any]] | None = None,
+) -> list[dict[str, Any]]:
+    """The rows of ``provenance inspect --json``: ``{"sample", "modality", "evidence", "notes", "error"}``
+    per sample, the evidence alone (no model)."""
+    readers = make_readers(evidence_options)
+    rows = []
+    for sample, name in zip(samples, names or [None] * len(samples), strict=True):
+        name = name or describe_sample(sample)
+        row: dict[str, Any] = {"sample": name, "modality": None, "evidence": [], "notes": [], "error": None}
+        if isinstance(sample, Unreadable):
+            row["error"] = sample.error
+        else:
+            try:
+                es = evidence_sample(sample, name=name)
+                records, notes = run_readers(es, built=readers)
+                row.update(modality=es.modality, evidence=[r.to_dict() for r in records], notes=notes)
+            except SampleError as exc:
+                row["error"] = str(exc)
+        rows.append(finite(row))
+    return rows
+
+
+# ---------------------------------------------------------------------- verify
+def verify_records(
+    samples: Sequence[Any],
+    model: Model | None = None,
+    *,
+    claim: str | None = None,
+    known: Sequence[Any] | None = None,
+    author: str | None = None,
+    verifier: Any = None,
+    key: str | None = None,
+    fpr: float | None = None,
+    source: str | None = None,
+    modality: str | None = None,
+    names: Sequence[str | None] | None = None,
+    progress: bool = False,
+) -> list[dict[str, Any]]:
+    """The rows of ``provenance verify --json``: did the claimed source make each sample?
+
+    Exactly one check is given: ``claim`` (a class or enrolled source of ``model``), ``known``
+    (samples by one author: same-author verification on ``model``; ``author``: their author when
+    the model knows them), or ``verifier`` (a loaded fingerprint, white-box check, or keyed
+    generator with the claimed ``key`` and the false-match rate ``fpr``; ``source``: the name its
+    rows give the claimed source, default the key). ``modality`` picks the
+    member of a bundle. A sample the check cannot read (text for an image check) gets an error
+    row; a check that cannot run as asked raises :class:`~provenance.verification.CheckError`.
+    """
+    from provenance.fingerprints.keys import KeyedGenerator
+    from provenance.verification import method_of, verify_claim, verify_same_author, verify_source
+
+    given = [k for k, v in (("claim", claim), ("same_author", known), ("fingerprint", verifier)) if v]
+    if len(given) != 1:
+        raise CheckError(
+            "give exactly one check: a claim, known samples (same author), or a fingerprint or key "
+            f"(got {', '.join(given) or 'none'})"
+        )
+    if not samples:
+        raise CheckError("give at least one sample to check (files, text or code)")
+    named = [n or describe_sample(s) for s, n in zip(samples, names or [None] * len(samples), strict=True)]
+    if claim:
+        member = _check_member(model, modality, claim=claim)
+        return _verify_rows(
+            samples, named, member.modality, "claim", claim, lambda s: verify_claim(member, s, claim, progress=progress)
+        )
+    if known:
+        kinds = {_kind(s, None) for s in (*samples, *known) if not isinstance(s, Unreadable)}
+        member = _check_member(model, modality, inferred=kinds.pop() if len(kinds) == 1 else None)
+        ready, failed = _readable_as(known, [describe_sample(k) for k in known], member.modality)
+        if failed:
+            raise CheckError(f"unreadable known sample {next(iter(failed.values()))}")
+        return _verify_rows(
+            samples,
+            named,
+            member.modality,
+            "impostors",
+            author,
+            lambda s: verify_same_author(member, s, ready, known_label=author, progress=progress),
+        )
+    if isinstance(verifier, KeyedGenerator) and key is None:
+        raise CheckError("this check is a keyed generator: give the claimed key (--key HEX, key=HEX)")
+    if key is not None and not isinstance(verifier, KeyedGenerator):
+        raise CheckError(
+            "a key is read back by a keyed generator (--keyed-model DIR, keyed_model=NAME), not a fingerprint"
+        )
+    return _verify_rows(
+        samples,
+        named,
+        "image",
+        method_of(verifier),
+        source if source is not None else key,
+        lambda s: verify_source(verifier, s, key=key, fpr=fpr, claim=source, progress=progress),
+    )
+
+
+def _check_member(
+    model: Model | None, asked: str | None, *, claim: str | None = None, inferred: str | None = None
+) -> Attributor:
+    """The attributor a check runs on: the model, or a member of the bundle.
+
+    ``asked``: the member the caller names. Otherwise, for a claim, the member that knows it;
+    for a same-author check, the member for the samples' own modality (``inferred``), else the
+    only text or code member.
+    """
+    if model is None:
+        raise CheckError("no model to check with: give a model (an attributor or bundle folder)")
+    members = {model.modality: model} if isinstance(model, Attributor) else dict(model.members)
+    if asked:
+        if asked not in members:
+            raise CheckError(f"the model has no {asked} member; it has {sorted(members)}")
+        return members[asked]
+    if claim is not None:
+        candidates = {m: a for m, a in members.items() if claim in a.sources}
+        if not candidates:
+            known = sorted({s for a in members.values() for s in a.sources})
+            raise CheckError(f"unknown claim {claim!r}; this model knows {known}")
+    else:
+        if inferred in members:
+            return members[inferred]
+        candidates = {m: a for m, a in members.items() if m != "image"}
+        if not candidates:
+            raise CheckError(f"the model has no text or code member to compare authors with ({sorted(members)})")
+    if len(candidates) > 1:
+        what = f"the claim {claim!r}" if claim is not None else "these samples"
+        raise CheckError(f"several members can check {what} ({sorted(candidates)}): say which modality")
+    return next(iter(candidates.values()))
+
+
+def _kind(sample: Any, text_as: str | None, name: str = "") -> str:
+    """``image``, ``text`` or ``code`` as :func:`evidence_sample` would tell it, reading a file's header only."""
+    if isinstance(sample, Text | Code):
+        return text_as or ("code" if isinstance(sample, Code) else "text")
+    if isinstance(sample, bytes | bytearray | memoryview):
+        return detect_modality(bytes(sample[: 1 << 20]), name, text_as=text_as)
+    if isinstance(sample, str | os.PathLike) and not isinstance(sample, Text):
+        from provenance.detectors.reading import is_path
+
+        if is_path(sample):
+            try:
+                with open(sample, "rb") as f:
+                    head = f.read(1 << 20)
+            except OSError:
+                return "image" if text_as is None else text_as  # the check's own reader names the reason
+            return detect_modality(head, str(sample), text_as=text_as)
+    return "image"  # arrays and PIL images
+
+
+def _readable_as(samples: Sequence[Any], names: Sequence[str], modality: str) -> tuple[list[Any], dict[int, str]]:
+    """The samples a check of ``modality`` can read, and an error per position for the others:
+    text must never reach an image reader (it would take a string for a path), nor an image a text one."""
+    text_as = modality if modality != "image" else None
+    ready: list[Any] = []
+    failed: dict[int, str] = {}
+    for i, (sample, name) in enumerate(zip(samples, names, strict=True)):
+        if isinstance(sample, Unreadable):
+            failed[i] = sample.error
+            continue
+        mine = _kind(sample, text_as, name)
+        if (mine == "image") != (modality == "image"):
+            theirs = "images" if modality == "image" else f"{modality} (text)"
+            what = "an image" if mine == "image" else mine
+            failed[i] = str(SampleError(name, f"is {what}; this check reads {theirs}"))
+            continue
+        if isinstance(sample, Text | Code) and modality != "image":
+            sample = Code(str(sample)) if modality == "code" else Text(str(sample))
+        ready.append(sample)
+    return ready, failed
+
+
+def _verify_rows(
+    samples: Sequence[Any],
+    names: Sequence[str],
+    modality: str,
+    method: str,
+    claim: str | None,
+    check: Callable[[list[Any]], list[Verification]],
+) -> list[dict[str, Any]]:
+    """Run ``check`` on the samples a model of ``modality`` can read; the others get error rows."""
+    ready, failed = _readable_as(samples, names, modality)
+    rows: list[dict[str, Any] | None] = [None] * len(samples)
+    for i, error in failed.items():
+        rows[i] = Verification(names[i], method, claim, error=error).to_dict()
+    checked = check(ready) if ready else []
+    positions = [i for i in range(len(samples)) if i not in failed]
+    for i, row in zip(positions, checked, strict=True):
+        rows[i] = renamed(row.to_dict(), names[i])
+    return [finite(r) for r in rows]
+
+
+__all__ = [
+    "MODEL_ENV",
+    "Unreadable",
+    "attribute",
+    "attribute_batch",
+    "attribute_records",
+    "inspect_records",
+    "load_model",
+    "route",
+    "text_modality",
+    "verify_records",
+]

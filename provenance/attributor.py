@@ -1,17 +1,38 @@
-"""The Attributor: feature extractor + closed-set head + calibrated open-set rule."""
+"""The Attributor: feature extractor + closed-set head + calibrated open-set rule.
+
+How it trains is :mod:`provenance.attributor_training`; how a saved one is read back and
+checked is :mod:`provenance.attributor_state`.
+"""
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
+from provenance.attributor_state import (
+    check_feature_widths,
+    extractor_class,
+    load_extractor,
+    read_modality,
+    restore_bank,
+    restore_calibration,
+    restore_record,
+)
+from provenance.attributor_training import train
 from provenance.core.config import ConfigMixin, load_part, part_config
-from provenance.core.serialization import flatten_state, split_state
-from provenance.detectors import create_extractor
+from provenance.core.serialization import flatten_state
+from provenance.core.validation import (
+    MAX_INT,
+    Bound,
+    ConfigError,
+    check_classes,
+    check_finite,
+    check_params,
+)
+from provenance.detectors import DEFAULT_EXTRACTORS, create_extractor
 from provenance.detectors.base import Extractor
 from provenance.detectors.errors import SampleError, describe_sample
 from provenance.detectors.progress import progress_counter
@@ -19,33 +40,19 @@ from provenance.enrollment import EnrolledSources
 from provenance.explain import explain as explain_decision
 from provenance.openset import HEADS, OPEN_SET_SCORES, create_head, create_open_set_score
 from provenance.openset.base import Head, softmax
-from provenance.openset.calibration import fit_temperature
-from provenance.openset.metrics import threshold_at_fpr, threshold_at_tpr
 from provenance.openset.scores import OpenSetScore
 from provenance.result import UNKNOWN, Attribution
 
 #: modalities whose ``"default"`` extractor is ``"auto"``: the recipe is chosen by grouped cross-validation
 AUTO_MODALITIES = frozenset({"text", "code"})
-#: at most this many training feature rows are kept as the negative bank for enrollment
-BANK_SIZE = 4000
-#: ... and at most this many bytes of them (wide text features would make model folders huge)
-BANK_BYTES = 24 * 2**20
 #: features() and attribute() decode, featurise and drop samples a chunk at a time, so memory does not
 #: grow with the batch: a chunk holds at most this many samples ...
 CHUNK_SIZE = 32
 #: ... and stops before a sample as large as its largest would take it past this many decoded bytes
 #: (one 62-megapixel image is 186 MB decoded: such images go one at a time)
 CHUNK_BYTES = 256 * 2**20
-
-
-def _stratified_split(labels: np.ndarray, fraction: float, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    fit_idx, cal_idx = [], []
-    for lab in np.unique(labels):
-        idx = rng.permutation(np.flatnonzero(labels == lab))
-        n_cal = round(fraction * idx.size) if idx.size >= 3 else 0
-        cal_idx.extend(idx[:n_cal].tolist())
-        fit_idx.extend(idx[n_cal:].tolist())
-    return np.array(sorted(fit_idx), dtype=int), np.array(sorted(cal_idx), dtype=int)
+#: the parts an attributor's settings name, with the registry each is built from
+_PART_REGISTRIES = {"head": HEADS, "open_set": OPEN_SET_SCORES}
 
 
 def as_batch(samples: Any) -> Sequence[Any]:
@@ -53,6 +60,23 @@ def as_batch(samples: Any) -> Sequence[Any]:
     if isinstance(samples, str | bytes) or not isinstance(samples, Sequence):
         return [samples]
     return samples
+
+
+def auto_candidates(modality: str, head: Head | str | None) -> list[tuple[str, str]]:
+    """The ``(extractor, head)`` recipes ``extractor="auto"`` chooses among for ``modality``; a head
+    named (or given) narrows them to that head's recipes."""
+    from provenance.recipes import CANDIDATES
+
+    if modality not in CANDIDATES:
+        raise ValueError(
+            f"extractor 'auto' chooses among text and code recipes; for {modality!r} name an extractor "
+            "or leave it 'default'"
+        )
+    wanted = head if isinstance(head, str) or head is None else head.name
+    candidates = [c for c in CANDIDATES[modality] if wanted is None or c[1] == wanted]
+    if not candidates:
+        raise ValueError(f"extractor 'auto' has no {modality} recipe with head {wanted!r}")
+    return candidates
 
 
 class Attributor(ConfigMixin):
@@ -70,27 +94,36 @@ class Attributor(ConfigMixin):
     head: a :class:`~provenance.openset.base.Head` or a name (``"linear"``, ``"prototype"``).
     open_set: an :class:`~provenance.openset.scores.OpenSetScore` or a name (``"msp"``, ``"knn"``,
         ``"mahalanobis"``).
-    tpr: fraction of held-out known samples the open-set rule must accept; the
+    tpr: fraction of held-out known samples the open-set rule must accept, in (0, 1]; the
         rejection threshold is set from it.
     calibration_fraction: share of each class held out in :meth:`fit` to calibrate the
-        threshold (samples the extractor and head never trained on).
+        threshold (samples the extractor and head never trained on), in [0, 1).
     augment_head: also train the head and open-set score on one augmented copy of
         each training sample (for images: JPEG re-compression), so decisions survive
         the processing samples meet when shared.
     refit_extractor: for trainable extractors, train again on all samples once the
         threshold and temperature are calibrated (costs a second training; the
         calibration stays the one measured on held-out samples).
-    seed: random seed for the calibration split and augmentation.
+    seed: random seed (>= 0) for the calibration split and augmentation.
     modality: picks the default extractor when ``extractor`` is ``"default"``; for text and code
         the default is ``"auto"``: :meth:`fit` chooses the extractor and head by grouped
         cross-validation (:mod:`provenance.recipes`; a head named here narrows the candidates).
+
+    Its settings (:meth:`get_config`) name the extractor, head and open-set score with their own
+    settings, so ``Attributor.from_config(model.get_config())`` is an unfitted twin of ``model``.
     """
 
     format = "provenance-attributor"
     #: version 2 keeps the settings under ``params`` and each part's learned values with it
     format_version = 2
     readable_versions = (1,)
+    #: the settings saved under ``params``; the parts are saved beside them with their learned values
     config_fields = ("tpr", "calibration_fraction", "augment_head", "refit_extractor", "seed")
+    config_bounds: ClassVar[dict[str, Bound]] = {
+        "tpr": (0.0, 1.0, "(]"),
+        "calibration_fraction": (0.0, 1.0, "[)"),
+        "seed": (0, MAX_INT),
+    }
 
     def __init__(
         self,
@@ -106,22 +139,13 @@ class Attributor(ConfigMixin):
     ) -> None:
         #: with ``extractor="auto"``: the recipes :meth:`fit` chooses among (a head named here narrows them)
         self.auto_candidates_: list[tuple[str, str]] | None = None
+        self._auto_head: str | None = None
         self.recipe_choice_: dict[str, Any] | None = None
         if isinstance(extractor, str) and extractor == "default" and modality in AUTO_MODALITIES:
             extractor = "auto"  # text and code: the recipe is chosen in fit()
         if isinstance(extractor, str) and extractor == "auto":
-            from provenance.recipes import CANDIDATES
-
-            if modality not in CANDIDATES:
-                raise ValueError(
-                    f"extractor 'auto' chooses among text and code recipes; for {modality!r} name an extractor "
-                    "or leave it 'default'"
-                )
-            # a head named (or given) here narrows the candidates to that head's recipes
-            wanted = head if isinstance(head, str) or head is None else head.name
-            self.auto_candidates_ = [c for c in CANDIDATES[modality] if wanted is None or c[1] == wanted]
-            if not self.auto_candidates_:
-                raise ValueError(f"extractor 'auto' has no {modality} recipe with head {wanted!r}")
+            self.auto_candidates_ = auto_candidates(modality, head)
+            self._auto_head = head if isinstance(head, str) or head is None else head.name
             extractor, head = self.auto_candidates_[0]  # placeholders until fit() chooses
         if head is None:
             head = "linear"
@@ -146,6 +170,81 @@ class Attributor(ConfigMixin):
         self.name: str | None = None
         self.n_outliers_ = 0
         self.outlier_rejection_: float | None = None
+
+    # ------------------------------------------------------------------ settings
+    def get_config(self) -> dict[str, Any]:
+        """The settings of an unfitted twin: ``extractor``, ``head`` and ``open_set`` as
+        ``{"name": registry name, "config": their own settings}``, the scalar settings and the
+        ``modality``. With ``extractor="auto"`` the extractor is ``{"name": "auto"}`` and the head
+        the one that narrowed the recipes (or None): the twin chooses its recipe again."""
+        if self.auto_candidates_ is not None:
+            extractor: dict[str, Any] = {"name": "auto"}
+            head: dict[str, Any] | None = None if self._auto_head is None else {"name": self._auto_head}
+        else:
+            extractor = {"name": self.extractor.name, "config": self.extractor.get_config()}
+            head = {"name": self.head.name, "config": self.head.get_config()}
+        return {
+            "extractor": extractor,
+            "head": head,
+            "open_set": {"name": self.open_set.name, "config": self.open_set.get_config()},
+            **self.saved_config(),
+            "modality": self.modality,
+        }
+
+    def saved_config(self) -> dict[str, Any]:
+        """The scalar settings (``config_fields``): the parts are saved with their learned values."""
+        return ConfigMixin.get_config(self)
+
+    @classmethod
+    def check_config(cls, config: Any, prefix: str = "", section: str = "params") -> dict[str, Any]:
+        """:meth:`get_config` output checked (a copy): the scalar settings against their bounds, the
+        ``modality`` a known one, each part a registered name (or ``{"name", "config"}`` with settings
+        its class accepts); a :class:`~provenance.core.validation.ConfigError` naming the field otherwise."""
+        if not isinstance(config, dict):
+            return check_params(cls, config, prefix=prefix, section=section)  # raises, naming the type
+        parts = ("extractor", *_PART_REGISTRIES)
+        scalars = {k: v for k, v in config.items() if k not in (*parts, "modality")}
+        checked = check_params(cls, scalars, prefix=prefix, section=section)
+        if "modality" in config:
+            modality = config["modality"]
+            if not isinstance(modality, str) or modality not in DEFAULT_EXTRACTORS:
+                known = sorted(DEFAULT_EXTRACTORS)
+                raise ConfigError(f"{prefix}modality", f"expected one of {known}, got {modality!r:.60}", section)
+            checked["modality"] = modality
+        for part in parts:
+            if part in config:
+                checked[part] = _check_part(part, config[part], f"{prefix}{part}", section)
+        return checked
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> Attributor:
+        """An unfitted attributor from :meth:`get_config` output (checked first, :meth:`check_config`);
+        parts left out take the constructor's defaults."""
+        config = cls.check_config(config)
+        modality = config.pop("modality", "image")
+        extractor = config.pop("extractor", "default")
+        if isinstance(extractor, dict):
+            name = extractor["name"]
+            extractor = name if name == "auto" else create_extractor(name, modality, **extractor.get("config", {}))
+        parts = {}
+        for part, registry in _PART_REGISTRIES.items():
+            value = config.pop(part, None)
+            if isinstance(value, dict):
+                value = registry.create(value["name"], **value["config"]) if "config" in value else value["name"]
+            if value is not None:
+                parts[part] = value
+        return cls(extractor, **parts, modality=modality, **config)
+
+    def check_settings(self) -> None:
+        """The attributor's own settings (``tpr`` in (0, 1], ``seed`` >= 0...) and those of its
+        extractor, head and open-set score, checked as loading checks them; a
+        :class:`~provenance.core.validation.ConfigError` naming the class and the setting."""
+        check_params(type(self), self.saved_config(), prefix=f"{type(self).__name__}.")
+        # with extractor 'auto' the extractor and head are placeholders until fit() chooses
+        placeholders = self.auto_candidates_ is not None and self.recipe_choice_ is None
+        parts = [self.open_set] if placeholders else [self.extractor, self.head, self.open_set]
+        for part in parts:
+            part.check_settings()
 
     # ------------------------------------------------------------------ helpers
     @property
@@ -265,6 +364,9 @@ class Attributor(ConfigMixin):
     ) -> Attributor:
         """Train on labelled samples; unreadable samples are skipped with a warning.
 
+        The settings are checked first (:meth:`check_settings`): one out of range is a
+        :class:`~provenance.core.validation.ConfigError` naming it, before anything trains.
+
         ``outliers``: samples of sources outside the labels, for an open-set score that learns from
         them (``open_set="outlier-class"``). They train neither the extractor nor the head; the
         share of held-out outliers the open-set rule rejects is kept as ``outlier_rejection_``.
@@ -276,129 +378,23 @@ class Attributor(ConfigMixin):
 
         Unlike :meth:`attribute`, this holds every decoded training sample at once (trainable
         extractors go over them for several epochs, and the head's augmented copies are made from
-        them), so its memory grows with the training set.
+        them), so its memory grows with the training set. The steps are those of
+        :func:`provenance.attributor_training.train`.
         """
-        if not 0.0 < self.tpr <= 1.0:
-            raise ValueError(f"tpr must be in (0, 1], got {self.tpr}")
-        if not 0.0 <= self.calibration_fraction < 1.0:
-            raise ValueError(f"calibration_fraction must be in [0, 1), got {self.calibration_fraction}")
-        if len(samples) != len(labels):
-            raise ValueError(f"{len(samples)} samples but {len(labels)} labels")
-        loaded, positions, errors = self.load_samples(samples)
-        for msg in errors.values():
-            warnings.warn(f"skipped training sample {msg}", stacklevel=2)
-        y = np.asarray([str(labels[i]) for i in positions])
-        if len(set(y.tolist())) < 2:
-            raise ValueError(f"need at least two labels with readable samples, got {sorted(set(y.tolist()))}")
-        self.skipped_ = errors
-        if groups is not None and len(groups) != len(samples):
-            raise ValueError(f"{len(samples)} samples but {len(groups)} groups")
-        learns = getattr(self.open_set, "learns_from_outliers", False)
-        if outliers is not None and len(outliers) and not learns:
-            raise ValueError(
-                f"the open-set score {self.open_set.name!r} does not learn from outliers; "
-                "use open_set='outlier-class' (train --outliers picks it by default)"
-            )
-        out_loaded: list[Any] = []
-        if outliers is not None and len(outliers):
-            out_loaded, _, out_errors = self.load_samples(outliers)
-            for msg in out_errors.values():
-                warnings.warn(f"skipped outlier sample {msg}", stacklevel=2)
-            if not out_loaded:
-                raise ValueError("no readable outlier samples")
-        if learns and not out_loaded:
-            raise ValueError(
-                f"the open-set score {self.open_set.name!r} learns from outliers: pass outliers=... "
-                "(train --outliers OTHER)"
-            )
-        if self.auto_candidates_ is not None:
-            from provenance.recipes import choose_recipe
-
-            choice = choose_recipe(
-                loaded,
-                y.tolist(),
-                self.modality,
-                groups=None if groups is None else [groups[i] for i in positions],
-                candidates=self.auto_candidates_,
-                seed=self.seed,
-            )
-            ext_name, head_name = choice["chosen"]["extractor"], choice["chosen"]["head"]
-            self.extractor = create_extractor(ext_name, self.modality)
-            self.head = create_head(head_name, **self.extractor.head_defaults.get(head_name, {}))
-            self.recipe_choice_ = choice
-        rng = np.random.default_rng(self.seed)
-        fit_idx, cal_idx = _stratified_split(y, self.calibration_fraction, rng)
-        if self.extractor.trainable:
-            self.extractor.fit([loaded[i] for i in fit_idx], y[fit_idx].tolist(), progress=progress)
-        X, X_aug, aug_rows = self._training_features(loaded, rng, progress)
-        X_out = self.extractor.features(out_loaded, progress=progress) if out_loaded else None
-        # the outliers are split like the known samples: the rejection rate is measured on unseen ones
-        out_fit, out_cal = (
-            _stratified_split(np.zeros(len(out_loaded), dtype=int), self.calibration_fraction, rng)
-            if out_loaded
-            else (np.zeros(0, dtype=int), np.zeros(0, dtype=int))
-        )
-
-        def fit_heads(idx: np.ndarray, out_idx: np.ndarray) -> None:
-            # head-level augmentation: row r of X_aug is a perturbed copy of sample aug_rows[r]
-            keep = np.isin(aug_rows, idx)
-            Xf = np.concatenate([X[idx], X_aug[keep]]) if keep.any() else X[idx]
-            yf = np.concatenate([y[idx], y[aug_rows[keep]]]) if keep.any() else y[idx]
-            self.head.fit(Xf, yf)
-            if learns:
-                self.open_set.fit(Xf, yf, outliers=X_out[out_idx])
-            else:
-                self.open_set.fit(Xf, yf)
-
-        everything = np.arange(len(y))
-        self.outlier_rejection_ = None
-        if cal_idx.size:
-            # calibrate on samples neither the extractor nor the head has seen
-            fit_heads(fit_idx, out_fit if out_cal.size else np.arange(len(out_loaded)))
-            cal_proba = self.head.predict_proba(X[cal_idx])
-            cal_scores = self.open_set.score(X[cal_idx], cal_proba)
-            if out_cal.size and out_fit.size:
-                held = self.open_set.score(X_out[out_cal], self.head.predict_proba(X_out[out_cal]))
-                self.outlier_rejection_ = float(np.mean(held < threshold_at_tpr(cal_scores, self.tpr)))
-            self.class_thresholds_ = self._class_thresholds(cal_proba, y[cal_idx])
-            self.temperature_ = fit_temperature(
-                self.head.decision_function(X[cal_idx]), y[cal_idx], list(self.head.classes_)
-            )
-            if self.extractor.trainable and self.refit_extractor:
-                self.extractor.fit(loaded, y.tolist(), progress=progress)
-                X, X_aug, aug_rows = self._training_features(loaded, rng, progress)
-                X_out = self.extractor.features(out_loaded, progress=progress) if out_loaded else None
-            fit_heads(everything, np.arange(len(out_loaded)))
-        else:
-            fit_heads(everything, np.arange(len(out_loaded)))
-            proba = self.head.predict_proba(X)
-            cal_scores = self.open_set.score(X, proba)
-            self.class_thresholds_ = self._class_thresholds(proba, y)
-            self.temperature_ = 1.0
-        # training means per class, in the features' own units, for explanations
-        self.class_means_ = np.stack([X[y == c].mean(axis=0) for c in self.head.classes_]).astype(np.float32)
-        n_bank = min(BANK_SIZE, max(200, BANK_BYTES // (4 * max(X.shape[1], 1))))
-        keep = rng.permutation(len(X))[:n_bank]
-        self.bank_ = X[np.sort(keep)].astype(np.float32)
-        self.bank_labels_ = y[np.sort(keep)]
-        self.enrolled = EnrolledSources()
-        self.threshold_ = threshold_at_tpr(cal_scores, self.tpr)
-        self.n_train_ = len(y)
-        self.n_outliers_ = len(out_loaded)
+        train(self, samples, labels, progress=progress, groups=groups, outliers=outliers)
         return self
 
-    def _class_thresholds(self, proba: np.ndarray, y: np.ndarray) -> dict[str, float]:
-        """Per known class, the probability threshold at ``verify_fpr`` on samples of the other classes."""
-        out = {}
-        for j, c in enumerate(self.head.classes_):
-            others = proba[y != c, j]
-            out[str(c)] = threshold_at_fpr(others, self.verify_fpr) if others.size else 0.5
-        return out
-
-    def _training_features(
-        self, loaded: list[Any], rng: np.random.Generator, progress: bool
+    def training_features(
+        self, loaded: list[Any], rng: np.random.Generator, progress: bool = False
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Features of the training samples, of their augmented copies, and which sample each copy is of."""
+        """The rows the head and open-set score train on, as :meth:`fit` builds them.
+
+        ``loaded``: samples as :meth:`Extractor.load <provenance.detectors.base.Extractor.load>`
+        returns them. Returns ``(X, X_aug, aug_rows)``: the features of every sample, those of one
+        augmented copy of each sample the extractor can augment (none without ``augment_head``),
+        and which sample each copy is of (``X_aug[r]`` is a copy of ``loaded[aug_rows[r]]``).
+        ``rng`` draws the augmentations.
+        """
         X = self.extractor.features(loaded, progress=progress)
         if not self.augment_head:
             return X, np.zeros((0, X.shape[1]), np.float32), np.zeros(0, dtype=int)
@@ -560,124 +556,30 @@ class Attributor(ConfigMixin):
     ) -> Attributor:
         """A fitted attributor from its settings (``params``), arrays and learned values.
 
-        Everything is checked before it is built, and a bad value is a ``ValueError`` naming
-        its field: the settings in range (``tpr`` in (0, 1]...), every learned number finite,
-        ``classes`` distinct strings, ``modality`` a known one, the extractor, head and open-set
-        score registered names (``clip:ARCH`` and ``fusion:a+b`` too; never ``module:attr``),
-        ``temperature`` > 0, ``verify_fpr`` in (0, 1), ``class_thresholds`` naming exactly the
-        classes, enrolled sources well-formed, arrays whose shapes agree with the classes and
-        with each other.
+        Everything is checked before it is built (:mod:`provenance.attributor_state`), and a bad
+        value is a ``ValueError`` naming its field: the settings in range (``tpr`` in (0, 1]...),
+        every learned number finite, ``classes`` distinct strings, ``modality`` a known one, the
+        extractor, head and open-set score registered names (``clip:ARCH`` and ``fusion:a+b`` too;
+        never ``module:attr``), ``temperature`` > 0, ``verify_fpr`` in (0, 1), ``class_thresholds``
+        naming exactly the classes, enrolled sources well-formed, arrays whose shapes agree with
+        the classes and with each other.
         """
-        # imported here: these checks are about loading; the module's imports serve inference
-        from provenance.core.validation import (
-            MAX_INT,
-            ConfigError,
-            check_array,
-            check_classes,
-            check_finite,
-            check_int,
-            check_number,
-            check_params,
-        )
-        from provenance.detectors import DEFAULT_EXTRACTORS, EXTRACTORS
-
         learned = {} if learned is None else learned
         if not isinstance(learned, dict):
             raise ConfigError("learned", f"expected a JSON object, got {type(learned).__name__}", "learned")
-        bounds = {"tpr": (0.0, 1.0, "(]"), "calibration_fraction": (0.0, 1.0, "[)"), "seed": (0, MAX_INT)}
-        config = check_params(cls, config, bounds=bounds)
+        config = check_params(cls, config)
         check_finite(learned, "", "learned")
-        modality = learned.get("modality")
-        if not isinstance(modality, str) or modality not in DEFAULT_EXTRACTORS:
-            known = sorted(DEFAULT_EXTRACTORS)
-            raise ConfigError("modality", f"expected one of {known}, got {modality!r:.60}", "learned")
+        modality = read_modality(learned)
         classes = check_classes(learned.get("classes"))
-
-        # the extractor: a registered name only, its settings checked against its constructor
-        entry = learned.get("extractor")
-        if not isinstance(entry, dict) or not isinstance(entry.get("name"), str):
-            raise ConfigError("extractor", f"expected an object with 'name' and 'config', got {entry!r:.60}", "learned")
-        name, ext_config, ext_learned = entry["name"], entry.get("config", {}), entry.get("learned") or {}
-        for key, value in (("config", ext_config), ("learned", ext_learned)):
-            if not isinstance(value, dict):
-                raise ConfigError(f"extractor.{key}", f"expected a JSON object, got {value!r:.60}", "learned")
-        base, _, rest = name.partition(":")
-        if ":" not in name and name in EXTRACTORS:
-            ext_cls = EXTRACTORS.get(name)
-        elif base == "clip" and rest:
-            name, ext_cls, ext_config = "clip", EXTRACTORS.get("clip"), {**ext_config, "architecture": rest}
-        elif base == "fusion" and rest and not ext_config:
-            parts = [{"name": p.strip()} for p in rest.split("+")]
-            name, ext_cls, ext_config = "fusion", EXTRACTORS.get("fusion"), {"parts": parts}
-        else:
-            raise ConfigError(
-                "extractor.name",
-                f"unknown extractor {name!r:.60}; a model names a registered one {EXTRACTORS.names()}, "
-                "clip:ARCH or fusion:a+b",
-                "learned",
-            )
-        ext_config = ext_cls.check_config(ext_config, prefix="extractor.config.", section="learned")
-        extractor = create_extractor(name, modality, **ext_config)
-        if extractor.modality != modality:
-            raise ConfigError("modality", f"{modality!r}, but extractor {name!r} reads {extractor.modality}", "learned")
-        try:
-            extractor.load_state_dict(split_state(state, "extractor"), ext_learned)
-        except ConfigError as exc:
-            raise exc.nested("extractor") from None
-
+        extractor = load_extractor(learned.get("extractor"), state, modality)
         head = load_part(HEADS, learned.get("head"), state, "head")
         if [str(c) for c in getattr(head, "classes_", [])] != classes:
             raise ConfigError("head.learned.classes", f"differ from classes {classes[:5]}...", "learned")
         model = cls(extractor, head, load_part(OPEN_SET_SCORES, learned.get("open_set"), state, "open_set"), **config)
-        model.threshold_ = check_number(learned, "threshold")
-        model.temperature_ = check_number(learned, "temperature", (0.0, 1e6, "(]"))
-        model.verify_fpr = check_number(learned, "verify_fpr", (0.0, 1.0, "()"))
-        thresholds = learned.get("class_thresholds")
-        if not isinstance(thresholds, dict) or set(thresholds) != set(classes):
-            got = repr(sorted(thresholds)[:5] if isinstance(thresholds, dict) else thresholds)[:80]
-            raise ConfigError("class_thresholds", f"expected one number per class {classes[:5]}, got {got}", "learned")
-        model.class_thresholds_ = {k: check_number(thresholds, k, field=f"class_thresholds.{k}") for k in thresholds}
-
-        bank = split_state(state, "bank")
-        features = check_array(bank, "features", (None, None), optional=True, field="bank.features")
-        codes = check_array(bank, "label_codes", (None,), kind="i", optional=True, field="bank.label_codes")
-        if codes is not None:
-            if features is None or len(codes) != len(features):
-                rows = 0 if features is None else len(features)
-                raise ConfigError("bank.label_codes", f"{len(codes)} codes for {rows} bank rows", "weights")
-            if codes.size and not (0 <= codes.min() and codes.max() < len(classes)):
-                raise ConfigError(
-                    "bank.label_codes", f"codes must lie in [0, {len(classes)}): one per class", "weights"
-                )
-        model.bank_ = features
-        model.bank_labels_ = None if codes is None else np.asarray(classes)[np.asarray(codes, dtype=int)]
-        explain = split_state(state, "explain")
-        shape = (len(classes), None)
-        model.class_means_ = check_array(explain, "class_means", shape, optional=True, field="explain.class_means")
-        enrolled = learned.get("enrolled", [])
-        model.enrolled = EnrolledSources.from_state(enrolled, split_state(state, "enrolled"), known=classes)
-        model.n_train_ = check_int(learned, "n_train", (0, MAX_INT), optional=True)
-        model.n_outliers_ = check_int(learned, "n_outliers", (0, MAX_INT), optional=True) or 0
-        model.outlier_rejection_ = check_number(learned, "outlier_rejection", (0.0, 1.0), optional=True)
-        choice = learned.get("recipe_choice")
-        if choice is not None and not (isinstance(choice, dict) and isinstance(choice.get("table"), list)):
-            raise ConfigError("recipe_choice", f"expected an object with a 'table', got {choice!r:.60}", "learned")
-        model.recipe_choice_ = choice
-
-        # every part sees the same feature vectors: their widths must agree
-        widths: dict[str, int] = {}
-        for what, arr, axis in (
-            ("head.mean", getattr(head, "mean_", None), 0),
-            ("open_set.mean", getattr(model.open_set, "mean_", None), 0),
-            ("bank.features", features, 1),
-            ("explain.class_means", model.class_means_, 1),
-        ):
-            if isinstance(arr, np.ndarray) and arr.ndim > axis:
-                widths[what] = int(arr.shape[axis])
-        for source in model.enrolled.sources.values():
-            widths[f"enrolled {source.name!r}"] = int(source.scorer.dim_)
-        if len(set(widths.values())) > 1:
-            raise ConfigError(next(iter(widths)), f"feature widths disagree: {widths}", "weights")
+        restore_calibration(model, learned, classes)
+        restore_bank(model, state, classes)
+        restore_record(model, learned, state, classes)
+        check_feature_widths(model)
         return model
 
     @classmethod
@@ -685,8 +587,6 @@ class Attributor(ConfigMixin):
         cls, config: dict[str, Any], arrays: dict[str, np.ndarray]
     ) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         """Read a version-1 folder (settings beside the learned values, class names outside the head)."""
-        from provenance.core.validation import ConfigError
-
         if config.get("format_version") != 1:
             return super().upgrade_config(config, arrays)
         config = dict(config)
@@ -706,3 +606,35 @@ class Attributor(ConfigMixin):
 
     def _loaded_from(self, directory: Path) -> None:
         self.name = directory.name
+
+
+def _check_part(part: str, value: Any, field: str, section: str) -> Any:
+    """One part of an attributor's settings, checked: a registry name (kept as given) or
+    ``{"name", "config"}`` (the name resolved, the settings checked by the part's class)."""
+    if value is None and part == "head":
+        return None
+    entry = {"name": value} if isinstance(value, str) else value
+    if not (
+        isinstance(entry, dict)
+        and set(entry) <= {"name", "config"}
+        and isinstance(entry.get("name"), str)
+        and isinstance(entry.get("config", {}), dict)
+    ):
+        raise ConfigError(field, f"expected a name or an object with 'name' and 'config', got {value!r:.60}", section)
+    name, config = entry["name"], entry.get("config", {})
+    if part == "extractor" and name in ("auto", "default"):
+        if config:
+            raise ConfigError(f"{field}.config", f"extractor {name!r} takes no settings", section)
+        return value
+    if part == "extractor":
+        name, part_cls, config = extractor_class(name, config, f"{field}.name", section)
+    else:
+        registry = _PART_REGISTRIES[part]
+        if name not in registry:
+            raise ConfigError(
+                f"{field}.name", f"unknown {registry.kind} {name!r:.60}; known: {registry.names()}", section
+            )
+        part_cls = registry.get(name)
+    if "config" not in entry:
+        return value  # a name alone: the constructor builds it (with the extractor's head defaults)
+    return {"name": name, "config": part_cls.check_config(config, prefix=f"{field}.config.", section=section)}

@@ -23,7 +23,7 @@ UNKNOWN_SOURCES = ("gan-upsample", "ddpm-b")
 
 def demo_model_dir() -> Path:
     """Where the demo saves its model (used by ``attribute()`` when no model is given)."""
-    from provenance.data.zoo import default_cache_dir
+    from provenance.core.files import default_cache_dir  # not the zoo's package: that imports torch
 
     return default_cache_dir() / "models" / "zoo-demo"
 

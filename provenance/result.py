@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -67,3 +68,27 @@ def finite(obj: Any) -> Any:
     if isinstance(obj, list | tuple):
         return [finite(v) for v in obj]
     return obj
+
+
+#: the names the library gives in-memory samples (``<2048 bytes>``, ``images[0] <array (64, 64, 3)>``)
+_AUTO_NAME = re.compile(r"^(?:images\[\d+\] )?<[^<>]*>: ")
+
+
+def renamed_error(error: str | None, auto: str, name: str) -> str | None:
+    """``error`` starting with ``name`` where it started with ``auto``, the name the library gave the
+    sample it read (the decoded pixels of a file, the bytes of an upload), so a message names the
+    sample as the caller knows it."""
+    if not error or auto == name:
+        return error
+    if error.startswith(f"{auto}: "):
+        return f"{name}: {error[len(auto) + 2 :]}"
+    match = _AUTO_NAME.match(error)
+    return f"{name}: {error[match.end() :]}" if match else error
+
+
+def renamed(record: dict[str, Any], name: str) -> dict[str, Any]:
+    """``record`` (an answer or a verification row, as a dict) under ``name`` for its sample, its
+    error message named the same way (:func:`renamed_error`)."""
+    record["error"] = renamed_error(record.get("error"), record.get("sample") or "", name)
+    record["sample"] = name
+    return record

@@ -22,6 +22,7 @@ import numpy as np
 
 from provenance.attributor import Attributor, as_batch
 from provenance.core.config import load_pretrained
+from provenance.core.errors import ProvenanceError
 from provenance.detectors.errors import SampleError, describe_sample, sample_name
 from provenance.detectors.image.reading import ImageInput, as_image_list, load_image
 from provenance.detectors.progress import progress_bar
@@ -35,6 +36,11 @@ Fingerprint = ResidualFingerprint | AutoencoderVerifier
 
 #: images decoded and checked together
 _CHUNK = 32
+
+class CheckError(ProvenanceError, ValueError):
+    """A check that cannot be run as asked (an unknown claim, no key, no model to check with):
+    the request as a whole is refused, naming what is wrong."""
+
 
 #: what a verifier's own per-image output calls the value compared with the threshold
 _SCORE_KEY = {"residual-fingerprint": "score", "whitebox-autoencoder": "score", "embedded-key": "bit_accuracy"}
@@ -89,7 +95,7 @@ def verify_claim(
     """
     model.check_fitted()
     if claim not in model.sources:
-        raise ValueError(f"unknown claim {claim!r}; this model knows {model.sources}")
+        raise CheckError(f"unknown claim {claim!r}; this model knows {model.sources}")
     samples = as_batch(samples)
     feats, positions, errors = model.features(samples, progress=progress)
     rows = [Verification(describe_sample(s), "claim", claim, error=errors.get(i)) for i, s in enumerate(samples)]
@@ -125,15 +131,15 @@ def verify_same_author(
 
     model.check_fitted()
     if model.bank_ is None or model.bank_labels_ is None:
-        raise ValueError("this model keeps no labelled bank of training features; train it again to verify authors")
+        raise CheckError("this model keeps no labelled bank of training features; train it again to verify authors")
     if known_label is not None and known_label not in model.classes_:
-        raise ValueError(f"unknown author {known_label!r}; the model knows {model.classes_}")
+        raise CheckError(f"unknown author {known_label!r}; the model knows {model.classes_}")
     samples, known = as_batch(samples), as_batch(known)
     kfeats, kpos, kerrors = model.features(known)
     if kerrors:
-        raise ValueError(f"unreadable known sample {next(iter(kerrors.values()))}")
+        raise CheckError(f"unreadable known sample {next(iter(kerrors.values()))}")
     if not kpos:
-        raise ValueError("no known samples given")
+        raise CheckError("no known samples given")
     feats, positions, errors = model.features(samples, progress=progress)
     verifier = ImpostorsVerifier(seed=model.seed).fit(model.bank_, model.bank_labels_)
     rows = [
@@ -150,19 +156,30 @@ def verify_same_author(
 
 
 # ---------------------------------------------------------------------- fingerprints, weights, keys
-def load_fingerprint(directory: str | os.PathLike, **overrides: Any) -> Fingerprint:
-    """Load a saved residual fingerprint or white-box check (made by ``provenance fingerprint``);
-    the folder's ``config.json`` says which.
+def load_verifier(directory: str | os.PathLike, **overrides: Any) -> Fingerprint | KeyedGenerator:
+    """Load a saved check of a claimed source: a residual fingerprint or white-box check (made by
+    ``provenance fingerprint``) or a keyed generator; the folder's ``config.json`` says which.
 
     ``overrides`` replace saved settings (``model_dir=`` for a white-box check saved before
     checks kept their own copy of the autoencoder). Raises
     :class:`~provenance.core.serialization.ModelFormatError` for anything else (an attributor,
-    a keyed generator, a missing folder), naming the folder and the reason.
+    a missing folder), naming the folder and the reason.
     """
+    return load_pretrained(
+        directory,
+        kinds=(ResidualFingerprint, AutoencoderVerifier, KeyedGenerator),
+        what="fingerprint or keyed model",
+        **overrides,
+    )
+
+
+def load_fingerprint(directory: str | os.PathLike, **overrides: Any) -> Fingerprint:
+    """:func:`load_verifier` restricted to fingerprints and white-box checks (a keyed generator is refused)."""
     return load_pretrained(directory, kinds=(ResidualFingerprint, AutoencoderVerifier), what="fingerprint", **overrides)
 
 
-def _method(verifier: Any) -> str:
+def method_of(verifier: Any) -> str:
+    """The ``method`` a verification row of ``verifier`` carries."""
     if isinstance(verifier, KeyedGenerator):
         return "embedded-key"
     if isinstance(verifier, ResidualFingerprint):
@@ -190,14 +207,17 @@ def verify_source(
     ``claim`` names the source in the rows (default: the key when given as a hex string).
     """
     images = as_image_list(samples)
-    method = _method(verifier)
+    method = method_of(verifier)
     if method == "embedded-key":
         if key is None:
-            raise ValueError("checking an embedded key needs the claimed key")
+            raise CheckError("checking an embedded key needs the claimed key")
         claim = claim if claim is not None or not isinstance(key, str) else key
-        key = verifier.key(key)
+        try:
+            key = verifier.key(key)
+        except ValueError as exc:  # not a key of this generator's length: the request as a whole is wrong
+            raise CheckError(str(exc)) from None
     elif verifier.threshold_ is None:
-        raise ValueError(f"the {method} verifier has no threshold: calibrate it on negatives first")
+        raise CheckError(f"the {method} verifier has no threshold: calibrate it on negatives first")
 
     def check(batch: list[Any]) -> list[dict[str, Any]]:
         return verifier.verify(batch, key, fpr=fpr) if method == "embedded-key" else verifier.verify(batch)
@@ -241,9 +261,12 @@ def verify_source(
 
 
 __all__ = [
+    "CheckError",
     "Fingerprint",
     "Verification",
     "load_fingerprint",
+    "load_verifier",
+    "method_of",
     "verify_claim",
     "verify_same_author",
     "verify_source",

@@ -12,7 +12,7 @@ from PIL import Image
 import provenance
 from provenance import UNKNOWN, Attribution, Attributor, evaluate
 from provenance.core.serialization import ModelFormatError
-from tests.conftest import files_and_labels
+from tests.factories import files_and_labels
 
 
 def test_closed_set_accuracy_and_fields(stats_model: Attributor, image_dataset: dict[str, Path]) -> None:
@@ -87,6 +87,7 @@ def test_load_rejects_other_versions(stats_model: Attributor, tmp_path: Path) ->
         Attributor.from_pretrained(tmp_path / "missing")
 
 
+@pytest.mark.slow
 def test_trainable_backbone_round_trip(image_dataset: dict[str, Path], tmp_path: Path) -> None:
     from provenance.detectors import create_extractor
 
@@ -209,6 +210,7 @@ def test_temperature_is_fitted_and_saved(stats_model: Attributor, tmp_path: Path
     assert cfg["temperature"] == pytest.approx(stats_model.temperature_)
 
 
+@pytest.mark.slow
 def test_refit_extractor_trains_on_everything(image_dataset: dict[str, Path], tmp_path: Path) -> None:
     from provenance.detectors import create_extractor
 

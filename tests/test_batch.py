@@ -27,9 +27,7 @@ from provenance.batch.records import BATCH_KEYS
 from provenance.batch.work import WorkSpec
 from provenance.bundle import Bundle
 from provenance.cli import main
-from tests.conftest import synthetic_image
-from tests.service_helpers import code_model, text_model
-from tests.test_code_attribution import arrow_style, classic_style
+from tests.factories import arrow_style, classic_style, synthetic_image
 
 ROOT = Path(__file__).resolve().parents[1]
 TEXT_A = "Upon reflection, {} of us think it is upon the people to decide, whilst we wait. "
@@ -37,13 +35,18 @@ TEXT_B = "On the whole there are {} reasons, among them the cost, and no more to
 
 
 @pytest.fixture(scope="module")
-def bundle(stats_model: Attributor, tmp_path_factory: pytest.TempPathFactory) -> Path:
+def bundle(
+    stats_model: Attributor,
+    two_author_text_model: Attributor,
+    two_style_code_model: Attributor,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Path:
     """A bundle of three small models: residual statistics (images), function words, JavaScript structure."""
     root = tmp_path_factory.mktemp("batch-models")
     members = {
         "image": stats_model.save_pretrained(root / "image"),
-        "text": text_model().save_pretrained(root / "text"),
-        "code": code_model().save_pretrained(root / "code"),
+        "text": two_author_text_model.save_pretrained(root / "text"),
+        "code": two_style_code_model.save_pretrained(root / "code"),
     }
     return Bundle.from_folders(members).save_pretrained(root / "bundle")
 
@@ -104,6 +107,7 @@ def local_out(inputs: Path, bundle: Path, tmp_path_factory: pytest.TempPathFacto
     return out, rc
 
 
+@pytest.mark.slow
 def test_local_engine_writes_the_records_of_attribute_json(
     local_out: tuple[Path, int], inputs: Path, bundle: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -132,6 +136,7 @@ def test_local_engine_writes_the_records_of_attribute_json(
     assert records[str(inputs / "pipe")]["sha256"] is None
 
 
+@pytest.mark.slow
 def test_ray_engine_writes_the_local_engines_records(
     local_out: tuple[Path, int], inputs: Path, bundle: Path, tmp_path: Path
 ) -> None:
@@ -163,6 +168,7 @@ def many_reference(many: Path, bundle: Path, tmp_path_factory: pytest.TempPathFa
     return _by_sample(read_records(out))
 
 
+@pytest.mark.slow
 def test_a_killed_sweep_resumes_where_it_stopped(
     many: Path, bundle: Path, many_reference: dict[str, dict[str, Any]], tmp_path: Path, capsys
 ) -> None:
@@ -221,6 +227,7 @@ def test_a_killed_sweep_resumes_where_it_stopped(
         changed.write_text(original)
 
 
+@pytest.mark.slow
 def test_a_dead_worker_process_loses_no_sample(many: Path, bundle: Path, many_reference) -> None:
     """A worker killed mid-sweep (as the out-of-memory killer would): the chunks it held are run
     again, one sample at a time, in a fresh process; every sample gets its record."""

@@ -12,8 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from provenance.cli import _emit, main
-from tests.conftest import files_and_labels
+from provenance.cli import main
+from provenance.cli.common import emit
+from tests.factories import files_and_labels
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -128,7 +129,7 @@ def test_json_output_is_strict_json(capsys) -> None:
     class Args:
         json = True
 
-    _emit(Args(), {"threshold": float("nan"), "scores": [1.0, float("inf"), -math.inf]}, "")
+    emit(Args(), {"threshold": float("nan"), "scores": [1.0, float("inf"), -math.inf]}, "")
     out = capsys.readouterr().out
     parsed = json.loads(out, parse_constant=lambda name: pytest.fail(f"non-JSON constant {name}"))
     assert parsed == {"threshold": None, "scores": [1.0, None, None]}

@@ -12,22 +12,13 @@ from PIL import Image
 from provenance.cli import main
 from provenance.fingerprints.keys import KeyedGenerator, key_to_hex, random_key
 from provenance.verification import load_fingerprint, verify_source
+from tests.factories import tiny_vae_config
 
 torch = pytest.importorskip("torch")
 diffusers = pytest.importorskip("diffusers")
 
 SIZE = 64
-TINY_VAE = {
-    "in_channels": 3,
-    "out_channels": 3,
-    "down_block_types": ["DownEncoderBlock2D", "DownEncoderBlock2D"],
-    "up_block_types": ["UpDecoderBlock2D", "UpDecoderBlock2D"],
-    "block_out_channels": [8, 16],
-    "layers_per_block": 1,
-    "latent_channels": 4,
-    "norm_num_groups": 8,
-    "sample_size": 32,
-}
+TINY_VAE = tiny_vae_config()
 
 
 def _image(rng: np.random.Generator, tile: np.ndarray | None) -> np.ndarray:
@@ -129,6 +120,7 @@ def test_verify_refuses_folders_that_are_not_fingerprints(generator_images, tmp_
     assert "MODEL" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_weights_raw_and_calibrated(generator_images, vae_dir: Path, tmp_path: Path, capsys) -> None:
     samples = generator_images["positive"][:3]
     neg = generator_images["negative"][:8]
@@ -182,6 +174,7 @@ def keyed(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, KeyedGenerato
     return out, system
 
 
+@pytest.mark.slow
 def test_embedded_key_verify(keyed, tmp_path: Path, capsys) -> None:
     folder, system = keyed
     key = random_key(system.bits, seed=5)
@@ -197,6 +190,7 @@ def test_embedded_key_verify(keyed, tmp_path: Path, capsys) -> None:
     assert json.loads(capsys.readouterr().out)[0]["threshold"] <= rows[0]["threshold"]
 
 
+@pytest.mark.slow
 def test_embedded_key_usage_errors(keyed, tmp_path: Path, capsys) -> None:
     folder, _ = keyed
     path = _write(tmp_path / "img", [np.zeros((SIZE, SIZE, 3), np.uint8)])[0]

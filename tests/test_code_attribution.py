@@ -14,43 +14,7 @@ from provenance.core.serialization import ModelFormatError
 from provenance.detectors import create_extractor
 from provenance.detectors.code.syntax import extract_code
 from provenance.detectors.code.transforms import mangle
-
-NAMES = ["items", "total", "result", "value", "count", "data", "list", "index"]
-
-
-def arrow_style(rng: np.random.Generator) -> str:
-    """Author A: const + arrow functions, template literals, no semicolons, 2-space indent, for-of."""
-    a, b = rng.choice(NAMES, size=2, replace=False)
-    n = int(rng.integers(2, 9))
-    return (
-        f"const {a}Of = ({b}) => {{\n"
-        f"  let acc = 0\n"
-        f"  for (const x of {b}) {{\n"
-        f"    acc += x * {n}\n"
-        f"  }}\n"
-        f"  return `${{acc}}`\n"
-        f"}}\n"
-        f"export const {b}List = [1, 2, {n}].map((v) => v ?? 0)\n"
-    )
-
-
-def classic_style(rng: np.random.Generator) -> str:
-    """Author B: function declarations, var, string concatenation, semicolons, 4-space indent, index loops."""
-    a, b = rng.choice(NAMES, size=2, replace=False)
-    n = int(rng.integers(2, 9))
-    return (
-        f"// compute the {a}\n"
-        f"function {a}Of({b}) {{\n"
-        f"    var acc = 0;\n"
-        f"    for (var i = 0; i < {b}.length; i++) {{\n"
-        f"        if ({b}[i] > {n}) {{\n"
-        f"            acc = acc + {b}[i];\n"
-        f"        }}\n"
-        f"    }}\n"
-        f"    return 'total: ' + acc;\n"
-        f"}}\n"
-        f"module.exports = {{ {a}Of: {a}Of }};\n"
-    )
+from tests.factories import arrow_style, classic_style
 
 
 @pytest.fixture(scope="module")

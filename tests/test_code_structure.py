@@ -22,7 +22,7 @@ from provenance.detectors.code.syntax import MAX_CODE_BYTES, CodeText, parse
 from provenance.detectors.code.transforms import minify_whitespace, rename_identifiers, strip_comments
 from provenance.detectors.code.vocabulary import DENSE_FEATURES, FAMILIES, SPARSE_FAMILIES
 from provenance.detectors.errors import SampleError
-from tests.helpers import extract
+from tests.factories import extract
 
 NAMES = ["count", "total", "items", "value", "result", "index", "buffer", "config", "handler", "options"]
 

@@ -12,6 +12,9 @@ from provenance.demo import KNOWN, UNKNOWN_SOURCES, run_demo
 
 TINY_ZOO = {"n_samples": 12, "train_steps": 2, "num_inference_steps": 2, "n_jobs": 1}
 
+# building even the tiny zoo takes minutes
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(scope="module")
 def demo_report(tmp_path_factory: pytest.TempPathFactory) -> dict:

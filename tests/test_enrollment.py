@@ -14,7 +14,7 @@ from provenance import Attributor
 from provenance.cli import main
 from provenance.openset.metrics import auroc
 from provenance.verification import verify_claim
-from tests.conftest import files_and_labels, synthetic_image
+from tests.factories import files_and_labels, synthetic_image
 
 
 @pytest.fixture(scope="module")

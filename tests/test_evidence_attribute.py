@@ -13,10 +13,9 @@ from PIL import Image
 from PIL.PngImagePlugin import PngInfo
 
 import provenance
-from provenance import Attributor, Code, Text
+from provenance import Code, Text
 from provenance.cli import main
-from tests.conftest import files_and_labels
-from tests.service_helpers import text_model as two_author_text_model
+from tests.factories import files_and_labels
 
 A1111 = (
     "a lighthouse at dusk, oil painting\nNegative prompt: blurry\n"
@@ -36,17 +35,6 @@ def _a1111_png(path: Path) -> Path:
     info.add_text("parameters", A1111)
     path.write_bytes(_png(info))
     return path
-
-
-@pytest.fixture(scope="module")
-def text_model() -> Attributor:
-    return two_author_text_model()
-
-
-@pytest.fixture()
-def no_model_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    monkeypatch.delenv("PROVENANCE_MODEL", raising=False)
-    monkeypatch.setenv("PROVENANCE_CACHE", str(tmp_path / "cache"))
 
 
 def test_no_model_no_evidence_is_no_answer(no_model_env, tmp_path: Path) -> None:
@@ -116,9 +104,11 @@ def test_modality_comes_from_the_content(no_model_env, tmp_path: Path) -> None:
     assert got == ["code", "text", "image"]
 
 
-def test_a_bundle_routes_a_mixed_batch(stats_model, text_model, image_dataset, tmp_path: Path, capsys) -> None:
+def test_a_bundle_routes_a_mixed_batch(
+    stats_model, two_author_text_model, image_dataset, tmp_path: Path, capsys
+) -> None:
     image_dir = stats_model.save_pretrained(tmp_path / "image-model")
-    text_dir = text_model.save_pretrained(tmp_path / "text-model")
+    text_dir = two_author_text_model.save_pretrained(tmp_path / "text-model")
     bundle = tmp_path / "bundle"
     assert main(["bundle", str(bundle), f"image={image_dir}", f"text={text_dir}", "--json", "-q"]) == 0
     assert json.loads(capsys.readouterr().out)["members"]["text"] == ["A", "B"]
@@ -144,9 +134,11 @@ def test_a_bundle_without_a_member_answers_from_evidence(stats_model, tmp_path: 
     assert r.label is None and any("no text member" in n for n in r.notes)
 
 
-def test_the_model_environment_variable_may_name_a_bundle(stats_model, text_model, tmp_path: Path, monkeypatch) -> None:
+def test_the_model_environment_variable_may_name_a_bundle(
+    stats_model, two_author_text_model, tmp_path: Path, monkeypatch
+) -> None:
     bundle = tmp_path / "bundle"
-    assert main(["bundle", str(bundle), f"text={text_model.save_pretrained(tmp_path / 't')}", "-q"]) == 0
+    assert main(["bundle", str(bundle), f"text={two_author_text_model.save_pretrained(tmp_path / 't')}", "-q"]) == 0
     monkeypatch.setenv("PROVENANCE_MODEL", str(bundle))
     r = provenance.attribute(Text("Upon my word, it is upon us, whilst by and by we go."))
     assert r.decided_by == "model" and r.label in ("A", "B", "unknown")

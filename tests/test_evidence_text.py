@@ -184,8 +184,18 @@ def test_through_read_evidence_text() -> None:
 
 
 def test_not_utf8_is_a_note_not_an_error() -> None:
-    sample = EvidenceSample(b"\xff\xfe\x00bad", "bad.txt", "text")
+    sample = EvidenceSample(b"plain \xff\xfe\xfd text", "bad.txt", "text")
     assert HiddenCharactersReader().read(sample) == [] and sample.notes
+
+
+@pytest.mark.parametrize("codec", ["utf-8-sig", "utf-16", "utf-32"])
+def test_hidden_characters_survive_re_encoding(codec: str) -> None:
+    """Every encoding the text reader accepts is searched: a mark does not vanish when the text is
+    saved as UTF-16 or UTF-32 with a byte-order mark."""
+    text = "Plain" + tags("gpt-4o") + " text with a zero\u200bwidth space."
+    sample = EvidenceSample(text.encode(codec), "saved.txt", "text")
+    kinds = {r.detail.get("category") or r.says for r in HiddenCharactersReader().read(sample)}
+    assert len(kinds) >= 2 and not sample.notes, (kinds, sample.notes)
 
 
 # --------------------------------------------------------------------------- C2PA in text

@@ -38,7 +38,7 @@ from provenance.detectors.image.imagenet import (
 from provenance.detectors.image.patches import grid_crops
 from provenance.detectors.image.residual_cnn import ResidualCNNExtractor
 from provenance.detectors.image.residual_stats import ResidualStatsExtractor
-from tests.helpers import extract
+from tests.factories import extract
 
 # --------------------------------------------------------------------------- helpers
 

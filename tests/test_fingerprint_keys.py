@@ -112,6 +112,7 @@ def test_params_are_validated_and_unfitted_is_refused():
 
 
 # ----------------------------------------------------------------------------- trained system
+@pytest.mark.slow
 def test_generate_shapes_and_determinism(system):
     key = random_key(BITS, 1)
     a = system.generate(key, 4, seed=7)
@@ -121,6 +122,7 @@ def test_generate_shapes_and_determinism(system):
     assert not np.array_equal(a, system.generate(None, 4, seed=7))  # the key changes the images
 
 
+@pytest.mark.slow
 def test_clean_and_processed_bit_accuracy(system):
     accs = {"clean": [], "jpeg75": [], "half": [], "crop48": []}
     for i in range(4):
@@ -136,6 +138,7 @@ def test_clean_and_processed_bit_accuracy(system):
         assert mean[name] >= 0.7, mean
 
 
+@pytest.mark.slow
 def test_random_keys_differ_and_other_images_do_not_verify(system):
     k1, k2 = random_key(BITS, 11), random_key(BITS, 12)
     assert not np.array_equal(k1, k2)
@@ -160,6 +163,7 @@ def test_random_keys_differ_and_other_images_do_not_verify(system):
         system.verify(own[:2], k1, threshold=2.0)
 
 
+@pytest.mark.slow
 def test_imprinted_generator_matches_modulated_output(system):
     key = random_key(BITS, 21)
     gen = system.imprint(key)
@@ -171,6 +175,7 @@ def test_imprinted_generator_matches_modulated_output(system):
     assert diff.max() <= 1  # the same function, up to float rounding
 
 
+@pytest.mark.slow
 def test_wrong_key_and_bad_images(system):
     imgs = system.generate(random_key(BITS, 2), 2, seed=0)
     with pytest.raises(ValueError, match="12 bits"):
@@ -188,6 +193,7 @@ def test_wrong_key_and_bad_images(system):
     assert system.read_key(imgs[0]).shape == (1, BITS)  # a single image is one sample
 
 
+@pytest.mark.slow
 def test_save_load_round_trip(system, tmp_path):
     path = system.save_pretrained(tmp_path / "keys")
     cfg = json.loads((path / "config.json").read_text())
@@ -206,6 +212,7 @@ def test_save_load_round_trip(system, tmp_path):
         KeyedGenerator.from_pretrained(tmp_path / "missing")
 
 
+@pytest.mark.slow
 def test_threshold_helper(system):
     assert system.threshold(1e-2) == match_threshold(BITS, 1e-2)[0]
     assert system.threshold() == BITS  # 12 bits cannot reach 1e-6: every bit is needed

@@ -19,21 +19,12 @@ from provenance.fingerprints.whitebox import (
     resolve_autoencoder_dir,
 )
 from provenance.openset.metrics import auroc
+from tests.factories import tiny_vae_config
 
 torch = pytest.importorskip("torch")
 diffusers = pytest.importorskip("diffusers")
 
-TINY_VAE = {
-    "in_channels": 3,
-    "out_channels": 3,
-    "down_block_types": ["DownEncoderBlock2D", "DownEncoderBlock2D"],
-    "up_block_types": ["UpDecoderBlock2D", "UpDecoderBlock2D"],
-    "block_out_channels": [16, 32],
-    "layers_per_block": 1,
-    "latent_channels": 4,
-    "norm_num_groups": 8,
-    "sample_size": 32,
-}
+TINY_VAE = tiny_vae_config(block_out_channels=(16, 32))
 SIZE = 32
 N = 20
 #: plain encode-decode keeps most tests fast; latent inversion has its own tests
@@ -110,6 +101,7 @@ def verifier(zoo):
 
 
 # ------------------------------------------------------------------ separation
+@pytest.mark.slow
 def test_own_decodes_reconstruct_better_than_real_and_other_model(zoo, verifier):
     err_pos = verifier.reconstruction_error(list(zoo["pos"]))
     err_real = verifier.reconstruction_error(list(zoo["real"]))
@@ -123,6 +115,7 @@ def test_own_decodes_reconstruct_better_than_real_and_other_model(zoo, verifier)
     assert auroc(s_pos, s_other) >= 0.9
 
 
+@pytest.mark.slow
 def test_psnr_metric_ranks_like_mse(zoo, verifier):
     images = list(zoo["pos"][:4]) + list(zoo["real"][:4])
     psnr = AutoencoderVerifier(zoo["dir"], **PLAIN, metric="psnr").score(images)
@@ -131,6 +124,7 @@ def test_psnr_metric_ranks_like_mse(zoo, verifier):
     assert list(np.argsort(psnr)) == list(np.argsort(verifier.score(images)))
 
 
+@pytest.mark.slow
 def test_single_image_and_paths(zoo, verifier, tmp_path):
     path = tmp_path / "one.png"
     Image.fromarray(zoo["pos"][0]).save(path)
@@ -141,6 +135,7 @@ def test_single_image_and_paths(zoo, verifier, tmp_path):
 
 
 # ------------------------------------------------------------------ loading
+@pytest.mark.slow
 def test_pipeline_layout_loads(zoo, verifier, tmp_path):
     pipe = tmp_path / "pipe"
     shutil.copytree(zoo["dir"], pipe / "vae")
@@ -200,6 +195,7 @@ def test_unet_folder_is_refused(tmp_path):
         load_autoencoder(tmp_path / "pipe")
 
 
+@pytest.mark.slow
 def test_pickled_weights_only_are_refused(zoo, tmp_path):
     d = tmp_path / "vae"
     d.mkdir()
@@ -210,6 +206,7 @@ def test_pickled_weights_only_are_refused(zoo, tmp_path):
 
 
 # ------------------------------------------------------------------ calibration
+@pytest.mark.slow
 @pytest.mark.parametrize("fpr", [0.05, 0.2])
 def test_calibrate_respects_fpr(zoo, verifier, fpr):
     negatives = list(zoo["real"]) + list(zoo["other"])
@@ -227,6 +224,7 @@ def test_calibrate_respects_fpr(zoo, verifier, fpr):
     assert held_out <= fpr + 0.2
 
 
+@pytest.mark.slow
 def test_calibrate_with_positives_and_negatives(zoo, verifier):
     v = AutoencoderVerifier(zoo["dir"], **PLAIN)
     v.model_ = verifier.model_
@@ -240,11 +238,13 @@ def test_calibrate_with_positives_and_negatives(zoo, verifier):
         v.calibrate(list(zoo["real"][:2]), fpr=1.5)
 
 
+@pytest.mark.slow
 def test_verify_needs_a_threshold(zoo):
     with pytest.raises(RuntimeError, match="calibrate"):
         AutoencoderVerifier(zoo["dir"], **PLAIN).verify(zoo["pos"][0])
 
 
+@pytest.mark.slow
 def test_save_load_round_trip(zoo, verifier, tmp_path):
     v = AutoencoderVerifier(zoo["dir"], **PLAIN, crop=16, n_crops=4, metric="psnr", batch_size=3)
     v.calibrate(list(zoo["real"][:8]), fpr=0.1)
@@ -265,6 +265,7 @@ def test_save_load_round_trip(zoo, verifier, tmp_path):
     assert u.threshold_ is None
 
 
+@pytest.mark.slow
 def test_from_pretrained_refuses_other_folders(zoo, tmp_path):
     with pytest.raises(ModelFormatError):
         AutoencoderVerifier.from_pretrained(tmp_path)
@@ -273,6 +274,7 @@ def test_from_pretrained_refuses_other_folders(zoo, tmp_path):
 
 
 # ------------------------------------------------------------------ crops and bad input
+@pytest.mark.slow
 def test_odd_sizes_are_cropped_to_a_valid_multiple(zoo, verifier):
     assert verifier.factor == 2
     img = np.random.default_rng(0).integers(0, 256, (33, 37, 3), dtype=np.uint8)
@@ -293,6 +295,7 @@ def test_odd_sizes_are_cropped_to_a_valid_multiple(zoo, verifier):
         verifier.score(np.zeros((1, 8, 3), np.uint8))
 
 
+@pytest.mark.slow
 def test_corrupt_file_raises_sample_error_naming_it(zoo, verifier, tmp_path):
     good = tmp_path / "good.png"
     Image.fromarray(zoo["pos"][0]).save(good)
@@ -305,6 +308,7 @@ def test_corrupt_file_raises_sample_error_naming_it(zoo, verifier, tmp_path):
         verifier.score([zoo["pos"][0], np.zeros((4, 4, 7), np.uint8)])
 
 
+@pytest.mark.slow
 def test_zero_images_and_bad_params(zoo, verifier):
     with pytest.raises(ValueError, match="no images"):
         verifier.score([])
@@ -319,6 +323,7 @@ def test_zero_images_and_bad_params(zoo, verifier):
 
 
 # ------------------------------------------------------------------ latent inversion
+@pytest.mark.slow
 def test_latent_inversion_pulls_own_images_to_the_floor(zoo, verifier):
     own, other = list(zoo["pos"][:6]), list(zoo["other"][:6])
     inverting = AutoencoderVerifier(zoo["dir"], inversion_steps=40)
@@ -334,6 +339,7 @@ def test_latent_inversion_pulls_own_images_to_the_floor(zoo, verifier):
     assert all(not p.requires_grad and p.grad is None for p in verifier.model_.parameters())
 
 
+@pytest.mark.slow
 def test_inversion_params_are_validated_and_old_folders_load_plain(zoo, tmp_path):
     for bad in (-1, 2.5, True):
         with pytest.raises(ValueError, match="inversion_steps"):

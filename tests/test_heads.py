@@ -9,6 +9,7 @@ import pytest
 from sklearn.linear_model import LogisticRegression
 
 from provenance.core.serialization import flatten_state, read_model_dir, split_state, write_model_dir
+from provenance.core.validation import ConfigError
 from provenance.openset import (
     HEADS,
     OPEN_SET_SCORES,
@@ -20,8 +21,8 @@ from provenance.openset import (
     create_open_set_score,
 )
 from provenance.openset.base import softmax
-from provenance.openset.index import ReferenceIndex, l2_normalize
 from provenance.openset.metrics import accuracy, auroc
+from provenance.openset.neighbours import ReferenceIndex, l2_normalize
 from provenance.openset.scores import KNNScore, MahalanobisScore, MaxProbScore, PrototypeScore
 
 DIM = 8
@@ -192,7 +193,7 @@ def test_linear_head_imbalanced_balanced_weights() -> None:
 
 @pytest.mark.parametrize("C", [0, -1.0, float("nan")])
 def test_linear_head_bad_c(C: float, data: dict[str, np.ndarray]) -> None:
-    with pytest.raises(ValueError, match="C must be positive"):
+    with pytest.raises(ConfigError, match=r"LinearHead\.C: "):
         LinearHead(C=C).fit(data["X"], data["y"])
 
 
@@ -229,13 +230,13 @@ def test_head_1d_features(head_cls: type[Head], data: dict[str, np.ndarray]) -> 
 
 @pytest.mark.parametrize("k", [-1, -5])
 def test_prototype_head_bad_k(k: int, data: dict[str, np.ndarray]) -> None:
-    with pytest.raises(ValueError, match="k must be >= 0"):
+    with pytest.raises(ConfigError, match=r"PrototypeHead\.k: .* outside \[0, "):
         PrototypeHead(k=k).fit(data["X"], data["y"])
 
 
 @pytest.mark.parametrize("temperature", [0.0, -0.1, float("nan")])
 def test_prototype_head_bad_temperature(temperature: float, data: dict[str, np.ndarray]) -> None:
-    with pytest.raises(ValueError, match="temperature must be positive"):
+    with pytest.raises(ConfigError, match=r"PrototypeHead\.temperature: "):
         PrototypeHead(temperature=temperature).fit(data["X"], data["y"])
 
 
@@ -384,13 +385,13 @@ def test_mahalanobis_distances_shape(data: dict[str, np.ndarray]) -> None:
 
 @pytest.mark.parametrize("k", [0, -2])
 def test_knn_bad_k(k: int, data: dict[str, np.ndarray]) -> None:
-    with pytest.raises(ValueError, match="k must be >= 1"):
+    with pytest.raises(ConfigError, match=r"KNNScore\.k: .* outside \[1, "):
         KNNScore(k=k).fit(data["X"], data["y"])
 
 
 @pytest.mark.parametrize("shrinkage", [-0.1, 1.5, float("nan")])
 def test_mahalanobis_bad_shrinkage(shrinkage: float, data: dict[str, np.ndarray]) -> None:
-    with pytest.raises(ValueError, match="shrinkage"):
+    with pytest.raises(ConfigError, match=r"MahalanobisScore\.shrinkage: "):
         MahalanobisScore(shrinkage=shrinkage).fit(data["X"], data["y"])
 
 

@@ -24,7 +24,7 @@ from provenance.detectors.code.transforms import (
     rename_identifiers,
     strip_comments,
 )
-from tests.conftest import SHARED_DATA
+from tests.factories import SHARED_DATA
 
 TRANSFORMS = {
     "strip_comments": strip_comments,

@@ -17,7 +17,7 @@ from provenance.core.serialization import ModelFormatError
 from provenance.detectors import create_extractor
 from provenance.index import BackboneMismatchError, LinkageIndex, build_index, query, vote
 from provenance.index.files import INDEX_NAME, TABLE_NAME
-from tests.conftest import files_and_labels
+from tests.factories import files_and_labels
 
 
 @pytest.fixture(autouse=True, scope="module")

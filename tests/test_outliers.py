@@ -14,45 +14,21 @@ from provenance.core.validation import ConfigError
 from provenance.data.folders import DatasetError, read_labelled, read_outliers
 from provenance.detectors.reading import Text
 from provenance.openset.scores import OUTLIER_CLASS, OutlierClassScore
-
-WORDS = "the of and to a in that it is was for on with as by at from this".split()
-TOPICS = {
-    "river": "river water boat bank stream fish bridge".split(),
-    "court": "court judge law trial verdict jury appeal".split(),
-    "star": "star planet orbit moon comet galaxy telescope".split(),
-    "bread": "bread flour oven yeast dough crust butter".split(),
-}
-#: how each source lays a sentence out
-STYLES = {
-    "dash": lambda s: "- " + s + ";",
-    "bang": lambda s: s + "!",
-    "comma": lambda s: s + ", yes.",
-    "colon": lambda s: "Note: " + s + ".",
-    "paren": lambda s: "(" + s + ")",
-}
-
-
-def make_text(style: str, rng: np.random.Generator, topic: str | None = None) -> str:
-    topic_words = TOPICS[topic or str(rng.choice(list(TOPICS)))]
-    out = []
-    for _ in range(8):
-        words = [str(rng.choice(WORDS if rng.random() < 0.4 else topic_words)) for _ in range(int(rng.integers(8, 14)))]
-        out.append(STYLES[style](" ".join(words).capitalize()))
-    return ("\n" if style == "dash" else " ").join(out)
+from tests.factories import topic_text
 
 
 @pytest.fixture(scope="module")
 def data() -> dict[str, list]:
     rng = np.random.default_rng(0)
-    known = [(make_text(s, rng), s) for _ in range(30) for s in ("dash", "bang", "comma")]
-    outliers = [make_text("colon", rng) for _ in range(40)]
-    unseen = [make_text("paren", rng) for _ in range(20)]
+    known = [(topic_text(s, rng), s) for _ in range(30) for s in ("dash", "bang", "comma")]
+    outliers = [topic_text("colon", rng) for _ in range(40)]
+    unseen = [topic_text("paren", rng) for _ in range(20)]
     return {
         "texts": [Text(t) for t, _ in known],
         "labels": [s for _, s in known],
         "outliers": [Text(t) for t in outliers],
         "unseen": [Text(t) for t in unseen],
-        "fresh": [Text(make_text(s, rng)) for s in ("dash", "bang", "comma") for _ in range(5)],
+        "fresh": [Text(topic_text(s, rng)) for s in ("dash", "bang", "comma") for _ in range(5)],
     }
 
 
@@ -62,7 +38,7 @@ def test_outliers_teach_the_open_set_and_survive_a_save(data, tmp_path: Path) ->
     assert model.n_outliers_ == 40
     # measured on the held-out fifth of the outliers, against the held-out known samples' threshold
     assert model.outlier_rejection_ is not None and model.outlier_rejection_ >= 0.75
-    fresh_outliers = [Text(make_text("colon", np.random.default_rng(9))) for _ in range(10)]
+    fresh_outliers = [Text(topic_text("colon", np.random.default_rng(9))) for _ in range(10)]
     answers = model.attribute(fresh_outliers + data["fresh"], explain=False)
     assert sum(a.unknown for a in answers[:10]) >= 8
     assert sum(not a.unknown for a in answers[10:]) >= 12

@@ -15,7 +15,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -69,33 +68,21 @@ def _within(seconds: float, fn: Callable[[], Any], fifo: Path | None = None) -> 
     return box.get("value")
 
 
-@pytest.fixture(scope="module")
-def text_model() -> Attributor:
-    rng = np.random.default_rng(0)
-    words = {"ann": "upon whilst therefore the of river city law", "bob": "on while so a about river city law"}
-    texts, labels = [], []
-    for label, vocab in words.items():
-        for _ in range(12):
-            texts.append(" ".join(rng.choice(vocab.split(), 40)) + ".")
-            labels.append(label)
-    return Attributor("function-words", head="delta", modality="text").fit(texts, labels)
-
-
 # ----------------------------------------------------------------------------- a name that names nothing
 
 
-def test_missing_file_name_is_an_error_not_an_answer(text_model: Attributor, tmp_path: Path) -> None:
+def test_missing_file_name_is_an_error_not_an_answer(two_author_text_model: Attributor, tmp_path: Path) -> None:
     with contextlib.chdir(tmp_path):
         for sample in ("txt/doesnotexist.txt", "doesnotexist.txt", "drafts/chapter-1"):
-            r = text_model.attribute(sample)[0]
+            r = two_author_text_model.attribute(sample)[0]
             assert not r.ok and r.label is None, sample
             assert "file not found" in r.error and "provenance.Text(" in r.error
 
 
-def test_text_wrapper_is_always_content(text_model: Attributor, tmp_path: Path) -> None:
+def test_text_wrapper_is_always_content(two_author_text_model: Attributor, tmp_path: Path) -> None:
     (tmp_path / "notes.txt").write_text("the file's own words, upon a river")
     with contextlib.chdir(tmp_path):
-        r = text_model.attribute(provenance.Text("txt/doesnotexist.txt"))[0]
+        r = two_author_text_model.attribute(provenance.Text("txt/doesnotexist.txt"))[0]
         assert r.ok and r.label is not None
         # a Text naming an existing file is still the text itself
         assert load_text(Text("notes.txt")) == "notes.txt"

@@ -15,37 +15,17 @@ from provenance.evaluation import evaluate
 from provenance.openset import create_head
 from provenance.openset.metrics import accuracy
 from provenance.recipes import CANDIDATES, _group_ids, choose_recipe, grouped_folds
-from tests.test_code_attribution import arrow_style, classic_style
-
-WORDS = "the of and to a in that it is was for on with as by at from this".split()
-NOUNS = "river city law court people power state army trade union senate office nation record letter".split()
+from tests.factories import NOUNS, arrow_style, classic_style, grouped_texts, layout_text
 
 
 def make_text(author: str, rng: np.random.Generator) -> str:
     """Same function words for every author; only the layout and punctuation differ."""
-    out = []
-    for _ in range(10):
-        words = [str(rng.choice(WORDS if rng.random() < 0.4 else NOUNS)) for _ in range(int(rng.integers(8, 14)))]
-        sentence = " ".join(words).capitalize()
-        if author == "dash":
-            out.append("- " + sentence + ";")
-        elif author == "bang":
-            out.append(sentence + "!")
-        else:
-            out.append(sentence + ", yes.")
-    return ("\n" if author == "dash" else " ").join(out)
+    return layout_text(author, rng, NOUNS, 10)
 
 
 @pytest.fixture(scope="module")
 def corpus() -> tuple[list[str], list[str], list[int]]:
-    rng = np.random.default_rng(0)
-    texts, labels, groups = [], [], []
-    for g in range(15):  # 15 "instructions", each answered by every author
-        for author in ("dash", "bang", "comma"):
-            texts.append(make_text(author, rng))
-            labels.append(author)
-            groups.append(g)
-    return texts, labels, groups
+    return grouped_texts(make_text, ("dash", "bang", "comma"), n_groups=15)  # 15 "instructions"
 
 
 def test_grouped_folds_never_split_a_group() -> None:

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import provenance.core.serialization as ser
+import provenance.core.files as files
 from provenance.core.locking import LockTimeoutError, model_lock
 from provenance.core.serialization import (
     CONFIG_NAME,
@@ -39,7 +39,7 @@ def _arrays(n: int) -> dict[str, np.ndarray]:
 
 def _writer(target: str, start: int, count: int, exchange: bool = True) -> None:
     if not exchange:
-        ser._renameat2 = None  # as on a system without renameat2: two renames, readers retry
+        files._renameat2 = None  # as on a system without renameat2: two renames, readers retry
     for n in range(start, start + count):
         write_model_dir(target, _config(n), _arrays(n))
 
@@ -150,7 +150,7 @@ def test_a_failed_exchange_keeps_the_old_model(tmp_path: Path, monkeypatch: pyte
     def broken(a: Path, b: Path) -> bool:
         raise OSError("exchange failed (simulated)")
 
-    monkeypatch.setattr(ser, "_exchange", broken)
+    monkeypatch.setattr(files, "_exchange", broken)
     with pytest.raises(OSError, match="simulated"):
         write_model_dir(target, _config(2), _arrays(2))
     assert read_model_dir(target, FORMAT, 1)[0]["n"] == 1

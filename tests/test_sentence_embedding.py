@@ -14,7 +14,7 @@ from provenance.detectors.text.sentence_embedding import (
     MiniLMExtractor,
     resolve_model_dir,
 )
-from tests.helpers import extract
+from tests.factories import extract
 
 pytest.importorskip("transformers")
 torch = pytest.importorskip("torch")

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import provenance.core.files as files
 import provenance.core.serialization as ser
 from provenance.core.serialization import (
     CONFIG_NAME,
@@ -292,7 +293,7 @@ def test_refuses_to_replace_non_model_folder(tmp_path: Path) -> None:
 def test_failed_final_rename_keeps_old_model(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     target = tmp_path / "model"
     write_model_dir(target, _config(note="old"), _arrays(0))
-    monkeypatch.setattr(ser, "_renameat2", None)  # the two-rename path of systems without an atomic exchange
+    monkeypatch.setattr(files, "_renameat2", None)  # the two-rename path of systems without an atomic exchange
     real_replace = os.replace
     calls = []
 
@@ -302,7 +303,7 @@ def test_failed_final_rename_keeps_old_model(tmp_path: Path, monkeypatch: pytest
             raise OSError("rename failed (simulated)")
         return real_replace(src, dst)
 
-    monkeypatch.setattr(ser.os, "replace", flaky_replace)
+    monkeypatch.setattr(files.os, "replace", flaky_replace)
     with pytest.raises(OSError):
         write_model_dir(target, _config(note="new"), _arrays(1))
     monkeypatch.undo()

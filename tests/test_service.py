@@ -20,29 +20,18 @@ from provenance.cli import main
 from provenance.detectors.reading import Text
 from provenance.service import Settings, create_app
 from provenance.verification import verify_claim
-from tests.service_helpers import JS_ARROW, TEXT_A, TEXT_B, code_model, png_bytes, save_bundle, signed_png, text_model
+from tests.factories import JS_ARROW, TEXT_A, TEXT_B, function_words_model, png_bytes, signed_png
 
 
 @pytest.fixture(scope="module")
-def models(stats_model) -> dict[str, Any]:
-    return {"image": stats_model, "text": text_model(), "code": code_model()}
+def models(stats_model, two_author_text_model, two_style_code_model) -> dict[str, Any]:
+    return {"image": stats_model, "text": two_author_text_model, "code": two_style_code_model}
 
 
 @pytest.fixture(scope="module")
-def bundle_dir(models, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return save_bundle(tmp_path_factory.mktemp("service"), models["image"], models["text"], models["code"])
-
-
-@pytest.fixture(scope="module")
-def client(bundle_dir: Path):
-    with TestClient(create_app(bundle_dir)) as c:
+def client(model_bundle: Path):
+    with TestClient(create_app(model_bundle)) as c:
         yield c
-
-
-@pytest.fixture()
-def no_model_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    monkeypatch.delenv("PROVENANCE_MODEL", raising=False)
-    monkeypatch.setenv("PROVENANCE_CACHE", str(tmp_path / "cache"))
 
 
 def _files(*items: tuple[str, bytes]) -> list[tuple[str, tuple[str, bytes, str]]]:
@@ -99,7 +88,7 @@ def test_the_openapi_document_describes_every_route(client: TestClient) -> None:
 
 # ---------------------------------------------------------------------- attribute
 def test_one_request_answers_an_image_a_text_and_a_js_file_as_the_cli_does(
-    client: TestClient, bundle_dir: Path, tmp_path: Path, capsys
+    client: TestClient, model_bundle: Path, tmp_path: Path, capsys
 ) -> None:
     files = {"picture.png": png_bytes("upsampled", 5), "letter.txt": TEXT_A.encode(), "util.js": JS_ARROW.encode()}
     for name, data in files.items():
@@ -112,7 +101,7 @@ def test_one_request_answers_an_image_a_text_and_a_js_file_as_the_cli_does(
     assert got[1]["label"] == "A" and got[1]["explanation"]  # which features decided
     # exactly the records `provenance attribute --json` prints, but for the sample's name
     paths = [str(tmp_path / n) for n in files]
-    assert main(["attribute", *paths, "--model", str(bundle_dir), "--json", "-q"]) == 0
+    assert main(["attribute", *paths, "--model", str(model_bundle), "--json", "-q"]) == 0
     expected = json.loads(capsys.readouterr().out)
     for g, e, name in zip(got, expected, files, strict=True):
         assert e["sample"].endswith(name)
@@ -406,7 +395,7 @@ class _Gate:
 
 
 def test_saturation_is_answered_503_with_retry_after(monkeypatch) -> None:
-    model = text_model()
+    model = function_words_model()
     gate = _Gate(model, monkeypatch)
     settings = Settings(concurrency=1, queue_size=1, warm_up=False)
     with TestClient(create_app(model, settings)) as c:
@@ -431,7 +420,7 @@ def test_saturation_is_answered_503_with_retry_after(monkeypatch) -> None:
 
 
 def test_a_request_past_the_timeout_is_504_and_its_slot_is_held_until_the_work_ends(monkeypatch) -> None:
-    model = text_model()
+    model = function_words_model()
     gate = _Gate(model, monkeypatch)
     with TestClient(create_app(model, Settings(timeout_s=0.3, queue_size=0, warm_up=False))) as c:
         slow = c.post("/v1/attribute", json={"text": TEXT_A})
@@ -501,8 +490,8 @@ def test_other_commands_do_not_import_the_service(tmp_path: Path) -> None:
     assert out.stdout.strip().splitlines()[-1] == "False False"
 
 
-def test_a_bundle_folder_and_an_object_serve_alike(bundle_dir: Path) -> None:
-    bundle = load_model(bundle_dir)
+def test_a_bundle_folder_and_an_object_serve_alike(model_bundle: Path) -> None:
+    bundle = load_model(model_bundle)
     assert isinstance(bundle, Bundle)
     with TestClient(create_app(bundle)) as c:
         assert c.get("/v1/models").json()["model"]["modalities"] == ["code", "image", "text"]

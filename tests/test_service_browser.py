@@ -19,7 +19,7 @@ import pytest
 
 from provenance.bundle import load_model
 from provenance.service import Settings, create_app
-from tests.service_helpers import TEXT_A, code_model, free_port, png_bytes, save_bundle, signed_png, text_model
+from tests.factories import TEXT_A, free_port, png_bytes, signed_png
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 TOKEN = "browser-test-token"
@@ -28,11 +28,10 @@ HOSTILE_NAME = '<img src=x onerror="window.__pwned=1">.png'
 
 
 @pytest.fixture(scope="module")
-def base_url(stats_model, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def base_url(model_bundle: Path) -> Iterator[str]:
     import uvicorn
 
-    bundle = save_bundle(tmp_path_factory.mktemp("browser"), stats_model, text_model(), code_model())
-    app = create_app(load_model(bundle), Settings(token=TOKEN))
+    app = create_app(load_model(model_bundle), Settings(token=TOKEN))
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", access_log=False))
     thread = threading.Thread(target=server.run, daemon=True)

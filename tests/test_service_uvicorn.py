@@ -18,19 +18,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.service_helpers import (
-    JS_ARROW,
-    TEXT_A,
-    code_model,
-    free_port,
-    png_bytes,
-    save_bundle,
-    signed_png,
-    text_model,
-)
+from tests.factories import JS_ARROW, TEXT_A, free_port, png_bytes, signed_png
 
 TOKEN = "uvicorn-test-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
+
+# every test shares a real `provenance serve --workers 2` (about 15 s to start)
+pytestmark = pytest.mark.slow
 
 
 class Server:
@@ -68,9 +62,8 @@ def _stop(proc: subprocess.Popen) -> None:
 
 
 @pytest.fixture(scope="module")
-def server(stats_model, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+def server(model_bundle: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     root = tmp_path_factory.mktemp("uvicorn")
-    bundle = save_bundle(root, stats_model, text_model(), code_model())
     port = free_port()
     log = root / "serve.log"
     env = {
@@ -80,7 +73,7 @@ def server(stats_model, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Se
     }
     env.pop("PROVENANCE_MODEL", None)
     command = [
-        sys.executable, "-m", "provenance.cli", "serve", "--model", str(bundle), "--port", str(port),
+        sys.executable, "-m", "provenance.cli", "serve", "--model", str(model_bundle), "--port", str(port),
         "--workers", "2", "--max-file-bytes", "2000000", "--max-files", "4", "--queue-size", "0",
         "--timeout", "60",
     ]  # fmt: skip

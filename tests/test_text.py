@@ -16,41 +16,19 @@ from provenance.detectors.text.reading import MAX_CHARS, load_text
 from provenance.detectors.text.stylometry import FUNCTION_WORDS, StylometryExtractor, sentences, tokenize
 from provenance.openset import DeltaHead, create_head
 from provenance.verification import verify_same_author
-from tests.helpers import extract
-
-NOUNS = "river city law court people power state army trade union senate office nation record letter".split()
-VERBS = "shows holds gives makes takes keeps finds brings sends meets rules guards".split()
-STYLES = {
-    # each author: favourite function words, sentence length, and layout habits
-    "ann": {"fw": ["upon", "whilst", "therefore", "the", "of"], "words": (18, 26), "bullets": False},
-    "bob": {"fw": ["on", "while", "so", "a", "about"], "words": (6, 10), "bullets": True},
-    "cy": {"fw": ["among", "but", "however", "this", "with"], "words": (11, 15), "bullets": False},
-}
-
-
-def make_text(author: str, rng: np.random.Generator, n_sentences: int = 12) -> str:
-    style = STYLES[author]
-    out = []
-    for _ in range(n_sentences):
-        n = int(rng.integers(*style["words"]))
-        words = [
-            str(rng.choice(style["fw"])) if rng.random() < 0.35 else str(rng.choice(NOUNS + VERBS)) for _ in range(n)
-        ]
-        sentence = " ".join(words).capitalize() + ("; indeed." if author == "ann" and rng.random() < 0.3 else ".")
-        out.append(("- " + sentence) if style["bullets"] else sentence)
-    return ("\n" if style["bullets"] else " ").join(out)
+from tests.factories import AUTHOR_STYLES, extract, styled_text
 
 
 @pytest.fixture(scope="module")
 def corpus() -> dict[str, list]:
     rng = np.random.default_rng(0)
-    train = [(a, make_text(a, rng)) for a in STYLES for _ in range(20)]
-    test = [(a, make_text(a, rng)) for a in STYLES for _ in range(6)]
+    train = [(a, styled_text(a, rng)) for a in AUTHOR_STYLES for _ in range(20)]
+    test = [(a, styled_text(a, rng)) for a in AUTHOR_STYLES for _ in range(6)]
     return {"train": train, "test": test}
 
 
 @pytest.fixture(scope="module")
-def text_model(corpus) -> Attributor:
+def stylometry_model(corpus) -> Attributor:
     texts, labels = [t for _, t in corpus["train"]], [a for a, _ in corpus["train"]]
     return Attributor("stylometry", modality="text").fit(texts, labels)
 
@@ -157,19 +135,19 @@ def test_delta_on_function_words_attributes_and_explains(corpus) -> None:
     ann = next(r for r, a in zip(results, truth, strict=True) if a == "ann")
     names = [e["feature"] for e in ann.explanation]
     assert any(n in names for n in ("function:'upon'", "function:'whilst'", "function:'therefore'"))
-    assert all(e["weight"] > 0 and set(e["typical"]) <= set(STYLES) for e in ann.explanation)
+    assert all(e["weight"] > 0 and set(e["typical"]) <= set(AUTHOR_STYLES) for e in ann.explanation)
 
 
 # ------------------------------------------------------------------ attributor on text
-def test_stylometry_attributor_closed_set_and_save(text_model, corpus, tmp_path: Path) -> None:
+def test_stylometry_attributor_closed_set_and_save(stylometry_model, corpus, tmp_path: Path) -> None:
     truth = [a for a, _ in corpus["test"]]
-    results = text_model.attribute([t for _, t in corpus["test"]])
+    results = stylometry_model.attribute([t for _, t in corpus["test"]])
     assert all(r.modality == "text" and r.extractor == "stylometry" for r in results)
     acc = np.mean([max(r.candidates, key=lambda c: c[1])[0] == a for r, a in zip(results, truth, strict=True)])
     assert acc > 0.9
     assert results[0].explanation and results[0].explanation[0]["family"] in StylometryExtractor.FAMILIES
-    assert text_model.head.C == pytest.approx(0.001)  # the extractor's head default
-    saved = text_model.save_pretrained(tmp_path / "m")
+    assert stylometry_model.head.C == pytest.approx(0.001)  # the extractor's head default
+    saved = stylometry_model.save_pretrained(tmp_path / "m")
     again = Attributor.from_pretrained(saved)
     r2 = again.attribute([t for _, t in corpus["test"][:3]])
     for a, b in zip(results[:3], r2, strict=True):
@@ -177,36 +155,36 @@ def test_stylometry_attributor_closed_set_and_save(text_model, corpus, tmp_path:
         assert [e["feature"] for e in a.explanation] == [e["feature"] for e in b.explanation]
 
 
-def test_bad_texts_do_not_sink_the_batch(text_model, corpus) -> None:
+def test_bad_texts_do_not_sink_the_batch(stylometry_model, corpus) -> None:
     good = corpus["test"][0][1]
     # bytes with a NUL and no byte-order mark are binary (b"\xff\xfe..." would be UTF-16 text with a BOM)
-    results = text_model.attribute([good, "", b"\xff\x00bad", "   "])
+    results = stylometry_model.attribute([good, "", b"\xff\x00bad", "   "])
     assert results[0].ok and results[0].label is not None
     assert [bool(r.error) for r in results] == [False, True, True, True]
     assert "empty" in results[1].error and "whitespace" in results[3].error
 
 
-def test_other_script_gets_a_sane_answer(text_model) -> None:
-    r = text_model.attribute("これは日本語の文章です。誰が書いたのでしょうか。")[0]
+def test_other_script_gets_a_sane_answer(stylometry_model) -> None:
+    r = stylometry_model.attribute("これは日本語の文章です。誰が書いたのでしょうか。")[0]
     assert r.ok and r.label is not None and 0 <= r.score <= 1
 
 
-def test_same_author_verification(text_model, corpus) -> None:
+def test_same_author_verification(stylometry_model, corpus) -> None:
     ann_known = [t for a, t in corpus["train"] if a == "ann"][:5]
     tests = [t for _, t in corpus["test"]]
     truth = np.array([a == "ann" for a, _ in corpus["test"]])
-    rows = verify_same_author(text_model, [*tests, ""], ann_known)
+    rows = verify_same_author(stylometry_model, [*tests, ""], ann_known)
     assert rows[-1].error and rows[-1].probability is None
     prob = np.array([r.probability for r in rows[:-1]])
     assert np.all((prob >= 0) & (prob <= 1))
     assert prob[truth].mean() > prob[~truth].mean() + 0.3
     assert np.mean([r.match for r in np.array(rows[:-1])[truth]]) >= 0.8
     with pytest.raises(ValueError, match="no known"):
-        verify_same_author(text_model, tests[:1], [])
+        verify_same_author(stylometry_model, tests[:1], [])
     with pytest.raises(ValueError, match="unreadable known"):
-        verify_same_author(text_model, tests[:1], [""])
+        verify_same_author(stylometry_model, tests[:1], [""])
     with pytest.raises(ValueError, match="unknown author"):
-        verify_same_author(text_model, tests[:1], ann_known, known_label="zed")
+        verify_same_author(stylometry_model, tests[:1], ann_known, known_label="zed")
 
 
 # ------------------------------------------------------------------ command line
@@ -271,10 +249,10 @@ def test_fusion_of_text_backbones_names_its_columns(corpus) -> None:
     assert r.explanation and "/" in r.explanation[0]["family"]
 
 
-def test_api_attribute_takes_the_text_itself(text_model, corpus, tmp_path: Path) -> None:
+def test_api_attribute_takes_the_text_itself(stylometry_model, corpus, tmp_path: Path) -> None:
     import provenance
 
-    folder = text_model.save_pretrained(tmp_path / "authors")
+    folder = stylometry_model.save_pretrained(tmp_path / "authors")
     text = corpus["test"][0][1]
     r = provenance.attribute(text, model=str(folder))
-    assert r.ok and r.modality == "text" and r.label == text_model.attribute(text)[0].label
+    assert r.ok and r.modality == "text" and r.label == stylometry_model.attribute(text)[0].label

@@ -12,34 +12,13 @@ from provenance.detectors import create_extractor
 from provenance.detectors.text.markers import MarkersExtractor, masked_tokens, skeleton
 from provenance.detectors.text.ngrams import NgramExtractor, word_tokens
 from provenance.recipes import CANDIDATES, choose_recipe
-
-OPENINGS = {"sure": "Sure! Here is what you asked.", "plain": "The answer follows.", "md": "## Overview"}
-CLOSINGS = {"sure": "Let me know if you need more!", "plain": "That is all.", "md": "**In short:** done."}
-TOPICS = "river city law court trade union senate office nation record letter garden engine music".split()
-
-
-def make_text(author: str, rng: np.random.Generator) -> str:
-    """Each author opens, lays out and closes its answers its own way; the topic words are random."""
-    items = [" ".join(rng.choice(TOPICS, size=6).tolist()) for _ in range(4)]
-    if author == "md":
-        body = "\n".join(f"- **{w.split()[0]}**: {w}" for w in items)
-    elif author == "sure":
-        body = "\n\n".join(f"{i + 1}. {w}." for i, w in enumerate(items))
-    else:
-        body = " ".join(f"It is the {w}." for w in items)
-    return f"{OPENINGS[author]}\n\n{body}\n\n{CLOSINGS[author]}"
+from tests.factories import chat_text, grouped_texts
 
 
 @pytest.fixture(scope="module")
 def corpus() -> tuple[list[str], list[str], list[int]]:
-    rng = np.random.default_rng(0)
-    texts, labels, groups = [], [], []
-    for g in range(12):
-        for author in ("sure", "plain", "md"):
-            texts.append(make_text(author, rng))
-            labels.append(author)
-            groups.append(g)
-    return texts, labels, groups
+    """Each author (``sure``, ``plain``, ``md``) opens, lays out and closes its answers its own way."""
+    return grouped_texts(chat_text, ("sure", "plain", "md"), n_groups=12)
 
 
 ODD_TEXTS = [

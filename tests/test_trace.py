@@ -36,7 +36,7 @@ from provenance.detectors.image.trace_training import (
     read_checkpoint,
     train_trace,
 )
-from tests.conftest import files_and_labels, synthetic_image
+from tests.factories import files_and_labels, synthetic_image
 
 WIDTHS = (8, 8, 16, 16, 16, 16)
 KINDS = ("gauss", "upsampled")

@@ -1,4 +1,4 @@
-"""The zoo's cache on disk: where things go, atomic writes, and the stamps that say they are complete.
+"""The zoo's cache on disk: where things go, and the stamps that say they are complete.
 
 Layout, under ``<cache_dir>/zoo/``::
 
@@ -9,7 +9,9 @@ Layout, under ``<cache_dir>/zoo/``::
 
 Each generator folder and each sample folder is written into a temporary sibling and
 renamed into place (:func:`staged_dir`) with its stamp inside, so a folder that exists
-with a matching stamp is complete, whatever happened to the build that wrote it.
+with a matching stamp is complete, whatever happened to the build that wrote it. The writes,
+the swaps and the lock are those of :mod:`provenance.core.files`: every file is synced
+before it is published.
 """
 
 from __future__ import annotations
@@ -18,8 +20,6 @@ import contextlib
 import json
 import os
 import shutil
-import tempfile
-import uuid
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -27,6 +27,9 @@ from typing import Any
 import numpy as np
 from PIL import Image
 from torch import nn
+
+from provenance.core import files
+from provenance.core.files import default_cache_dir, write_json
 
 __all__ = [
     "MANIFEST",
@@ -54,22 +57,9 @@ SAMPLES_STAMP = "samples.json"
 MANIFEST = "zoo.json"
 
 
-def default_cache_dir() -> Path:
-    """Return ``$PROVENANCE_CACHE`` if set, else ``~/.cache/provenance``."""
-    env = os.environ.get("PROVENANCE_CACHE")
-    return Path(env).expanduser() if env else Path.home() / ".cache" / "provenance"
-
-
 def zoo_root(cache_dir: str | os.PathLike[str] | None) -> Path:
     """The zoo folder ``<cache_dir>/zoo`` (``cache_dir`` defaults to :func:`default_cache_dir`), absolute."""
     return (Path(default_cache_dir() if cache_dir is None else cache_dir) / "zoo").resolve()
-
-
-def write_json(path: Path, obj: Any) -> None:
-    """Write JSON atomically (temporary file in the same folder, then rename)."""
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    tmp.write_text(json.dumps(obj, indent=2, sort_keys=True) + "\n")
-    os.replace(tmp, path)
 
 
 def read_json(path: Path) -> dict[str, Any] | None:
@@ -81,26 +71,9 @@ def read_json(path: Path) -> dict[str, Any] | None:
     return obj if isinstance(obj, dict) else None
 
 
-@contextlib.contextmanager
-def staged_dir(dest: Path) -> Iterator[Path]:
-    """Yield a temporary folder beside ``dest``; on success it atomically becomes ``dest``.
-
-    On error the temporary folder is removed and ``dest`` is left as it was.
-    """
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.tmp-", dir=dest.parent))
-    try:
-        yield tmp
-        if dest.exists():
-            old = dest.with_name(f".{dest.name}.old-{uuid.uuid4().hex}")
-            os.replace(dest, old)
-            os.replace(tmp, dest)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, dest)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
+#: a temporary folder beside ``dest`` that, on success, is synced and atomically becomes ``dest``;
+#: on error it is removed and ``dest`` is left as it was (:func:`provenance.core.files.staged_folder`)
+staged_dir = files.staged_folder
 
 
 def remove_stale(parent: Path) -> None:
@@ -117,18 +90,9 @@ def remove_stale(parent: Path) -> None:
 
 @contextlib.contextmanager
 def build_lock(root: Path) -> Iterator[None]:
-    """Hold an exclusive lock on ``root`` (POSIX only; elsewhere a no-op)."""
-    try:
-        import fcntl
-    except ImportError:  # pragma: no cover - Windows
+    """Hold an exclusive lock on ``root`` (``root/.lock``; POSIX only, elsewhere a no-op)."""
+    with files.file_lock(root / ".lock"):
         yield
-        return
-    with open(root / ".lock", "w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def png_paths(directory: Path) -> list[Path]:

@@ -135,20 +135,7 @@ class CodeStructureExtractor(Extractor):
         if vocabulary is not None:
             self._set_vocabulary(vocabulary)
 
-    # ------------------------------------------------------------------ config and state
-    def get_config(self) -> dict[str, Any]:
-        return {
-            "views": list(self.views),
-            "max_features": dict(self.max_features),
-            "min_df": self.min_df,
-            "char_ngrams": list(self.char_ngrams),
-            "max_chars": self.max_chars,
-            "max_bytes": self.max_bytes,
-            "max_error_ratio": self.max_error_ratio,
-            "family_weights": dict(self.family_weights),
-            "vocabulary": None if self.vocabulary is None else {k: list(v) for k, v in self.vocabulary.items()},
-        }
-
+    # ------------------------------------------------------------------ learned state
     def state_dict(self) -> dict[str, np.ndarray]:
         if not self.is_fitted:
             return {}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import socket
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import torch
 
@@ -113,14 +113,6 @@ class CLIPExtractor(CropBackboneExtractor):
         size = getattr(self.visual, "image_size", 224)
         # ViT position embeddings fix the input size: crops are taken at exactly that size
         self.patch_size = int(size[0] if isinstance(size, tuple | list) else size)
-
-    def get_config(self) -> dict[str, Any]:
-        return {
-            "architecture": self.architecture,
-            "pretrained": self.pretrained,
-            "max_crops": self.max_crops,
-            "batch_size": self.batch_size,
-        }
 
     def _embed(self, x: torch.Tensor) -> torch.Tensor:
         return self.visual(x)

@@ -44,9 +44,6 @@ class CropBackboneExtractor(JPEGAugmentMixin, Extractor):
         self.max_crops = int(max_crops)
         self.batch_size = int(batch_size)
 
-    def get_config(self) -> dict[str, Any]:
-        return {"patch_size": self.patch_size, "max_crops": self.max_crops, "batch_size": self.batch_size}
-
     def load(self, sample: Any) -> np.ndarray:
         image = load_image(sample)
         check_min_size(image, self.patch_size, describe_sample(sample))

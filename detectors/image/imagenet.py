@@ -5,15 +5,18 @@ from __future__ import annotations
 import hashlib
 import importlib
 from pathlib import Path
-from typing import Any
 
 import torch
 
+from provenance.core.errors import ProvenanceError
 from provenance.detectors.image.crop_backbone import CropBackboneExtractor
 
 
-class BackboneUnavailableError(RuntimeError):
-    """A backbone's weights are not installed or cannot be reached."""
+class BackboneUnavailableError(ProvenanceError, RuntimeError):
+    """A backbone's weights are not installed or cannot be reached (the service answers 503: the
+    server lacks them, nothing is wrong with the request)."""
+
+    status = 503
 
 
 def verify_sha256(path: Path, prefix: str) -> None:
@@ -96,9 +99,6 @@ class EfficientNetLite0Extractor(CropBackboneExtractor):
             self.net.load_state_dict(mapped)
         self.net.eval()
 
-    def get_config(self) -> dict[str, Any]:
-        return {**super().get_config(), "pretrained": self.pretrained}
-
     def _embed(self, x: torch.Tensor) -> torch.Tensor:
         return self.net.forward_head(self.net.forward_features(x), pre_logits=True)
 
@@ -122,9 +122,6 @@ class MobileNetV2Extractor(CropBackboneExtractor):
             verify_sha256(path, self.sha256_prefix)
             self.net.load_state_dict(_load_tensor_file(path))
         self.net.eval()
-
-    def get_config(self) -> dict[str, Any]:
-        return {**super().get_config(), "pretrained": self.pretrained}
 
     def _embed(self, x: torch.Tensor) -> torch.Tensor:
         return self.net.features(x).mean(dim=(2, 3))

@@ -14,14 +14,15 @@ from typing import Any
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from provenance.core import files
 from provenance.detectors.errors import SampleError, describe_sample
-from provenance.detectors.reading import read_file
+from provenance.detectors.reading import Code, Text, read_file
 
 #: Default cap on decoded pixels: 64 megapixels (an 8k x 8k image) is more than any
 #: generator emits; a larger header is far more likely a decompression bomb.
 MAX_PIXELS = 64_000_000
-#: Cap on the bytes read from one file (a PNG of 64 MP rarely exceeds this).
-MAX_FILE_BYTES = 256 * 1024 * 1024
+#: Cap on the bytes read from one file, the library's one cap (a PNG of 64 MP rarely exceeds it).
+MAX_FILE_BYTES = files.MAX_FILE_BYTES
 
 ImageInput = str | os.PathLike | bytes | Image.Image | np.ndarray
 
@@ -155,6 +156,9 @@ def load_image(sample: ImageInput, *, max_pixels: int = MAX_PIXELS, name: str | 
         return _pil_to_rgb(sample, name, max_pixels)
     if isinstance(sample, bytes | bytearray | memoryview):
         return _decode(bytes(sample), name, max_pixels)
+    if isinstance(sample, Text | Code):  # content, never a file name: an image model cannot read it
+        what = "JavaScript" if isinstance(sample, Code) else "text"
+        raise SampleError(name, f"is {what}, not an image (an image reader reads files, bytes, PIL images or arrays)")
     if isinstance(sample, str | os.PathLike):
         return _decode(read_bytes(sample), name, max_pixels)
     raise SampleError(name, f"cannot read an image from a {type(sample).__name__}")

@@ -150,22 +150,6 @@ class ResidualCNNExtractor(JPEGAugmentMixin, Extractor):
         self.classes = list(classes) if classes is not None else None
         self.nets: list[ResidualNet] = []
 
-    def get_config(self) -> dict[str, Any]:
-        return {
-            "patch_size": self.patch_size,
-            "max_crops": self.max_crops,
-            "widths": list(self.widths),
-            "steps": self.steps,
-            "batch_size": self.batch_size,
-            "lr": self.lr,
-            "jpeg_prob": self.jpeg_prob,
-            "jpeg_quality": list(self.jpeg_quality),
-            "resize_prob": self.resize_prob,
-            "seed": self.seed,
-            "n_models": self.n_models,
-            "classes": self.classes,
-        }
-
     def load(self, sample: Any) -> np.ndarray:
         image = load_image(sample)
         check_min_size(image, self.patch_size, describe_sample(sample))
@@ -189,9 +173,10 @@ class ResidualCNNExtractor(JPEGAugmentMixin, Extractor):
             raise ValueError("steps and n_models must be >= 1 and batch_size >= 2")
         if len(loaded) != len(labels):
             raise ValueError(f"{len(loaded)} samples but {len(labels)} labels")
-        self.classes = sorted(set(labels))
-        if len(self.classes) < 2:
+        classes = sorted(set(labels))
+        if len(classes) < 2:  # checked before it is kept: a failed fit leaves settings that still save
             raise ValueError("residual-cnn needs at least two labels to train")
+        self.classes = classes
         rng = np.random.default_rng(self.seed)
         y_all = np.array([self.classes.index(lab) for lab in labels])
         variants = [self._variants(img, rng) for img in progress_bar(loaded, progress, desc="augment")]

@@ -68,14 +68,6 @@ class ResidualStatsExtractor(JPEGAugmentMixin, Extractor):
         self.spectrum_bins = spectrum_bins
         self.truncation = truncation
 
-    def get_config(self) -> dict[str, Any]:
-        return {
-            "patch_size": self.patch_size,
-            "max_crops": self.max_crops,
-            "spectrum_bins": self.spectrum_bins,
-            "truncation": self.truncation,
-        }
-
     def load(self, sample: Any) -> np.ndarray:
         image = load_image(sample)
         check_min_size(image, self.patch_size, describe_sample(sample))

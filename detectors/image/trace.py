@@ -215,18 +215,6 @@ class TraceExtractor(JPEGAugmentMixin, Extractor):
         self._expected_sha256: str | None = None  # the shipped weights a loaded model was trained on
         self._tuned = False
 
-    def get_config(self) -> dict[str, Any]:
-        return {
-            "weights": self.weights,
-            "patch": self.patch,
-            "max_crops": self.max_crops,
-            "batch_size": self.batch_size,
-            "fine_tune_steps": self.fine_tune_steps,
-            "fine_tune_lr": self.fine_tune_lr,
-            "fine_tune_batch": self.fine_tune_batch,
-            "seed": self.seed,
-        }
-
     # ------------------------------------------------------------------ the network
     def _pretrained(self) -> tuple[ResidualNet, list[int], str]:
         """The pre-trained network (a fresh copy), its widths and the sha256 of its weights file."""

@@ -22,8 +22,9 @@ A run folder ``DIR`` holds:
 * ``checkpoint.safetensors``: every array needed to continue (network and heads, AdamW's
   moments and step counts, torch's RNG state) and, in the file's metadata, a JSON record of the
   step, the recipe, numpy's RNG state and the loss curve so far. One file, written beside the
-  old one and swapped in with ``os.replace``: a run killed at any moment leaves the previous
-  checkpoint or the new one, never half of one; no pickle anywhere;
+  old one and swapped in with ``os.replace`` (:func:`provenance.core.files.atomic_file`): a run
+  killed at any moment leaves the previous checkpoint or the new one, never half of one; no
+  pickle anywhere;
 * ``progress.json``: the step, loss curve and timings, for people (rewritten the same way);
 * ``model/``: the final backbone, a ``provenance-trace-backbone`` model folder that
   ``TraceExtractor(weights="DIR/model")`` loads, its ``config.json`` holding the recipe (seed,
@@ -61,7 +62,7 @@ from safetensors.torch import save_file
 from torch import nn
 from torch.nn import functional as F
 
-from provenance.core.serialization import fsync_dir
+from provenance.core.files import atomic_file, write_json
 from provenance.detectors.image.trace import DEFAULT_WIDTHS, TraceBackbone, build_backbone, lr_factor, sha256_file
 from provenance.detectors.progress import progress_bar
 
@@ -220,28 +221,6 @@ class _Run:
     patch: int | None = None
 
 
-def _atomic_write_bytes(path: Path, write: Any) -> None:
-    """``write(tmp_path)`` then fsync and ``os.replace`` onto ``path``: readers and a later resume
-    see the old file or the new one, never a torn one."""
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        write(tmp)
-        with open(tmp, "rb") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    fsync_dir(path.parent)
-
-
-def _write_json(path: Path, value: Any) -> None:
-    def write(tmp: Path) -> None:
-        tmp.write_text(json.dumps(value, indent=2, sort_keys=True, allow_nan=False) + "\n", encoding="utf-8")
-
-    _atomic_write_bytes(path, write)
-
-
 def save_checkpoint(
     path: Path, net: TraceNet, opt: torch.optim.Optimizer, rng: np.random.Generator, run: _Run, meta: dict[str, Any]
 ) -> None:
@@ -260,7 +239,8 @@ def save_checkpoint(
         "numpy_rng": rng.bit_generator.state,
     }
     text = json.dumps(record, sort_keys=True, allow_nan=False)
-    _atomic_write_bytes(path, lambda tmp: save_file(tensors, str(tmp), metadata={_META_KEY: text}))
+    with atomic_file(path) as tmp:
+        save_file(tensors, str(tmp), metadata={_META_KEY: text})
 
 
 def read_checkpoint(path: Path) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
@@ -416,7 +396,7 @@ def train_trace(
             }
             backbone.save_pretrained(model_dir)
             report.update(model=str(model_dir), sha256=sha256_file(model_dir / "weights.safetensors"))
-        _write_json(out / PROGRESS_NAME, report)
+        write_json(out / PROGRESS_NAME, report)
         return report
     finally:
         torch.set_num_threads(previous_threads)
@@ -501,7 +481,7 @@ def _train_steps(
                 bar.set_postfix(loss=f"{run.loss_curve[-1]['loss']:.3f}", refresh=False)
         if run.step % checkpoint_every == 0:
             save_checkpoint(ckpt, net, opt, rng, run, meta)
-            _write_json(
+            write_json(
                 ckpt.parent / PROGRESS_NAME,
                 {"step": run.step, "steps": recipe.steps, "done": False, "loss_curve": run.loss_curve},
             )

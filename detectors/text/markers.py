@@ -206,16 +206,7 @@ class MarkersExtractor(Extractor):
         self.idf_: dict[str, np.ndarray] = {}
         self._index: dict[str, dict[str, int]] = {}
 
-    # ------------------------------------------------------------------ config
-    def get_config(self) -> dict[str, Any]:
-        return {
-            "families": list(self.families),
-            "opening_features": self.opening_features,
-            "skeleton_features": self.skeleton_features,
-            "masked_features": self.masked_features,
-            "vocabulary": self.vocabulary,
-        }
-
+    # ------------------------------------------------------------------ learned state
     def _keys(self) -> list[str]:
         return [k for fam in self.families for k in self.VOCABULARIES[fam]]
 

@@ -220,16 +220,6 @@ class NgramExtractor(Extractor):
         """The blocks in use, in column order."""
         return [b for b, k in (("word", self.word_features), ("char", self.char_features)) if k > 0]
 
-    def get_config(self) -> dict[str, Any]:
-        return {
-            "word_features": self.word_features,
-            "char_features": self.char_features,
-            "word_ngrams": self.word_ngrams,
-            "char_ngrams": list(self.char_ngrams),
-            "min_df": self.min_df,
-            "vocabulary": self.vocabulary,
-        }
-
     def state_dict(self) -> dict[str, np.ndarray]:
         return {f"idf_{k}": v.astype(np.float32) for k, v in self.idf_.items()}
 

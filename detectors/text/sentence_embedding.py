@@ -21,6 +21,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from provenance.core.errors import ProvenanceError
 from provenance.core.validation import Bound
 from provenance.detectors.base import Extractor
 from provenance.detectors.progress import progress_bar
@@ -29,8 +30,11 @@ from provenance.detectors.text.reading import load_text
 PACKAGED_MODEL = "all-MiniLM-L6-v2"
 
 
-class EmbeddingModelUnavailableError(RuntimeError):
-    """The sentence-embedding weights could not be found offline."""
+class EmbeddingModelUnavailableError(ProvenanceError, RuntimeError):
+    """The sentence-embedding weights could not be found offline (the service answers 503: the
+    server lacks them, nothing is wrong with the request)."""
+
+    status = 503
 
 
 def resolve_model_dir(model: str) -> Path:
@@ -96,14 +100,6 @@ class MiniLMExtractor(Extractor):
         self.batch_size = int(batch_size)
         self._encoder: Any = None
         self._tokenizer: Any = None
-
-    def get_config(self) -> dict[str, Any]:
-        return {
-            "model": self.model,
-            "max_tokens": self.max_tokens,
-            "max_windows": self.max_windows,
-            "batch_size": self.batch_size,
-        }
 
     def _load_encoder(self) -> None:
         if self._encoder is not None:

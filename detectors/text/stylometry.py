@@ -326,15 +326,7 @@ class StylometryExtractor(Extractor):
         self.idf_: dict[str, np.ndarray] = {}
         self._counters: dict[str, Any] = {}
 
-    # ------------------------------------------------------------------ config
-    def get_config(self) -> dict[str, Any]:
-        return {
-            "char_features": self.char_features,
-            "word_features": self.word_features,
-            "families": list(self.families),
-            "vocabulary": self.vocabulary,
-        }
-
+    # ------------------------------------------------------------------ learned state
     def state_dict(self) -> dict[str, np.ndarray]:
         return {f"idf_{k}": v.astype(np.float32) for k, v in self.idf_.items()}
 
@@ -445,13 +437,12 @@ class FunctionWordsExtractor(StylometryExtractor):
 
     name = "function-words"
     trainable = False
+    # its settings are its families alone, as every saved function-words model holds them
+    config_fields = ("families",)
 
     def __init__(self, **kwargs: Any) -> None:
         kwargs.setdefault("families", ("function",))
         super().__init__(**kwargs)
-
-    def get_config(self) -> dict[str, Any]:
-        return {"families": list(self.families)}
 
 
 __all__ = [

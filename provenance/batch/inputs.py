@@ -30,6 +30,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from provenance.core.errors import ProvenanceError
 from provenance.detectors.errors import describe_sample
 from provenance.detectors.reading import Code, Text
 
@@ -42,7 +43,7 @@ CONTENT_FIELDS = ("text", "code")
 GLOB_CHARS = frozenset("*?[")
 
 
-class InputError(ValueError):
+class InputError(ProvenanceError, ValueError):
     """An INPUT that names nothing usable (a missing folder, a glob matching nothing): bad usage."""
 
 

@@ -25,6 +25,7 @@ from provenance.api import CHUNK as API_CHUNK
 from provenance.batch.inputs import Item
 from provenance.batch.records import encode_record
 from provenance.batch.work import Worker, WorkSpec
+from provenance.core.errors import ProvenanceError
 
 #: items handed to a worker at a time: attribute_batch's own chunk, so that a sweep attributes each
 #: sample in the same company as `provenance attribute` given the same list (BLAS sums a batch of one
@@ -33,7 +34,7 @@ CHUNK = API_CHUNK
 Sink = Callable[[list[str]], None]
 
 
-class WorkerSetupError(RuntimeError):
+class WorkerSetupError(ProvenanceError, RuntimeError):
     """A worker process could not load the model or the index: the sweep stops, nothing is guessed."""
 
 

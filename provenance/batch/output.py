@@ -36,7 +36,8 @@ from pathlib import Path
 from typing import Any
 
 from provenance.batch.records import decode_record, iter_keys, to_table
-from provenance.core.serialization import fsync_dir
+from provenance.core.errors import ProvenanceError
+from provenance.core.files import atomic_file, write_bytes
 
 MANIFEST_NAME = "_manifest.json"
 SUCCESS_NAME = "_SUCCESS"
@@ -49,30 +50,12 @@ MAX_MANIFEST_BYTES = 16 * 2**20
 DEFAULT_PART_SIZE = 1000
 
 
-class OutputError(ValueError):
+class OutputError(ProvenanceError, ValueError):
     """The output folder cannot take this sweep (bad usage: nothing was written or deleted)."""
 
 
 def _now() -> str:
     return _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
-
-
-def write_atomic(path: Path, data: bytes) -> None:
-    """``data`` into ``path`` by a synced temporary file renamed over it."""
-    tmp = path.parent / f".{path.name}.{secrets.token_hex(4)}.tmp"
-    # os.open with 0o666, not mkstemp's 0o600: the file gets the user's umask like the parts
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o666)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    fsync_dir(path.parent)
 
 
 def _describe_os_error(exc: OSError) -> str:
@@ -158,8 +141,8 @@ class PartWriter:
             return
         name = f"part-{self.run_id}-{len(self.parts):05d}.{self.record_format}"
         final = self.folder / name
-        tmp = self.folder / f".{name}.tmp"
-        try:
+        # the commit is atomic_file's rename: the part appears whole or not at all
+        with atomic_file(final) as tmp:  # a hidden .part-....tmp beside it until then
             if self.record_format == "parquet":
                 import pyarrow.parquet as pq
 
@@ -170,14 +153,6 @@ class PartWriter:
                     for line in self._buffer:
                         fh.write(line)
                         fh.write("\n")
-            with open(tmp, "rb") as fh:
-                os.fsync(fh.fileno())
-            os.rename(tmp, final)  # the commit: the part appears whole or not at all
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-            raise
-        fsync_dir(self.folder)
         self.parts.append(final)
         self.records += len(self._buffer)
         self._buffer = []
@@ -307,7 +282,7 @@ class OutputFolder:
 
     def _write_manifest(self) -> None:
         data = json.dumps(self.manifest, indent=2, sort_keys=True, allow_nan=False).encode("utf-8") + b"\n"
-        write_atomic(self.path / MANIFEST_NAME, data)
+        write_bytes(self.path / MANIFEST_NAME, data)
 
     def done_keys(self) -> Counter[tuple[str, str | None]]:
         """How many records each ``(sample, sha256)`` already has in committed parts."""
@@ -332,7 +307,7 @@ class OutputFolder:
         self.manifest["runs"][-1].update(finished_at=_now(), **summary)
         self._write_manifest()
         if complete:
-            write_atomic(self.path / SUCCESS_NAME, b"")
+            write_bytes(self.path / SUCCESS_NAME, b"")
 
 
 __all__ = [

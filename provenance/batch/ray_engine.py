@@ -28,6 +28,7 @@ from typing import Any
 from provenance.batch.inputs import Item
 from provenance.batch.local import chunked
 from provenance.batch.work import Worker, WorkSpec
+from provenance.core.errors import ProvenanceError
 
 #: the Ray release this project is tested with (pyproject's ``ray`` extra pins it)
 RAY_REQUIREMENT = "ray[data]==2.60.0"
@@ -36,7 +37,7 @@ BLOCK_CHUNKS = 16
 Sink = Callable[[list[str]], None]
 
 
-class EngineUnavailableError(RuntimeError):
+class EngineUnavailableError(ProvenanceError, RuntimeError):
     """The engine cannot run here (Ray missing, or no cluster at the address)."""
 
 

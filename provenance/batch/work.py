@@ -2,11 +2,10 @@
 
 A :class:`Worker` is built once per process (local engine) or per actor (Ray engine): it
 loads the model, and the linkage index when the sweep links, once, and then turns chunks of
-:class:`~provenance.batch.inputs.Item` into records by :func:`provenance.api.attribute_batch`,
+:class:`~provenance.batch.inputs.Item` into records by :func:`provenance.api.attribute_records`,
 the very call behind ``provenance attribute --json``. A sample that cannot be read gets an
-error record from that call; anything unexpected inside a chunk (an extractor raising on odd
-input) sends the chunk through again one sample at a time, and only the sample that raises
-gets an error record. The rest of the batch is never lost.
+error record from that call, and so does one that makes the model raise: the rest of the
+batch is never lost.
 """
 
 from __future__ import annotations
@@ -20,9 +19,10 @@ from typing import Any
 
 from provenance.batch.inputs import Item
 from provenance.batch.records import encode_record
+from provenance.core.files import MAX_FILE_BYTES
 
 #: files larger than this are not hashed (the evidence readers refuse them too: their cap)
-MAX_HASH_BYTES = 256 * 2**20
+MAX_HASH_BYTES = MAX_FILE_BYTES
 _OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NOCTTY", 0)
 
 
@@ -138,41 +138,18 @@ class Worker:
         return [encode_record(r) for r in records]
 
     # ------------------------------------------------------------------ attribution
-    def _attribute_samples(self, items: list[Item]) -> list[dict[str, Any]]:
-        from provenance.api import attribute_batch
+    def _attribute(self, items: list[Item]) -> list[dict[str, Any]]:
+        """The records of ``provenance attribute --json`` (:func:`provenance.api.attribute_records`):
+        an item that failed before reading (its ``error``) gets its error record there too."""
+        from provenance.api import Unreadable, attribute_records
 
-        answers = attribute_batch(
-            [item.as_sample() for item in items],
+        return attribute_records(
+            [Unreadable(item.sample, item.error) if item.error is not None else item.as_sample() for item in items],
             self.model,
+            names=[item.sample for item in items],
             evidence=self.spec.evidence,
             evidence_options=self.spec.evidence_options,
         )
-        return [a.to_dict() for a in answers]
-
-    def _attribute(self, items: list[Item]) -> list[dict[str, Any]]:
-        from provenance.result import Attribution
-
-        records: list[dict[str, Any] | None] = [None] * len(items)
-        for i, item in enumerate(items):
-            if item.error is not None:
-                records[i] = Attribution(sample=item.sample, label=None, error=item.error).to_dict()
-        todo = [i for i, item in enumerate(items) if item.error is None]
-        try:
-            answers = self._attribute_samples([items[i] for i in todo])
-        except Exception:  # something raised for the chunk: find the sample, keep the others
-            answers = [self._attribute_one(items[i]) for i in todo]
-        for i, answer in zip(todo, answers, strict=True):
-            records[i] = answer
-        return records  # type: ignore[return-value]
-
-    def _attribute_one(self, item: Item) -> dict[str, Any]:
-        from provenance.result import Attribution
-
-        try:
-            return self._attribute_samples([item])[0]
-        except Exception as exc:
-            reason = f"{type(exc).__name__}: {exc}"[:2000]
-            return Attribution(sample=item.sample, label=None, error=f"{item.sample}: {reason}").to_dict()
 
     # ------------------------------------------------------------------ linkage
     def _link(self, items: list[Item], records: list[dict[str, Any]]) -> None:

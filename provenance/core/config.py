@@ -26,19 +26,30 @@ A folder may come from someone else, so nothing is built before its settings are
 (:mod:`provenance.core.validation`): ``config_bounds``, ``config_lengths`` and
 ``config_paths`` declare a class's limits, and anything wrong in a folder is a
 :class:`ModelFormatError` naming the file and the field.
+
+The same declared limits hold where settings are used, not only where they are read back
+(scikit-learn's ``_parameter_constraints``): :meth:`ConfigMixin.check_settings` checks an
+object's current settings, and every ``fit`` and ``calibrate`` a subclass defines, and
+:meth:`ConfigMixin.save_pretrained`, call it first. So a model that trains also saves, and a
+model that saves also loads.
 """
 
 from __future__ import annotations
 
 import datetime as _dt
+import functools
+import inspect
+import itertools
 import os
-from collections.abc import Iterator
+import reprlib
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
 import numpy as np
 
+from provenance.core.plugins import plugin_hint
 from provenance.core.registry import Registry
 from provenance.core.serialization import (
     CONFIG_NAME,
@@ -60,6 +71,7 @@ from provenance.core.validation import (
 )
 
 C = TypeVar("C", bound="ConfigMixin")
+F = TypeVar("F", bound=Callable[..., Any])
 
 #: model-folder format -> class; every class with a ``format`` registers itself when defined,
 #: and the built-in folders are listed here so that :func:`load_pretrained` can import them lazily
@@ -75,6 +87,29 @@ FORMATS: Registry[ConfigMixin] = Registry(
 )
 
 
+class _SettingRepr(reprlib.Repr):
+    """How a setting shows in ``repr``: long lists and dicts (a learnt vocabulary) cut short,
+    dicts in their own order (``reprlib`` sorts them)."""
+
+    def __init__(self) -> None:
+        super().__init__()  # Python 3.11's takes no limits as arguments
+        self.maxlevel, self.maxdict, self.maxlist, self.maxtuple, self.maxstring = 6, 8, 8, 8, 80
+
+    def repr_dict(self, x: dict[Any, Any], level: int) -> str:
+        if not x:
+            return "{}"
+        if level <= 0:
+            return "{...}"
+        items = [
+            f"{self.repr1(k, level - 1)}: {self.repr1(v, level - 1)}"
+            for k, v in itertools.islice(x.items(), self.maxdict)
+        ]
+        return "{" + ", ".join(items + (["..."] if len(x) > self.maxdict else [])) + "}"
+
+
+_SETTING_REPR = _SettingRepr()
+
+
 def _jsonable(value: Any) -> Any:
     """Tuples become lists and numpy scalars Python numbers, so a config survives a JSON round trip."""
     if isinstance(value, tuple | list):
@@ -86,6 +121,25 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
+def setting_names(cls: type) -> tuple[str, ...]:
+    """The settings of ``cls``: its ``config_fields``, or every keyword of its constructor
+    when it declares none (``None``); ``()`` declares a class without settings."""
+    fields = getattr(cls, "config_fields", None)
+    return tuple(constructor_signature(cls)[0]) if fields is None else tuple(fields)
+
+
+def _checking_settings(method: F) -> F:
+    """``method`` (a ``fit`` or ``calibrate``) that first checks the object's settings."""
+
+    @functools.wraps(method)
+    def checked(self: ConfigMixin, *args: Any, **kwargs: Any) -> Any:
+        self.check_settings()
+        return method(self, *args, **kwargs)
+
+    checked.checks_settings = True  # type: ignore[attr-defined]
+    return checked  # type: ignore[return-value]
+
+
 class ConfigMixin:
     """Settings, learned state and model folders for any estimator of this project.
 
@@ -95,7 +149,8 @@ class ConfigMixin:
         as a part of a larger model).
     format_version: bumped when the folder layout changes; older versions are read
         through :meth:`upgrade_config`.
-    config_fields: the constructor parameters that rebuild the object (default: all of them).
+    config_fields: the constructor parameters that rebuild the object (default ``None``: all
+        of them, each kept as an attribute of the same name; ``()``: none).
     config_bounds: ``{setting: (low, high)}`` inclusive (or ``(low, high, "(]")``), applied to a
         number and to every number inside a list or dict setting.
     config_lengths: ``{setting: (min, max)}`` items of every list or dict inside the setting
@@ -103,28 +158,50 @@ class ConfigMixin:
     config_paths: ``{setting: hub_pattern}`` for settings that name a file or folder: in a
         saved model they are relative and resolve inside it; a value matching ``hub_pattern``
         (None: never) that names nothing in the folder is a hub name and kept.
+    checked_methods: the methods that check the settings first (:meth:`check_settings`)
+        wherever a subclass defines them: ``fit`` and ``calibrate``.
     """
 
     format: ClassVar[str] = ""
     format_version: ClassVar[int] = 1
-    config_fields: ClassVar[tuple[str, ...]] = ()
+    config_fields: ClassVar[tuple[str, ...] | None] = None
     config_bounds: ClassVar[dict[str, Bound]] = {}
     config_lengths: ClassVar[dict[str, tuple[int, int]]] = {}
     config_paths: ClassVar[dict[str, str | None]] = {}
+    checked_methods: ClassVar[tuple[str, ...]] = ("fit", "calibrate")
 
     def __repr__(self) -> str:
-        args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
+        args = ", ".join(f"{k}={_SETTING_REPR.repr(v)}" for k, v in self.get_config().items())
         return f"{type(self).__name__}({args})"
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         if cls.__dict__.get("format"):
             FORMATS.register(cls.format, cls)
+        # once here rather than in every estimator: training or calibrating starts by checking the settings
+        for name in cls.checked_methods:
+            method = cls.__dict__.get(name)
+            if inspect.isfunction(method) and not getattr(method, "checks_settings", False):
+                setattr(cls, name, _checking_settings(method))
 
     # ------------------------------------------------------------------ settings
     def get_config(self) -> dict[str, Any]:
-        """The constructor settings (JSON-serialisable): ``type(self).from_config(c)`` rebuilds an unfitted twin."""
-        return {name: _jsonable(getattr(self, name)) for name in self.config_fields}
+        """The constructor settings (JSON-serialisable): ``type(self).from_config(c)`` rebuilds an unfitted twin.
+
+        By default each of :func:`setting_names` read from the attribute of the same name; a
+        class whose settings hold parts (fusion, the attributor) says more.
+        """
+        return {name: _jsonable(getattr(self, name)) for name in setting_names(type(self))}
+
+    def check_settings(self) -> None:
+        """Check the current settings (:meth:`get_config`) as loading would (:meth:`check_config`:
+        the constructor's types and the class's ``config_bounds``, ``config_lengths``...).
+
+        Raises :class:`~provenance.core.validation.ConfigError` naming the class and the setting
+        (``LinearHead.max_iter: 0 is outside [1, 1e+06]``). Every ``fit`` and ``calibrate`` and
+        :meth:`save_pretrained` call it first, so nothing trains or is written that would not load.
+        """
+        type(self).check_config(self.get_config(), prefix=f"{type(self).__name__}.")
 
     @classmethod
     def check_config(cls, config: Any, prefix: str = "", section: str = "params") -> dict[str, Any]:
@@ -193,6 +270,7 @@ class ConfigMixin:
         """Write ``config.json`` + ``weights.safetensors`` into ``directory`` atomically."""
         if not self.format:
             raise TypeError(f"{type(self).__name__} is saved as part of a model, not as a folder of its own")
+        self.check_settings()  # before anything is written: a folder that would not load is never made
         learned = self.learned_config()
         clash = {"format", "format_version", "params", "saved_at"} & set(learned)
         if clash:  # a programming error: the folder's own keys must stay unambiguous
@@ -278,7 +356,7 @@ def _apply_overrides(
     """
     if not overrides:
         return params, learned, set()
-    known = tuple(cls.config_fields) or tuple(constructor_signature(cls)[0])
+    known = setting_names(cls)
     params, learned, trusted = dict(params), dict(learned), set()
     for name, value in overrides.items():
         if name in known:
@@ -322,7 +400,9 @@ def load_part(registry: Registry[Any], entry: Any, arrays: dict[str, np.ndarray]
     name = entry.get("name")
     if not isinstance(name, str) or name not in registry:
         raise ConfigError(
-            f"{prefix}.name", f"unknown {registry.kind} {name!r:.60}; known: {registry.names()}", "learned"
+            f"{prefix}.name",
+            f"unknown {registry.kind} {name!r:.60}; known: {registry.names()}; {plugin_hint()}",
+            "learned",
         )
     config = entry.get("config", {})
     learned = entry.get("learned") or {}
@@ -354,7 +434,9 @@ def load_pretrained(
         raise ModelFormatError(f"{exc}; not a saved {what}") from None
     fmt = config.get("format")
     if not isinstance(fmt, str) or fmt not in FORMATS:
-        raise ModelFormatError(f"{directory}: format {fmt!r} is not a {what}; known formats: {FORMATS.names()}")
+        raise ModelFormatError(
+            f"{directory}: format {fmt!r} is not a {what}; known formats: {FORMATS.names()}; {plugin_hint()}"
+        )
     cls = FORMATS.get(fmt)
     if kinds is not None and not issubclass(cls, kinds):
         wanted = sorted(k.format or k.__name__ for k in kinds)
@@ -370,4 +452,5 @@ __all__ = [
     "load_pretrained",
     "part_config",
     "save_parts",
+    "setting_names",
 ]

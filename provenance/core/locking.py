@@ -1,12 +1,13 @@
-"""Where the project keeps its cache, and the lock that serialises writers of one model folder.
+"""The lock that serialises writers of one model folder.
 
 Writers of a model folder (``train -o``, ``enroll``, the service) take :func:`model_lock`
-for the folder's real path: an exclusive ``flock`` on a small file in
-``<cache>/locks/``, never beside the model, so the folder a user sees holds only the
-model. The lock is re-entrant within a thread, so a read-modify-write
+for the folder's real path: an exclusive ``flock`` (:func:`provenance.core.files.file_lock`)
+on a small file in ``<cache>/locks/``, never beside the model, so the folder a user sees
+holds only the model. The lock is re-entrant within a thread, so a read-modify-write
 (``with model_lock(m): load, change, save``) can call ``save_pretrained`` inside it.
 Readers never lock: saves swap whole folders atomically (see
-:func:`provenance.core.serialization.write_model_dir`).
+:func:`provenance.core.serialization.write_model_dir`). ``default_cache_dir`` and
+``LockTimeoutError`` live in :mod:`provenance.core.files` and are importable from here too.
 """
 
 from __future__ import annotations
@@ -15,25 +16,11 @@ import hashlib
 import os
 import tempfile
 import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-try:  # POSIX; elsewhere writers are not serialised across processes
-    import fcntl
-except ImportError:  # pragma: no cover - Windows
-    fcntl = None  # type: ignore[assignment]
-
-
-class LockTimeoutError(TimeoutError):
-    """Another writer held the model's lock for longer than the caller would wait."""
-
-
-def default_cache_dir() -> Path:
-    """``$PROVENANCE_CACHE`` if set, else ``~/.cache/provenance``."""
-    env = os.environ.get("PROVENANCE_CACHE")
-    return Path(env).expanduser() if env else Path.home() / ".cache" / "provenance"
+from provenance.core.files import LockTimeoutError, default_cache_dir, file_lock
 
 
 def real_model_path(directory: str | os.PathLike) -> Path:
@@ -74,39 +61,12 @@ def model_lock(directory: str | os.PathLike, timeout: float | None = None) -> It
         finally:
             held[key] -= 1
         return
-    if fcntl is None:  # pragma: no cover
+    with file_lock(_lock_dir() / f"{key}.lock", timeout, busy=f"{target}: another save is in progress"):
         held[key] = 1
         try:
             yield target
         finally:
             del held[key]
-        return
-    fd = os.open(_lock_dir() / f"{key}.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
-    try:
-        _acquire(fd, target, timeout)
-        held[key] = 1
-        try:
-            yield target
-        finally:
-            del held[key]
-            fcntl.flock(fd, fcntl.LOCK_UN)
-    finally:
-        os.close(fd)
-
-
-def _acquire(fd: int, target: Path, timeout: float | None) -> None:
-    if timeout is None:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        return
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            return
-        except BlockingIOError:
-            if time.monotonic() >= deadline:
-                raise LockTimeoutError(f"{target}: another save is in progress (waited {timeout:g} s)") from None
-            time.sleep(0.05)
 
 
 __all__ = ["LockTimeoutError", "default_cache_dir", "model_lock", "real_model_path"]

@@ -7,7 +7,9 @@
 >>> HEADS.create("linear", C=0.5)
 
 Entries are classes, or ``"module:Class"`` strings imported on first use, so that a
-text model never pays for torch. Registries are open: a plug-in registers its own.
+text model never pays for torch. Registries are open: an installed plug-in registers its own
+(:mod:`provenance.core.plugins`), and a registry loads the installed plug-ins the first time it
+is asked for a name it does not hold or for the list of its names.
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ from __future__ import annotations
 import importlib
 from collections.abc import Iterator, Mapping
 from typing import Any, Generic, TypeVar
+
+from provenance.core.plugins import load_plugins, plugin_hint
 
 T = TypeVar("T")
 
@@ -53,13 +57,14 @@ class Registry(Generic[T]):
         self._entries.pop(name, None)
 
     def names(self) -> list[str]:
-        """Registered names, sorted."""
+        """Registered names, the installed plug-ins' included, sorted."""
+        load_plugins()
         return sorted(self._entries)
 
     def get(self, name: str) -> type[T]:
         """The class registered as ``name`` (imported on first use)."""
-        if name not in self._entries:
-            raise ValueError(f"unknown {self.kind} {name!r}; choose from {self.names()}")
+        if name not in self:
+            raise ValueError(f"unknown {self.kind} {name!r}; choose from {self.names()}; {plugin_hint()}")
         target = self._entries[name]
         if isinstance(target, str):
             module, _, attr = target.partition(":")
@@ -72,13 +77,18 @@ class Registry(Generic[T]):
         return self.get(name)(**kwargs)
 
     def __contains__(self, name: object) -> bool:
+        if name in self._entries:
+            return True
+        if not isinstance(name, str):
+            return False
+        load_plugins()  # a name not held may be a plug-in's: a saved model naming one finds it anywhere
         return name in self._entries
 
     def __iter__(self) -> Iterator[str]:
         return iter(self.names())
 
     def __len__(self) -> int:
-        return len(self._entries)
+        return len(self.names())
 
     def __repr__(self) -> str:
         return f"Registry({self.kind!r}, {self.names()})"

@@ -6,15 +6,11 @@ the safetensors file holds the arrays. Nothing is ever unpickled.
 
 from __future__ import annotations
 
-import ctypes
-import errno
 import glob
 import json
 import os
 import shutil
 import stat
-import sys
-import tempfile
 import time
 from collections.abc import Collection, Iterator
 from contextlib import contextmanager
@@ -24,13 +20,16 @@ from typing import Any
 import numpy as np
 from safetensors.numpy import load_file, save_file
 
+from provenance.core.errors import ProvenanceError
+from provenance.core.files import fsync_dir as fsync_dir  # lived here first: older imports keep working
+from provenance.core.files import remove_staged_debris, staged_folder
 from provenance.core.locking import model_lock, real_model_path
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "weights.safetensors"
 
 
-class ModelFormatError(ValueError):
+class ModelFormatError(ProvenanceError, ValueError):
     """A folder is not a provenance model, or was written by an incompatible version."""
 
 
@@ -49,8 +48,13 @@ def split_state(flat: dict[str, np.ndarray], prefix: str) -> dict[str, np.ndarra
     return {k[len(p) :]: v for k, v in flat.items() if k.startswith(p)}
 
 
-class NotAModelFolderError(FileExistsError):
-    """A save was asked to replace something that is not a model of this project; nothing was touched."""
+class NotAModelFolderError(ProvenanceError, FileExistsError):
+    """A save was asked to replace something that is not a model of this project; nothing was touched.
+
+    The service answers 409: the path is taken by something the save must not replace.
+    """
+
+    status = 409
 
 
 def check_replaceable(directory: str | os.PathLike) -> Path:
@@ -80,76 +84,6 @@ def check_replaceable(directory: str | os.PathLike) -> Path:
             "refusing to replace it: give a new folder, an empty one, or a model to overwrite"
         )
     return target
-
-
-def _exchange(a: Path, b: Path) -> bool:
-    """Swap two folders in one step (Linux ``renameat2(RENAME_EXCHANGE)``); False where unsupported."""
-    if _renameat2 is None:
-        return False
-    if _renameat2(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE) == 0:
-        return True
-    err = ctypes.get_errno()
-    if err in (errno.ENOSYS, errno.EINVAL, errno.ENOTSUP, errno.EOPNOTSUPP):
-        return False  # an old kernel or a filesystem without exchange: fall back to two renames
-    raise OSError(err, f"swapping {a} and {b} failed: {os.strerror(err)}")
-
-
-def _load_renameat2() -> Any:
-    if not sys.platform.startswith("linux"):
-        return None
-    try:
-        fn = ctypes.CDLL(None, use_errno=True).renameat2
-    except (OSError, AttributeError):
-        return None
-    fn.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
-    fn.restype = ctypes.c_int
-    return fn
-
-
-_AT_FDCWD, _RENAME_EXCHANGE = -100, 2
-_renameat2 = _load_renameat2()
-
-
-def _swap_in(new: Path, target: Path) -> None:
-    """Put the complete folder ``new`` in place of the model ``target``, then delete the old model."""
-    if _exchange(new, target):
-        shutil.rmtree(new, ignore_errors=True)  # ``new`` now holds the old model
-        return
-    # two renames leave a moment with no model: readers retry through it (read_model_dir)
-    holder = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))
-    old = holder / "model"
-    os.replace(target, old)
-    try:
-        os.replace(new, target)
-    except BaseException:
-        os.replace(old, target)
-        raise
-    finally:
-        if not old.exists() or target.exists():
-            shutil.rmtree(holder, ignore_errors=True)
-
-
-def _remove_debris(target: Path) -> None:
-    """Delete what killed saves left beside the model. Only called under the writer lock, when no
-    other save can be running, so every such folder is stale."""
-    for prefix in (f".{target.name}.tmp-", f".{target.name}.old-"):
-        for leftover in target.parent.glob(glob.escape(prefix) + "*"):
-            if leftover.is_dir() and not leftover.is_symlink():
-                shutil.rmtree(leftover, ignore_errors=True)
-
-
-def fsync_dir(path: Path) -> None:
-    """Make a rename or new file inside ``path`` durable (quietly skipped where the filesystem refuses)."""
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass  # some filesystems refuse fsync on folders; the data files were synced already
-    finally:
-        os.close(fd)
 
 
 def _inside(folder: Path, name: str) -> Path:
@@ -184,30 +118,16 @@ def write_model_dir(
     """
     with model_lock(directory, timeout=lock_timeout) as target:
         check_replaceable(target)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        _remove_debris(target)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
-        try:
+        remove_staged_debris(target)
+        with staged_folder(target) as tmp:
             with open(tmp / CONFIG_NAME, "w", encoding="utf-8") as fh:
                 json.dump(config, fh, indent=2, sort_keys=True, allow_nan=False)
                 fh.write("\n")
-                fh.flush()
-                os.fsync(fh.fileno())
             save_file(arrays, str(tmp / WEIGHTS_NAME))
-            with open(tmp / WEIGHTS_NAME, "rb") as fh:
-                os.fsync(fh.fileno())
             for name, source in (files or {}).items():
                 dest = _inside(tmp, name)
                 dest.parent.mkdir(parents=True, exist_ok=True)
                 shutil.copyfile(source, dest)  # follows links: the copy is a plain file
-            if target.is_dir():
-                _swap_in(tmp, target)
-            else:
-                os.rename(tmp, target)
-            fsync_dir(target.parent)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
     return Path(directory)
 
 

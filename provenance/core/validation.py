@@ -38,6 +38,8 @@ from typing import Any
 
 import numpy as np
 
+from provenance.core.errors import ProvenanceError
+
 #: any list or dict inside a setting holds at most this many items unless the class says otherwise
 DEFAULT_MAX_ITEMS = 1_000_000
 #: integers of a config fit in int64: numpy, torch and safetensors all store them so
@@ -49,7 +51,7 @@ MAX_CLASSES = 10_000
 Bound = tuple[float, float] | tuple[float, float, str]
 
 
-class ConfigError(ValueError):
+class ConfigError(ProvenanceError, ValueError):
     """A setting, learned value or array of a model that is not what its class expects.
 
     ``section``: where the field lives: ``"params"`` (the constructor settings),

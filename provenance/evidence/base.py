@@ -112,9 +112,12 @@ class EvidenceSample:
     def text(self) -> str | None:
         """The sample's text (text and code), or None."""
         if self._text is None and self.modality in ("text", "code"):
-            try:
-                self._text = self.data.decode("utf-8-sig")
-            except UnicodeDecodeError:
+            from provenance.detectors.errors import SampleError
+            from provenance.detectors.reading import decode_bytes
+
+            try:  # the text readers' own decoder: UTF-8, or UTF-16/32 with a byte-order mark
+                self._text = decode_bytes(self.data, self.name)
+            except SampleError:  # the model's reader says what is wrong with it
                 return None
         return self._text
 

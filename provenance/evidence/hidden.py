@@ -454,7 +454,7 @@ class HiddenCharactersReader(EvidenceReader):
         text = sample.text
         if text is None:
             if sample.data:
-                sample.note("hidden-characters: the sample is not UTF-8 text; not searched")
+                sample.note("hidden-characters: the sample is not text in UTF-8, UTF-16 or UTF-32; not searched")
             return []
         records = hidden_characters(text, sample.modality)
         if any(r.detail.get("lower_bound") for r in records):

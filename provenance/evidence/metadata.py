@@ -352,7 +352,7 @@ def _read_exif(exif: Any, meta: ImageMetadata) -> None:
 
 def _read_with_pillow(sample: EvidenceSample, meta: ImageMetadata) -> None:
     """EXIF, XMP, IPTC and the JPEG comment of a non-PNG image, through Pillow's parsers."""
-    from PIL import Image, IptcImagePlugin
+    from PIL import Image, IptcImagePlugin, UnidentifiedImageError
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # Pillow warns on corrupt EXIF; a note says it once
@@ -361,7 +361,9 @@ def _read_with_pillow(sample: EvidenceSample, meta: ImageMetadata) -> None:
             try:
                 im = Image.open(io.BytesIO(sample.data))
             except Exception as exc:  # the bytes are not an image Pillow can open
-                meta.notes.append(f"image metadata: not readable as an image ({type(exc).__name__}: {exc})")
+                # Pillow's message names the in-memory file object (an address that differs per run)
+                reason = "unrecognised format" if isinstance(exc, UnidentifiedImageError) else type(exc).__name__
+                meta.notes.append(f"image metadata: not readable as an image ({reason})")
                 return
         meta.format = meta.format or im.format
         info = im.info

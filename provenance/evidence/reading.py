@@ -6,20 +6,23 @@ from typing import Any
 
 import numpy as np
 
+from provenance.core.files import MAX_FILE_BYTES
 from provenance.data.folders import IMAGE_SUFFIXES
 from provenance.detectors.errors import SampleError, describe_sample
 from provenance.detectors.reading import Code, Text, is_path, read_file
 from provenance.evidence.base import READERS, Evidence, EvidenceReader, EvidenceSample
 
 #: the largest file the evidence readers look at (the image reader's cap)
-MAX_EVIDENCE_BYTES = 256 * 2**20
+MAX_EVIDENCE_BYTES = MAX_FILE_BYTES
 MODALITIES = ("image", "text", "code")
 
 
-def detect_modality(data: bytes, name: str = "") -> str:
+def detect_modality(data: bytes, name: str = "", text_as: str | None = None) -> str:
     """``"image"`` for bytes Pillow opens as an image, ``"code"`` for JavaScript that parses
     (or a ``.js``-like file name), otherwise ``"text"``. The content decides, not the extension,
-    except that a code suffix settles text that parses as both."""
+    except that a code suffix settles text that parses as both. ``text_as`` (``"text"`` or
+    ``"code"``) settles what content that is not an image is read as: a text or code model's
+    own modality, since telling prose from code is a guess the model's owner need not make."""
     import io
 
     from PIL import Image
@@ -31,6 +34,8 @@ def detect_modality(data: bytes, name: str = "") -> str:
     except Exception:  # not an image Pillow knows
         if name.lower().endswith(tuple(IMAGE_SUFFIXES)):
             return "image"  # a broken image is an image: its reader says what is wrong with it
+    if text_as is not None:
+        return text_as
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError:
@@ -64,16 +69,24 @@ def _code_tokens(text: str) -> float:
 
 def evidence_sample(sample: Any, modality: str | None = None, name: str | None = None) -> EvidenceSample:
     """Read ``sample`` (a path, bytes, ``Text``/``Code``, a plain string by the shared rule,
-    or an in-memory image) once, as the readers see it. Raises :class:`SampleError` naming it."""
+    or an in-memory image) once, as the readers see it. Raises :class:`SampleError` naming it.
+
+    The content decides whether a sample is an image; ``modality`` (``"text"`` or ``"code"``:
+    the modality of the one model that will read it) settles whether content that is not an
+    image is read as text or as code. ``"image"`` or None leaves that to the content
+    (:func:`detect_modality`). Text is never made an image: an image model does not read it.
+    """
     name = name or describe_sample(sample)
+    if modality is not None and modality not in MODALITIES:
+        raise ValueError(f"modality must be one of {MODALITIES}, got {modality!r}")
+    text_as = modality if modality in ("text", "code") else None
     if isinstance(sample, np.ndarray) or hasattr(sample, "getexif"):
         from provenance.detectors.image.reading import load_image
 
         return EvidenceSample(b"", name, "image", pixels=load_image(sample, name=name))
-    if isinstance(sample, Code):
-        return EvidenceSample(str(sample).encode("utf-8"), name, "code", text=str(sample))
-    if isinstance(sample, Text):
-        return EvidenceSample(str(sample).encode("utf-8"), name, modality or "text", text=str(sample))
+    if isinstance(sample, Text | Code):
+        kind = text_as or ("code" if isinstance(sample, Code) else "text")
+        return EvidenceSample(str(sample).encode("utf-8"), name, kind, text=str(sample))
     if is_path(sample):
         data = read_file(sample, max_bytes=MAX_EVIDENCE_BYTES, name=name)
     elif isinstance(sample, bytes | bytearray | memoryview):
@@ -81,12 +94,10 @@ def evidence_sample(sample: Any, modality: str | None = None, name: str | None =
         if len(data) > MAX_EVIDENCE_BYTES:
             raise SampleError(name, f"{len(data)} bytes, over the {MAX_EVIDENCE_BYTES // 2**20} MB limit")
     elif isinstance(sample, str):
-        return EvidenceSample(sample.encode("utf-8"), name, modality or detect_modality(sample.encode()), text=sample)
+        return EvidenceSample(sample.encode("utf-8"), name, text_as or detect_modality(sample.encode()), text=sample)
     else:
         raise SampleError(name, f"expected a path, bytes, text or an image, got {type(sample).__name__}")
-    if modality is not None and modality not in MODALITIES:
-        raise ValueError(f"modality must be one of {MODALITIES}, got {modality!r}")
-    return EvidenceSample(data, name, modality or detect_modality(data, str(name)))
+    return EvidenceSample(data, name, detect_modality(data, str(name), text_as=text_as))
 
 
 def read_evidence(

@@ -18,9 +18,10 @@ import numpy as np
 from provenance.attributor import Attributor
 from provenance.bundle import Bundle
 from provenance.core.config import part_config
+from provenance.core.errors import ProvenanceError
 
 
-class BackboneMismatchError(ValueError):
+class BackboneMismatchError(ProvenanceError, ValueError):
     """A model whose backbone is not the one an index was built with (or no usable model at all)."""
 
 

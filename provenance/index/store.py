@@ -165,8 +165,9 @@ class LinkageIndex(ConfigMixin):
             raise RuntimeError("the index is empty: build() it or LinkageIndex.load() a folder")
 
     # ------------------------------------------------------------------ vectors
-    def _transform(self, vectors: Any) -> np.ndarray:
-        """Standardised, L2-normalised, zero-padded float32 rows, as the faiss index holds them."""
+    def transform(self, vectors: Any) -> np.ndarray:
+        """``vectors`` as the faiss index holds them: standardised (with ``standardize``),
+        L2-normalised, zero-padded float32 rows; searching :attr:`index` directly takes these."""
         from provenance.openset.base import check_features
 
         X = check_features(vectors, self.dim, name="vectors").astype(np.float64)
@@ -229,7 +230,7 @@ class LinkageIndex(ConfigMixin):
             rng = np.random.default_rng(self.seed)
             n_train = min(n, self.train_size)
             rows = np.sort(rng.choice(n, size=n_train, replace=False)) if n_train < n else np.arange(n)
-            train = self._transform(X[rows])
+            train = self.transform(X[rows])
             nlist = min(self.nlist or _default_nlist(n, n_train), n_train)
             # a sub-quantizer has 2**nbits centroids: k-means needs at least that many points
             nbits = max(1, min(self.nbits, int(math.log2(n_train))))
@@ -279,7 +280,7 @@ class LinkageIndex(ConfigMixin):
         if clash:
             raise ValueError(f"{len(clash)} ids are already in the index (ids are unique): {clash[:3]}")
         for start in range(0, n, ADD_CHUNK):
-            self.index.add(self._transform(X[start : start + ADD_CHUNK]))
+            self.index.add(self.transform(X[start : start + ADD_CHUNK]))
         self._new[0].extend(ids)
         self._new[1].extend(None if v is None else str(v) for v in labels)
         self._new[2].extend(None if v is None else str(v) for v in paths)
@@ -324,7 +325,7 @@ class LinkageIndex(ConfigMixin):
         self.check_built()
         if k < 1:
             raise ValueError(f"k must be >= 1, got {k}")
-        Q = self._transform(vectors)
+        Q = self.transform(vectors)
         return self.index.search(Q, min(k, max(self.ntotal, 1)))
 
     def rows(self, positions: Sequence[int]) -> list[dict[str, Any]]:

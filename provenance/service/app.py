@@ -36,8 +36,10 @@ from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from provenance.core.errors import ProvenanceError
+from provenance.core.plugins import load_plugins
 from provenance.service import schemas, work
-from provenance.service.limits import Admission, BodyLimit, RequestTimeoutError, SaturatedError
+from provenance.service.limits import Admission, BodyLimit
 from provenance.service.settings import Settings
 from provenance.service.uploads import Payload, read_payload
 
@@ -59,12 +61,9 @@ class Service:
     settings: Settings
     verifiers: dict[str, Any] = field(default_factory=dict)
     ready: bool = False
-    #: the model as requests ask it (a lone attributor as a one-member bundle: see work.routed)
-    routed: work.Model | None = field(init=False)
     admission: Admission = field(init=False)
 
     def __post_init__(self) -> None:
-        self.routed = work.routed(self.model)
         self.open()
 
     def open(self) -> None:
@@ -118,6 +117,7 @@ def create_app(
     loaded from their folders. Model folders are read here, once, never by a request.
     """
     settings = settings or Settings()
+    load_plugins()  # before any folder is read (each worker runs this): a model may name a plug-in's part
     if isinstance(model, str | os.PathLike):
         from provenance.bundle import load_model
 
@@ -154,9 +154,7 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.service = service
-    app.add_exception_handler(SaturatedError, _saturated)
-    app.add_exception_handler(RequestTimeoutError, _timed_out)
-    app.add_exception_handler(work.RequestError, _request_error)
+    app.add_exception_handler(ProvenanceError, _provenance_error)
     if settings.cors_origins:
         from fastapi.middleware.cors import CORSMiddleware
 
@@ -238,7 +236,7 @@ def _api_router() -> APIRouter:
         payload = await _payload(request, service)
         records = await service.admission.run(
             lambda: work.attribute(
-                payload.samples, service.routed, evidence=evidence, evidence_options=service.evidence_options
+                payload.samples, service.model, evidence=evidence, evidence_options=service.evidence_options
             )
         )
         return JSONResponse(records)
@@ -292,18 +290,12 @@ async def _payload(request: Request, service: Service) -> Payload:
 
 
 # ---------------------------------------------------------------------- errors
-def _saturated(request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, SaturatedError)
-    return JSONResponse({"detail": str(exc)}, status_code=503, headers={"Retry-After": str(exc.retry_after)})
-
-
-def _timed_out(request: Request, exc: Exception) -> JSONResponse:
-    return JSONResponse({"detail": f"{exc} (--timeout); send fewer or smaller samples"}, status_code=504)
-
-
-def _request_error(request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, work.RequestError)
-    return JSONResponse({"detail": exc.message}, status_code=exc.status)
+def _provenance_error(request: Request, exc: Exception) -> JSONResponse:
+    """Every error of the library, mapped once: its ``status`` (422 unless the class says
+    otherwise: 503 busy, 504 too slow, 409 not a model folder, ...) and its message as ``detail``;
+    an error that says when to come back (``headers``: ``Retry-After``) says it here too."""
+    assert isinstance(exc, ProvenanceError)
+    return JSONResponse({"detail": str(exc)}, status_code=exc.status, headers=getattr(exc, "headers", None))
 
 
 # ---------------------------------------------------------------------- one log line per request

@@ -26,23 +26,36 @@ from starlette.exceptions import HTTPException
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from provenance.core.errors import ProvenanceError
+
 T = TypeVar("T")
 
 
-class SaturatedError(Exception):
-    """Every model slot and queue place is taken; ``retry_after`` is a fair wait in seconds."""
+class SaturatedError(ProvenanceError):
+    """Every model slot and queue place is taken; ``retry_after`` is a fair wait in seconds (503)."""
+
+    status = 503
 
     def __init__(self, retry_after: int) -> None:
         self.retry_after = retry_after
         super().__init__(f"the service is busy: try again in {retry_after} s")
 
+    @property
+    def headers(self) -> dict[str, str]:
+        """The answer's headers: when to try again."""
+        return {"Retry-After": str(self.retry_after)}
 
-class RequestTimeoutError(Exception):
-    """The request waited for and used the model for longer than the timeout."""
+
+class RequestTimeoutError(ProvenanceError):
+    """The request waited for and used the model for longer than the timeout (504)."""
+
+    status = 504
 
     def __init__(self, timeout_s: float) -> None:
         self.timeout_s = timeout_s
-        super().__init__(f"the request took longer than the {timeout_s:g} s limit")
+        super().__init__(
+            f"the request took longer than the {timeout_s:g} s limit (--timeout); send fewer or smaller samples"
+        )
 
 
 class Admission:
@@ -85,7 +98,9 @@ class Admission:
         future.add_done_callback(lambda _: self._release())
         try:
             return await asyncio.wait_for(asyncio.shield(asyncio.wrap_future(future)), self.timeout_s)
-        except TimeoutError:
+        except TimeoutError as exc:
+            if future.done() and not future.cancelled() and future.exception() is exc:
+                raise  # the call itself raised it (a lock that timed out): its own error, not ours
             future.cancel()  # frees the slot now if it never started; a running call keeps it until it ends
             raise RequestTimeoutError(self.timeout_s) from None
 
@@ -105,8 +120,11 @@ class Admission:
         self._executor.shutdown(wait=False, cancel_futures=True)
 
 
-class BodyTooLarge(HTTPException):
-    """A request body over the cap (413)."""
+class BodyTooLargeError(HTTPException, ProvenanceError):
+    """A request body over the cap (413). An HTTPException first, so Starlette answers it as one
+    (``detail``) wherever it is raised, in the middleware as in a route."""
+
+    status = 413
 
     def __init__(self, limit: int) -> None:
         super().__init__(413, f"the request body is over the {limit} byte limit (--max-request-bytes)")
@@ -131,7 +149,7 @@ class BodyLimit:
                     declared = -1
                 if declared > self.max_bytes:
                     # refused before a byte of the body is read: the client learns at once
-                    error = BodyTooLarge(self.max_bytes)
+                    error = BodyTooLargeError(self.max_bytes)
                     response = JSONResponse({"detail": error.detail}, status_code=413, headers={"Connection": "close"})
                     await response(scope, receive, send)
                     return
@@ -143,10 +161,10 @@ class BodyLimit:
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self.max_bytes:
-                    raise BodyTooLarge(self.max_bytes)  # answered 413 by the app's exception handling
+                    raise BodyTooLargeError(self.max_bytes)  # answered 413 by the app's exception handling
             return message
 
         await self.app(scope, limited, send)
 
 
-__all__ = ["Admission", "BodyLimit", "BodyTooLarge", "RequestTimeoutError", "SaturatedError"]
+__all__ = ["Admission", "BodyLimit", "BodyTooLargeError", "RequestTimeoutError", "SaturatedError"]

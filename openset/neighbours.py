@@ -1,4 +1,8 @@
-"""A faiss inner-product index over L2-normalised vectors (cosine similarity)."""
+"""Nearest neighbours by cosine similarity: a faiss inner-product index over L2-normalised vectors.
+
+Not the linkage index of `provenance index` (``provenance.index``): this one holds a head's or
+scorer's reference vectors in memory and is never saved on its own.
+"""
 
 from __future__ import annotations
 

@@ -1,0 +1,106 @@
+"""``provenance attribute`` and ``provenance inspect``: where each sample came from, and what it says about itself."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+from provenance.cli.common import (
+    EXIT_OK,
+    EXIT_SAMPLES_FAILED,
+    add_evidence_flags,
+    add_literal_flags,
+    add_model_flag,
+    emit,
+    evidence_options,
+    gather_samples,
+    load_model_or_bundle,
+)
+from provenance.cli.formatting import inspection_text, result_text
+
+
+def register(subparsers: argparse._SubParsersAction, parents: Sequence[argparse.ArgumentParser]) -> None:
+    """Add ``attribute`` and ``inspect`` to the command line."""
+    p = subparsers.add_parser(
+        "attribute",
+        parents=parents,
+        help="say where each sample came from: its evidence, and a model's answer",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="""Attribute each SAMPLE (an image, text or JavaScript file: the content says which).
+
+Each answer combines what the file says about itself (evidence) with a model's answer:
+  - a signed C2PA manifest that validates, or an invisible watermark matched at a stated
+    false-positive rate, decides the label (its source), whatever the model says;
+  - declared metadata (EXIF, XMP/IPTC, generation parameters, code banners: anyone can
+    write or strip it) decides only when no model is given; otherwise it is shown beside
+    the model's answer, with a note when they disagree;
+  - a manifest that fails validation never decides: it is reported as possible tampering;
+  - with no evidence and no model there is no answer: attributing style or pixels needs a
+    model (--model, or $PROVENANCE_MODEL). A missing manifest is not evidence of anything.
+
+--model is an attributor folder or a bundle (one model per modality; see `provenance bundle`).
+The older form `provenance attribute MODEL SAMPLE...` still works.""",
+    )
+    p.add_argument("samples", nargs="*", metavar="SAMPLE", help="a file (image, text or code); - reads standard input")
+    add_model_flag(p)
+    add_evidence_flags(p)
+    add_literal_flags(p)
+    p.set_defaults(run=run, parser=p)
+
+    p = subparsers.add_parser(
+        "inspect",
+        parents=parents,
+        help="what each file says about itself (C2PA, metadata, generation parameters, watermarks)",
+        description="Print the evidence each FILE carries, with its strength: signed (a signature that "
+        "validates), watermark (decoded at a stated false-positive rate), declared (metadata anyone can "
+        "write or strip), invalid (fails validation: possible tampering). No model is used.",
+    )
+    p.add_argument("samples", nargs="*", metavar="FILE", help="a file; - reads standard input")
+    add_evidence_flags(p, skip=False)
+    add_literal_flags(p)
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run ``attribute`` or ``inspect``."""
+    return inspect(args) if args.command == "inspect" else attribute(args)
+
+
+def _looks_like_model_argument(first: str, n_paths: int) -> bool:
+    """Whether the first argument of ``attribute`` is meant as the model (the older form): a model
+    folder, any folder (a folder is never a sample), or, before other samples, a name with no file
+    suffix that names nothing (a mistyped model folder is a usage error, not a missing sample)."""
+    p = Path(first)
+    if p.is_dir():
+        return True
+    return n_paths >= 2 and not os.path.lexists(p) and not p.suffix
+
+
+def attribute(args: argparse.Namespace) -> int:
+    """Each sample's evidence and the model's answer, combined by the decision rule."""
+    from provenance.api import attribute_records
+
+    paths = list(args.samples)
+    if not paths and not args.text and not args.code:
+        args.parser.error("give at least one SAMPLE (a path, or - for standard input), --text or --code")
+    model_path = args.model
+    if model_path is None and paths and _looks_like_model_argument(paths[0], len(paths)):
+        model_path = paths.pop(0)  # the older form: provenance attribute MODEL SAMPLE...
+    samples = gather_samples(paths, args.text, args.code)
+    model = load_model_or_bundle(model_path)
+    results = attribute_records(
+        samples, model, evidence=not args.no_evidence, evidence_options=evidence_options(args), progress=not args.quiet
+    )
+    emit(args, results, "\n".join(result_text(r) for r in results))
+    return EXIT_SAMPLES_FAILED if any(r["error"] for r in results) else EXIT_OK
+
+
+def inspect(args: argparse.Namespace) -> int:
+    """The evidence each sample carries; no model is used."""
+    from provenance.api import inspect_records
+
+    rows = inspect_records(gather_samples(args.samples, args.text, args.code), evidence_options=evidence_options(args))
+    emit(args, rows, inspection_text(rows))
+    return EXIT_SAMPLES_FAILED if any(r["error"] for r in rows) else EXIT_OK

@@ -1,0 +1,131 @@
+"""The human form of the commands' answers (``--json`` prints the records themselves).
+
+Each function takes the JSON record a command prints with ``--json`` and returns the lines a
+person reads, so the two forms never say different things.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def recipe_lines(choice: dict[str, Any] | None) -> str:
+    """How ``--extractor auto`` chose, one line per candidate (empty when the recipe was named)."""
+    if not choice:
+        return ""
+    if not choice["table"]:
+        return f"\nrecipe: {choice['chosen']['extractor']} + {choice['chosen']['head']} ({choice['by']})"
+    sub = f", {choice['n']} of {choice['n_total']} samples" if choice.get("subsampled") else ""
+    lines = [
+        f"\nrecipe chosen by {choice['folds']}-fold grouped cross-validation "
+        f"({choice['groups']} groups{'' if choice.get('grouped') else ': no group field, one per sample'}{sub}, "
+        f"{choice['seconds']:.1f} s): {choice['chosen']['extractor']} + {choice['chosen']['head']}"
+    ]
+    width = max(len(r["extractor"] + " + " + r["head"]) for r in choice["table"])
+    for r in choice["table"]:
+        lines.append(
+            f"  {r['extractor'] + ' + ' + r['head']:<{width}} "
+            f"macro_f1={r['macro_f1_mean']:.3f}+-{r['macro_f1_std']:.3f} "
+            f"accuracy={r['accuracy_mean']:.3f}+-{r['accuracy_std']:.3f}"
+        )
+    return "\n".join(lines)
+
+
+def evaluation_text(m: dict[str, Any]) -> str:
+    """The figures of ``evaluate``: overall, the recipe, open set, per class, unreadable samples."""
+    lines = [f"n={m['n']} accuracy={m['accuracy']:.3f} macro_f1={m['macro_f1']:.3f}"]
+    if m.get("recipe_choice"):
+        lines.append(recipe_lines(m["recipe_choice"]).strip("\n"))
+    if m["auroc"] is not None:
+        lines.append(f"auroc={m['auroc']:.3f} oscr={m['oscr']:.3f} (unknown n={m['n_unknown']})")
+    for lab, r in m["per_class"].items():
+        lines.append(
+            f"  {lab:<20} precision={r['precision']:.3f} recall={r['recall']:.3f} f1={r['f1']:.3f} n={r['support']}"
+        )
+    if m["errors"]:
+        lines.append(f"{m['errors']} unreadable samples left out:")
+        lines += [f"  {f['error']}" for f in m["failed"]]
+    return "\n".join(lines)
+
+
+def evidence_line(e: dict[str, Any]) -> str:
+    """One evidence record: its kind, strength (and whether a signer is trusted), source and claim."""
+    strength = e["strength"]
+    if strength == "signed":
+        strength += " (trusted signer)" if e["detail"].get("trusted") else " (signer not on a trust list)"
+    what = f"{e['source']}" if e["source"] else "no source named"
+    says = f", says {e['says']}" if e["says"] else ""
+    return f"    evidence: {e['kind']} [{strength}] {what}{says}"
+
+
+def result_text(r: dict[str, Any]) -> str:
+    """One sample's answer from ``attribute``, with its evidence, notes and the why of its label."""
+    if r["error"]:
+        line = f"{r['sample']}: ERROR {r['error']}"
+    elif r["label"] is None:
+        line = f"{r['sample']}: no answer ({r.get('modality') or 'unknown modality'})"
+    elif r.get("decided_by") == "evidence":
+        line = f"{r['sample']}: {r['label']} (decided by the file's evidence)"
+        if r["candidates"]:
+            line += "  [model: " + ", ".join(f"{lab} {s:.2f}" for lab, s in r["candidates"][:3]) + "]"
+    else:
+        cands = ", ".join(f"{lab} {s:.2f}" for lab, s in r["candidates"][:3])
+        flag = " (rejected as unknown)" if r["unknown"] else ""
+        line = f"{r['sample']}: {r['label']} score={r['score']:.3f}{flag}  [{cands}]"
+    for e in r.get("evidence") or []:
+        line += "\n" + evidence_line(e)
+    for note in r.get("notes") or []:
+        line += f"\n    note: {note}"
+    if r.get("explanation") and r.get("decided_by") == "model":
+        from provenance.explain import describe
+
+        line += f"\n    why {r['candidates'][0][0]} over {r['candidates'][1][0]}: {describe(r['explanation'])}"
+    return line
+
+
+def inspection_text(rows: list[dict[str, Any]]) -> str:
+    """The evidence ``inspect`` found in each sample, one block per sample."""
+    lines = []
+    for r in rows:
+        if r["error"]:
+            lines.append(f"{r['sample']}: ERROR {r['error']}")
+            continue
+        found = f"{len(r['evidence'])} evidence record(s)" if r["evidence"] else "no evidence"
+        lines.append(f"{r['sample']}: {r['modality']}, {found}")
+        lines += [evidence_line(e) for e in r["evidence"]]
+        lines += [f"    note: {n}" for n in r["notes"]]
+    return "\n".join(lines)
+
+
+def verification_text(rows: list[dict[str, Any]]) -> str:
+    """The rows of ``verify``: match or not, the score and the threshold it was held to."""
+    lines = []
+    for r in rows:
+        if r["error"]:
+            lines.append(f"{r['sample']}: ERROR {r['error']}")
+        elif r["method"] == "impostors":
+            verdict = "SAME AUTHOR" if r["match"] else "different author"
+            lines.append(f"{r['sample']}: {verdict} (probability {r['probability']:.3f})")
+        else:
+            verdict = "MATCH" if r["match"] else "no match"
+            claim = f" for {r['claim']}" if r["claim"] and r["method"] == "claim" else ""
+            detail = f"{r['method']} " if r["method"] != "claim" else ""
+            lines.append(
+                f"{r['sample']}: {verdict}{claim} ({detail}score {r['score']:.4f}, threshold {r['threshold']:.4f})"
+            )
+    return "\n".join(lines)
+
+
+def neighbours_text(r: dict[str, Any]) -> str:
+    """One sample's nearest references from ``index query``, and the neighbours' vote."""
+    if r["error"]:
+        return f"{r['sample']}: ERROR {r['error']}"
+    v = r["vote"]
+    head = f"{r['sample']}: " + (
+        f"{v['label']} by the neighbours' vote ({v['share']:.0%} of the similarity)" if v else "no labelled neighbours"
+    )
+    lines = [head]
+    for rank, n in enumerate(r["neighbours"], 1):
+        label = f" [{n['label']}]" if n["label"] is not None else ""
+        lines.append(f"  {rank:>2}. {n['similarity']:.3f}  {n['id']}{label}")
+    return "\n".join(lines)
