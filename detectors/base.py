@@ -58,8 +58,10 @@ class Extractor(ConfigMixin):
 
     def notes(self, loaded: Any) -> list[str]:
         """Caveats about one loaded sample that its result should carry (e.g. "only a prefix was
-        read", "does not fully parse"); none by default."""
-        return []
+        read", "does not fully parse"). By default, those its reader attached to it (the ``notes``
+        of a :class:`~provenance.detectors.image.reading.DecodedImage`: a PNG text chunk skipped)."""
+        carried = getattr(loaded, "notes", ())
+        return list(carried) if isinstance(carried, tuple) else []
 
     def augment(self, loaded: Any, rng: np.random.Generator) -> Any | None:
         """A perturbed copy of one loaded sample, used to make the head robust to the

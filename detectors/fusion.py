@@ -119,6 +119,14 @@ class FusionExtractor(Extractor):
                 raise SampleError(describe_sample(sample), exc.reason) from None
         return loaded
 
+    def notes(self, loaded: Any) -> list[str]:
+        """Every part's caveats (a code part's "does not fully parse", "only a prefix was analysed"),
+        each once: a fusion says what its parts would say alone."""
+        out: list[str] = []
+        for part in self.parts:
+            out.extend(n for n in part.notes(loaded) if n not in out)
+        return out
+
     def augment(self, loaded: Any, rng: np.random.Generator) -> Any | None:
         return self.parts[0].augment(loaded, rng)
 

@@ -140,8 +140,15 @@ def is_path(sample: object) -> bool:
 # ----------------------------------------------------------------------------- files
 
 
-def too_big(size: int, max_bytes: int, name: str) -> SampleError:
-    """The error for input of ``size`` bytes over the ``max_bytes`` cap."""
+def too_big(size: int, max_bytes: int, name: str, what: str | None = None) -> SampleError:
+    """The error for input of ``size`` bytes over the ``max_bytes`` cap; ``what``: the modality whose
+    cap it is (``"text"``), for the caps every door applies (a caller's own ``max_bytes`` otherwise)."""
+    if what is not None:
+        return SampleError(
+            name,
+            f"{size} bytes ({size / 2**20:.1f} MiB), over the {max_bytes / 2**20:.1f} MiB limit for {what} "
+            f"(cap of {max_bytes} bytes)",
+        )
     return SampleError(
         name,
         f"{size} bytes ({size / 2**20:.1f} MiB), over the {max_bytes / 2**20:.1f} MiB limit "
@@ -205,6 +212,28 @@ def _os_call(call: Any, path: str | os.PathLike, name: str, literal: type[str] |
         raise SampleError(name, "not a valid file name") from None
 
 
+def _open_regular(
+    path: str | os.PathLike, name: str, literal: type[str] | None, max_bytes: int | None
+) -> tuple[int, os.stat_result]:
+    """A descriptor on the regular file ``path`` and its ``fstat``, checked before and after opening
+    (and against ``max_bytes`` when given); a :class:`SampleError` naming the reason otherwise."""
+    # stat before open: opening some devices has side effects (a watchdog, a tape)
+    st = _os_call(os.stat, path, name, literal)
+    _require_regular(st, name)
+    if max_bytes is not None and st.st_size > max_bytes:
+        raise too_big(st.st_size, max_bytes, name)
+    fd = _os_call(lambda p: os.open(p, _OPEN_FLAGS), path, name, literal)
+    try:
+        st = os.fstat(fd)
+        _require_regular(st, name)
+        if max_bytes is not None and st.st_size > max_bytes:
+            raise too_big(st.st_size, max_bytes, name)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd, st
+
+
 def read_file(
     path: str | os.PathLike,
     *,
@@ -225,17 +254,8 @@ def read_file(
     names no file.
     """
     name = name or describe_sample(path)
-    # stat before open: opening some devices has side effects (a watchdog, a tape)
-    st = _os_call(os.stat, path, name, literal)
-    _require_regular(st, name)
-    if st.st_size > max_bytes:
-        raise too_big(st.st_size, max_bytes, name)
-    fd = _os_call(lambda p: os.open(p, _OPEN_FLAGS), path, name, literal)
+    fd, st = _open_regular(path, name, literal, max_bytes)
     try:
-        st = os.fstat(fd)
-        _require_regular(st, name)
-        if st.st_size > max_bytes:
-            raise too_big(st.st_size, max_bytes, name)
         chunks: list[bytes] = []
         remaining = max_bytes + 1
         while remaining > 0:
@@ -254,6 +274,20 @@ def read_file(
     if not data:
         raise SampleError(name, "empty file (0 bytes)")
     return data
+
+
+def read_head(path: str | os.PathLike, n: int, *, name: str | None = None) -> bytes:
+    """The first ``n`` bytes (or fewer) of a regular file, opened as :func:`read_file` opens it
+    (never blocking, regular files only), whatever its size: enough to tell what a file is
+    before deciding whether its size may be read whole."""
+    name = name or describe_sample(path)
+    fd, _ = _open_regular(path, name, None, None)
+    try:
+        return os.read(fd, n)
+    except OSError as exc:
+        raise SampleError(name, f"cannot read ({exc.strerror or exc})") from None
+    finally:
+        os.close(fd)
 
 
 # ----------------------------------------------------------------------------- decoding
@@ -333,6 +367,7 @@ __all__ = [
     "is_path",
     "looks_like_file_name",
     "read_file",
+    "read_head",
     "read_sample",
     "too_big",
 ]

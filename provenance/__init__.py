@@ -3,6 +3,7 @@
 >>> import provenance
 >>> result = provenance.attribute("image.png", model="my-model")
 >>> result.label, result.score, result.unknown
+>>> group = provenance.attribute_source(["a.txt", "b.txt", "c.txt"], model="my-model")  # one source, one answer
 
 The subpackages are the rooms of the house (see the README's map):
 ``provenance.detectors`` (sample -> vector, a folder per modality),
@@ -24,6 +25,8 @@ __version__ = "0.1.0"
 
 _LAZY = {
     "attribute": "provenance.api",
+    "attribute_source": "provenance.source",
+    "SourceAttribution": "provenance.source",
     "load_model": "provenance.api",
     "Attributor": "provenance.attributor",
     "evaluate": "provenance.evaluation",
@@ -52,6 +55,7 @@ _LAZY = {
     "RequestTimeoutError": "provenance.service.limits",
     "BodyTooLargeError": "provenance.service.limits",
     "RequestError": "provenance.service.work",
+    "GroupError": "provenance.source",
 }
 
 
@@ -79,6 +83,7 @@ __all__ = [
     "DatasetError",
     "EmbeddingModelUnavailableError",
     "EngineUnavailableError",
+    "GroupError",
     "InputError",
     "LockTimeoutError",
     "ModelFormatError",
@@ -90,11 +95,13 @@ __all__ = [
     "RequestTimeoutError",
     "SampleError",
     "SaturatedError",
+    "SourceAttribution",
     "Text",
     "TraceWeightsError",
     "WorkerSetupError",
     "__version__",
     "attribute",
+    "attribute_source",
     "evaluate",
     "load_model",
 ]

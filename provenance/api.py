@@ -16,6 +16,10 @@ functions here, so one sample gets one answer whatever the door:
   over become error records in place, names are the door's, values are strict JSON).
 * :func:`inspect_records`: the evidence alone, one row per sample.
 * :func:`verify_records`: every check of a claimed source, dispatched by what is given.
+
+A set of samples taken to come from one source gets one answer through the same envelope:
+:func:`~provenance.source.attribute_source` and :func:`~provenance.source.verify_source_claim`
+(re-exported here) attribute each member once with :func:`attribute_batch` and combine them.
 """
 
 from __future__ import annotations
@@ -27,6 +31,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from provenance.attributor import Attributor
 from provenance.bundle import Bundle
 from provenance.decision import decide
@@ -35,6 +41,13 @@ from provenance.detectors.reading import Code, Text
 from provenance.evidence.base import EvidenceReader, EvidenceSample
 from provenance.evidence.reading import detect_modality, evidence_sample, make_readers, run_readers
 from provenance.result import Attribution, finite, renamed, renamed_error
+from provenance.source import (
+    GroupError,
+    SourceAttribution,
+    attribute_source,
+    attribute_source_batch,
+    verify_source_claim,
+)
 from provenance.verification import CheckError, Verification
 
 MODEL_ENV = "PROVENANCE_MODEL"
@@ -118,13 +131,16 @@ def attribute_batch(
     evidence_options: dict[str, dict[str, Any]] | None = None,
     progress: bool = False,
     names: Sequence[str | None] | None = None,
+    feature_rows: dict[int, np.ndarray] | None = None,
 ) -> list[Attribution]:
     """One :class:`Attribution` per sample, with its evidence and what decided it; never raises for a bad sample.
 
     ``names``: what the answers call the samples (default: :func:`describe_sample`); an
     :class:`Unreadable` in ``samples`` becomes its error record. Anything a chunk raises
     unexpectedly (an extractor meeting odd input) sends that chunk through again one sample at
-    a time, so only the sample that raises gets an error record.
+    a time, so only the sample that raises gets an error record. ``feature_rows``: when given,
+    filled with the model's feature row of each sample a model answered, by position (a set
+    from one source combines them without featurising its members again).
     """
     from provenance.detectors.progress import progress_bar
 
@@ -134,25 +150,41 @@ def attribute_batch(
     starts = range(0, len(samples), CHUNK)
     for start in progress_bar(starts, enabled=progress and len(samples) > CHUNK, desc="attribute", total=len(starts)):
         chunk, chunk_names = samples[start : start + CHUNK], named[start : start + CHUNK]
+        kept: dict[int, np.ndarray] | None = None if feature_rows is None else {}
         try:
-            results.extend(_attribute_chunk(chunk, chunk_names, model, readers))
+            results.extend(_attribute_chunk(chunk, chunk_names, model, readers, kept))
         except Exception:  # an extractor meeting odd input: find the sample that raises, keep the others
-            results.extend(_attribute_one(s, n, model, readers) for s, n in zip(chunk, chunk_names, strict=True))
+            kept = None if feature_rows is None else {}
+            for j, (s, n) in enumerate(zip(chunk, chunk_names, strict=True)):
+                one: dict[int, np.ndarray] | None = None if kept is None else {}
+                results.append(_attribute_one(s, n, model, readers, one))
+                if one and kept is not None:
+                    kept[j] = one[0]
+        if feature_rows is not None and kept:
+            feature_rows.update({start + j: row for j, row in kept.items()})
     return results
 
 
 def _attribute_one(
-    sample: Any, name: str, model: Model | None, readers: dict[str, EvidenceReader | str]
+    sample: Any,
+    name: str,
+    model: Model | None,
+    readers: dict[str, EvidenceReader | str],
+    kept: dict[int, np.ndarray] | None = None,
 ) -> Attribution:
     try:
-        return _attribute_chunk([sample], [name], model, readers)[0]
+        return _attribute_chunk([sample], [name], model, readers, kept)[0]
     except Exception as exc:  # an error record, never a lost batch
         reason = f"{type(exc).__name__}: {exc}"[:2000]
         return Attribution(sample=name, label=None, error=f"{name}: {reason}")
 
 
 def _attribute_chunk(
-    samples: Sequence[Any], names: Sequence[str], model: Model | None, readers: dict[str, EvidenceReader | str]
+    samples: Sequence[Any],
+    names: Sequence[str],
+    model: Model | None,
+    readers: dict[str, EvidenceReader | str],
+    kept: dict[int, np.ndarray] | None = None,
 ) -> list[Attribution]:
     text_as = text_modality(model)
     read: list[EvidenceSample | None] = []
@@ -179,7 +211,12 @@ def _attribute_chunk(
                 for i in rows:
                     out[i].notes.append(_other_modality_note(modality))
             continue
-        answers = member.attribute([_model_input(read[i], samples[i]) for i in rows], explain=True)
+        inputs = [_model_input(read[i], samples[i]) for i in rows]
+        if kept is None:
+            answers = member.attribute(inputs, explain=True)
+        else:  # a set from one source: the feature rows too, so its members are featurised once
+            answers, feats, positions = member.attribute_rows(inputs, explain=True)
+            kept.update({rows[p]: feats[r] for r, p in enumerate(positions)})
         for i, answer in zip(rows, answers, strict=True):
             answer.error = renamed_error(answer.error, answer.sample, out[i].sample)
             answer.sample = out[i].sample
@@ -428,13 +465,18 @@ def _verify_rows(
 
 __all__ = [
     "MODEL_ENV",
+    "GroupError",
+    "SourceAttribution",
     "Unreadable",
     "attribute",
     "attribute_batch",
     "attribute_records",
+    "attribute_source",
+    "attribute_source_batch",
     "inspect_records",
     "load_model",
     "route",
     "text_modality",
     "verify_records",
+    "verify_source_claim",
 ]

@@ -19,6 +19,7 @@ from provenance.attributor_state import (
     read_modality,
     restore_bank,
     restore_calibration,
+    restore_groups,
     restore_record,
 )
 from provenance.attributor_training import train
@@ -40,6 +41,7 @@ from provenance.enrollment import EnrolledSources
 from provenance.explain import explain as explain_decision
 from provenance.openset import HEADS, OPEN_SET_SCORES, create_head, create_open_set_score
 from provenance.openset.base import Head, softmax
+from provenance.openset.groups import GroupCalibration
 from provenance.openset.scores import OpenSetScore
 from provenance.result import UNKNOWN, Attribution
 
@@ -170,6 +172,8 @@ class Attributor(ConfigMixin):
         self.name: str | None = None
         self.n_outliers_ = 0
         self.outlier_rejection_: float | None = None
+        #: the calibration of answers for sets of samples from one source (None: a model saved before it)
+        self.group_calibration_: GroupCalibration | None = None
 
     # ------------------------------------------------------------------ settings
     def get_config(self) -> dict[str, Any]:
@@ -434,6 +438,13 @@ class Attributor(ConfigMixin):
         Samples are decoded and dropped a chunk at a time (see :meth:`features`), so memory does
         not grow with the batch.
         """
+        return self.attribute_rows(samples, progress=progress, top_k=top_k, explain=explain)[0]
+
+    def attribute_rows(
+        self, samples: Sequence[Any] | Any, progress: bool = False, top_k: int = 5, explain: bool = True
+    ) -> tuple[list[Attribution], np.ndarray, list[int]]:
+        """:meth:`attribute`'s answers, with the feature rows of the readable samples and their
+        positions: a caller that combines samples (a set from one source) featurises each once."""
         self.check_fitted()
         samples = as_batch(samples)
         # streamed: the notes are taken while each chunk's decoded samples are alive, then they are dropped
@@ -481,7 +492,7 @@ class Attributor(ConfigMixin):
                     decided_by="model",
                     **common,
                 )
-        return results
+        return results, feats, positions
 
     @property
     def sources(self) -> list[str]:
@@ -531,6 +542,7 @@ class Attributor(ConfigMixin):
             "n_outliers": getattr(self, "n_outliers_", 0),
             "outlier_rejection": getattr(self, "outlier_rejection_", None),
             "recipe_choice": self.recipe_choice_,
+            "group_calibration": None if self.group_calibration_ is None else self.group_calibration_.to_config(),
         }
 
     def state_dict(self) -> dict[str, np.ndarray]:
@@ -562,7 +574,9 @@ class Attributor(ConfigMixin):
         extractor, head and open-set score registered names (``clip:ARCH`` and ``fusion:a+b`` too;
         never ``module:attr``), ``temperature`` > 0, ``verify_fpr`` in (0, 1), ``class_thresholds``
         naming exactly the classes, enrolled sources well-formed, arrays whose shapes agree with
-        the classes and with each other.
+        the classes and with each other, the group calibration (:class:`~provenance.openset.groups.GroupCalibration`:
+        increasing sizes, one number per size, claim thresholds naming exactly the classes, a
+        registered default rule; absent in folders saved before it).
         """
         learned = {} if learned is None else learned
         if not isinstance(learned, dict):
@@ -579,6 +593,7 @@ class Attributor(ConfigMixin):
         restore_calibration(model, learned, classes)
         restore_bank(model, state, classes)
         restore_record(model, learned, state, classes)
+        restore_groups(model, learned, classes)
         check_feature_widths(model)
         return model
 

@@ -137,6 +137,16 @@ def restore_record(
     model.recipe_choice_ = choice
 
 
+def restore_groups(model: Attributor, learned: dict[str, Any], classes: list[str]) -> None:
+    """The calibration of answers for sets from one source, each value checked
+    (:meth:`GroupCalibration.from_config <provenance.openset.groups.GroupCalibration.from_config>`);
+    None for a folder saved before it existed (its set answers say they are not calibrated)."""
+    from provenance.openset.groups import GroupCalibration
+
+    config = learned.get("group_calibration")
+    model.group_calibration_ = None if config is None else GroupCalibration.from_config(config, classes)
+
+
 def check_feature_widths(model: Attributor) -> None:
     """Every part sees the same feature vectors: the widths of the head's and the open-set score's
     means, the bank, the class means and every enrolled scorer must agree."""
@@ -163,5 +173,6 @@ __all__ = [
     "read_modality",
     "restore_bank",
     "restore_calibration",
+    "restore_groups",
     "restore_record",
 ]

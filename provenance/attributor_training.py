@@ -10,12 +10,15 @@
    and the outliers' rows;
 5. :func:`fit_parts` fits the head and the open-set score on the rest, :func:`calibrate` sets the
    rejection threshold, the temperature and the per-class thresholds on the held-out samples
-   (samples neither the extractor nor the head has seen), then everything is fitted again on all
-   samples;
+   (samples neither the extractor nor the head has seen), and the same for sets of held-out
+   samples of one class at each size of :data:`~provenance.openset.groups.GROUP_SIZES` (with the
+   default group rule), then everything is fitted again on all samples;
 6. :func:`keep_bank` keeps the class means (for explanations) and a bank of training rows (the
    negatives of sources enrolled later).
 
-The random generator seeded with ``seed`` is drawn from in that order, so one seed gives one model.
+The random generator seeded with ``seed`` is drawn from in that order, so one seed gives one model;
+the groups of step 5 are drawn from a second generator seeded with ``seed`` too (so adding them
+changed no other draw).
 """
 
 from __future__ import annotations
@@ -30,7 +33,9 @@ import numpy as np
 from provenance.detectors import create_extractor
 from provenance.enrollment import EnrolledSources
 from provenance.openset import create_head
+from provenance.openset.base import softmax
 from provenance.openset.calibration import fit_temperature
+from provenance.openset.groups import calibrate_groups
 from provenance.openset.metrics import threshold_at_fpr, threshold_at_tpr
 
 if TYPE_CHECKING:
@@ -42,6 +47,8 @@ BANK_SIZE = 4000
 BANK_BYTES = 24 * 2**20
 #: warnings point at the caller of ``fit``: read_training_set < train < Attributor.fit < its settings check
 _CALLER = 5
+#: the second seed of the generator that draws the held-out groups (beside ``model.seed``)
+GROUP_STREAM = 21
 
 
 @dataclass
@@ -172,7 +179,9 @@ def calibrate(
     model: Attributor, rows: TrainingRows, y: np.ndarray, cal_idx: np.ndarray, out_split: tuple[np.ndarray, np.ndarray]
 ) -> np.ndarray:
     """On the held-out rows ``cal_idx`` of a head fitted without them: the per-class thresholds,
-    the temperature and, with held-out outliers, the share of them the rule rejects. Returns the
+    the temperature, the calibration of sets from one source
+    (:func:`~provenance.openset.groups.calibrate_groups`, on groups drawn from a generator seeded
+    with ``model.seed``) and, with held-out outliers, the share of them the rule rejects. Returns the
     held-out open-set scores (the rejection threshold is set from them)."""
     out_fit, out_cal = out_split
     X_cal = rows.X[cal_idx]
@@ -183,7 +192,20 @@ def calibrate(
         held = model.open_set.score(rows.X_out[out_cal], model.head.predict_proba(rows.X_out[out_cal]))
         model.outlier_rejection_ = float(np.mean(held < threshold_at_tpr(cal_scores, model.tpr)))
     model.class_thresholds_ = class_thresholds(model, cal_proba, y[cal_idx])
-    model.temperature_ = fit_temperature(model.head.decision_function(X_cal), y[cal_idx], list(model.head.classes_))
+    decision = model.head.decision_function(X_cal)
+    model.temperature_ = fit_temperature(decision, y[cal_idx], list(model.head.classes_))
+    model.group_calibration_ = calibrate_groups(
+        softmax(decision / model.temperature_),
+        cal_scores,
+        y[cal_idx],
+        list(model.head.classes_),
+        tpr=model.tpr,
+        verify_fpr=model.verify_fpr,
+        temperature=model.temperature_,
+        rng=np.random.default_rng([model.seed, GROUP_STREAM]),
+        features=X_cal,
+        head=model.head,
+    )
     return cal_scores
 
 
@@ -224,6 +246,7 @@ def train(
     )
     everything, all_outliers = np.arange(len(y)), np.arange(n_out)
     model.outlier_rejection_ = None
+    model.group_calibration_ = None  # no held-out samples: sets fall back to the single-sample calibration
     if cal_idx.size:
         fit_parts(model, rows, y, fit_idx, out_fit if out_cal.size else all_outliers)
         cal_scores = calibrate(model, rows, y, cal_idx, (out_fit, out_cal))

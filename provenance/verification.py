@@ -37,6 +37,7 @@ Fingerprint = ResidualFingerprint | AutoencoderVerifier
 #: images decoded and checked together
 _CHUNK = 32
 
+
 class CheckError(ProvenanceError, ValueError):
     """A check that cannot be run as asked (an unknown claim, no key, no model to check with):
     the request as a whole is refused, naming what is wrong."""

@@ -9,11 +9,17 @@ an assertion tuned on one run holds on the next.
 from __future__ import annotations
 
 import io
+import os
+import signal
 import socket
+import subprocess
+import sys
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+import httpx
 import numpy as np
 from PIL import Image
 
@@ -298,3 +304,55 @@ def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+class ServeProcess:
+    """A `provenance serve` process a test started: its port, its base URL and what it wrote."""
+
+    def __init__(self, proc: Any, port: int, log: Path) -> None:
+        self.proc, self.port, self.log = proc, port, log
+        self.url = f"http://127.0.0.1:{port}"
+
+    def output(self) -> str:
+        """Everything the server wrote to stdout and stderr so far."""
+        return self.log.read_text(errors="replace")
+
+
+def start_serve(args: Sequence[str], root: Path, timeout_s: float = 120.0) -> ServeProcess:
+    """`provenance serve ARGS` on a free loopback port, in a session of its own (a stop takes its
+    workers too), returned once /readyz answers 200; its output goes to ``root/serve.log``."""
+    port = free_port()
+    log = root / "serve.log"
+    env = {**os.environ, "PROVENANCE_CACHE": str(root / "cache")}
+    env.pop("PROVENANCE_MODEL", None)
+    env.pop("PROVENANCE_TOKEN", None)
+    command = [sys.executable, "-m", "provenance.cli", "serve", "--port", str(port), *args]
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(
+            command, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=root, start_new_session=True
+        )
+    server = ServeProcess(proc, port, log)
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError(f"provenance serve exited with {proc.returncode}:\n{server.output()}")
+        try:
+            if httpx.get(f"{server.url}/readyz", timeout=2).status_code == 200:
+                return server
+        except httpx.HTTPError:
+            pass  # not listening yet
+        time.sleep(0.25)
+    stop_serve(server)
+    raise AssertionError(f"provenance serve was not ready after {timeout_s:.0f} s:\n{server.output()}")
+
+
+def stop_serve(server: ServeProcess) -> None:
+    """Stop a server :func:`start_serve` started: uvicorn's graceful stop, then SIGKILL to its session."""
+    proc = server.proc
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(10)

@@ -24,6 +24,7 @@ OLD_BASES: dict[str, type[BaseException]] = {
     "DatasetError": ValueError,
     "EmbeddingModelUnavailableError": RuntimeError,
     "EngineUnavailableError": RuntimeError,
+    "GroupError": ValueError,
     "InputError": ValueError,
     "LockTimeoutError": TimeoutError,
     "ModelFormatError": ValueError,

@@ -155,3 +155,85 @@ def test_the_page_answers_dropped_files_and_a_pasted_text(base_url: str, browser
         page.close()
     assert problems == [], problems  # no script errors, no policy violations, no failed loads
     assert external == [], external  # nothing fetched from elsewhere
+
+
+def test_the_one_source_switch_answers_the_set_above_its_members(base_url: str, browser, tmp_path: Path) -> None:
+    files = {
+        "first.png": png_bytes("upsampled", 31),
+        "second.png": png_bytes("upsampled", 32),
+        "dalle.png": signed_png(),
+        "broken.png": b"\x89PNG\r\n\x1a\n but nothing after it",
+    }
+    for name, data in files.items():
+        (tmp_path / name).write_bytes(data)
+    page = browser.new_page(viewport={"width": 1366, "height": 900}, accept_downloads=True)
+    problems: list[str] = []
+    page.on("pageerror", lambda exc: problems.append(f"page error: {exc}"))
+    page.on("console", lambda msg: problems.append(msg.text) if msg.type == "error" else None)
+    posted: list[str] = []
+    page.on("request", lambda req: posted.append(req.url) if req.method == "POST" else None)
+    try:
+        page.goto(base_url + "/")
+        page.evaluate(f"sessionStorage.setItem('provenance-token', {json.dumps(TOKEN)})")
+        page.reload()
+        page.wait_for_selector("#model-info:has-text('Model:')")  # no polled script: the page's policy forbids eval
+        problems.clear()  # the 401 of the first load, before the token was stored
+        switch = page.get_by_test_id("one-source")
+        assert not switch.is_checked()
+        switch.check()
+        page.get_by_test_id("file-input").set_input_files([str(tmp_path / n) for n in files])
+        page.get_by_test_id("analyse").click()
+        page.wait_for_selector("#results[data-state=done]", timeout=60_000)
+        assert posted == [base_url + "/v1/attribute?one_source=true"]  # the whole set in one request
+
+        # the set's verdict first, then each member's own answer
+        order = page.locator("#results > *").evaluate_all("nodes => nodes.map(n => n.dataset.testid)")
+        assert order == ["group-result", "members-title", "result", "result", "result", "result"]
+        group = page.get_by_test_id("group-result")
+        title = group.get_by_test_id("group-title").inner_text()
+        assert "These 4 samples" in title and "1 could not be read" in title
+        verdict = group.get_by_test_id("group-verdict").inner_text()
+        assert verdict  # a label, "unknown — ...", or "no answer": the set's own words
+        facts = group.get_by_test_id("group-facts").inner_text()
+        assert "Samples read" in facts and "3 of 4" in facts and "image" in facts
+        member = group.locator("[data-testid=evidence-item][data-member='dalle.png']")
+        assert member.count() >= 1 and "from dalle.png" in member.first.inner_text()
+        cards = page.locator("[data-testid=result]")
+        assert cards.evaluate_all("cs => cs.map(c => c.dataset.sample)") == list(files)
+        broken = page.locator('[data-testid=result][data-sample="broken.png"]')
+        assert broken.get_by_test_id("verdict").inner_text() == "Could not be read"
+        assert page.locator('[data-testid=result][data-sample="dalle.png"]').get_by_test_id("verdict").inner_text() == (
+            "OpenAI"
+        )
+        assert page.get_by_test_id("progress-text").inner_text().startswith("Done: one answer for 4 samples")
+
+        with page.expect_download() as download:
+            page.get_by_test_id("download").click()
+        saved = tmp_path / "group.json"
+        download.value.save_as(saved)
+        answer = json.loads(saved.read_text())
+        assert answer["n_samples"] == 3 and [p["sample"] for p in answer["per_sample"]] == list(files)
+        page.screenshot(path=str(tmp_path / "group-page.png"), full_page=True)
+        if os.environ.get("PROVENANCE_SCREENSHOTS"):  # for a person to look at the page
+            shutil.copy(tmp_path / "group-page.png", os.environ["PROVENANCE_SCREENSHOTS"])
+
+        # a set of two modalities is refused: the reason in the set's card, no member answered
+        (tmp_path / "note.txt").write_text(TEXT_A)
+        page.get_by_test_id("file-input").set_input_files([str(tmp_path / "first.png"), str(tmp_path / "note.txt")])
+        page.get_by_test_id("analyse").click()
+        page.wait_for_selector("#progress-text:has-text('Stopped: the set could not be answered')", timeout=60_000)
+        assert "share one modality" in page.get_by_test_id("group-error").inner_text()
+        assert "These 2 samples" in page.get_by_test_id("group-title").inner_text()
+        assert page.locator("[data-testid=result]").count() == 0
+        assert problems == ["Failed to load resource: the server responded with a status of 422 (Unprocessable Entity)"]
+        problems.clear()  # the browser's own line for the refusal, and nothing else
+
+        # switched off again: one request per sample, as before
+        page.get_by_test_id("one-source").uncheck()
+        page.get_by_test_id("file-input").set_input_files([str(tmp_path / "first.png")])
+        page.get_by_test_id("analyse").click()
+        page.wait_for_selector("#progress-text:has-text('Done: 1 sample answered')", timeout=60_000)
+        assert page.get_by_test_id("group-result").count() == 0 and posted[-1] == base_url + "/v1/attribute"
+    finally:
+        page.close()
+    assert problems == [], problems

@@ -32,11 +32,12 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
+from provenance.core import files
 from provenance.detectors.errors import SampleError, describe_sample
 from provenance.detectors.reading import FILE_SUFFIXES, Code, read_sample, too_big
 
-#: Inputs larger than this many bytes are refused by :func:`load_code` (10 MiB).
-MAX_CODE_BYTES = 10 * 1024 * 1024
+#: Inputs larger than this many bytes are refused by :func:`load_code` (10 MiB: the code cap of every door).
+MAX_CODE_BYTES = files.MAX_CODE_BYTES
 
 #: Suffixes of JavaScript source files (the files a dataset folder holds as code samples).
 CODE_SUFFIXES = frozenset({".js", ".mjs", ".cjs", ".jsx"})

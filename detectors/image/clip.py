@@ -9,6 +9,7 @@ from typing import ClassVar
 
 import torch
 
+from provenance.core.validation import HubName
 from provenance.detectors.image.crop_backbone import CropBackboneExtractor
 from provenance.detectors.image.imagenet import BackboneUnavailableError
 
@@ -55,6 +56,15 @@ def _load_local_checkpoint(model: torch.nn.Module, path: Path) -> None:
         )
 
 
+def _local_checkpoint(pretrained: str | None) -> Path | None:
+    """The checkpoint file ``pretrained`` names, or None for a hub tag (or random weights). A
+    :class:`~provenance.core.validation.HubName` (a saved model's name that is not in its folder)
+    is a hub tag and nothing else: it is never looked up in the working directory."""
+    if not pretrained or isinstance(pretrained, HubName):
+        return None
+    return Path(pretrained) if os.sep in pretrained or Path(pretrained).exists() else None
+
+
 class CLIPExtractor(CropBackboneExtractor):
     """open_clip image tower; ``name`` in the registry is ``clip:<architecture>``.
 
@@ -88,7 +98,7 @@ class CLIPExtractor(CropBackboneExtractor):
         self.pretrained = pretrained
         if architecture not in open_clip.list_models():
             raise ValueError(f"unknown open_clip architecture {architecture!r}; e.g. {open_clip.list_models()[:6]}")
-        local = Path(pretrained) if pretrained and (os.sep in pretrained or Path(pretrained).exists()) else None
+        local = _local_checkpoint(pretrained)
         if pretrained is None or local is not None:
             model = open_clip.create_model(architecture, pretrained=None)
             if local is not None:
@@ -98,7 +108,7 @@ class CLIPExtractor(CropBackboneExtractor):
         else:
             tags = open_clip.list_pretrained_tags_by_model(architecture)
             if pretrained not in tags:
-                raise ValueError(f"{architecture} has no pretrained tag {pretrained!r}; known tags: {tags}")
+                raise ValueError(f"{architecture} has no pretrained hub tag {pretrained!r:.80}; known tags: {tags}")
             if hub_offline() or not hub_reachable():
                 raise BackboneUnavailableError(
                     f"clip:{architecture} weights '{pretrained}' must be downloaded from the model hub, which is "

@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 import os
 import warnings
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -103,9 +104,52 @@ def _pil_to_rgb(im: Image.Image, name: str, max_pixels: int) -> np.ndarray:
     return _array_to_rgb(np.asarray(im.convert("RGB")), name)
 
 
-def _decode(data: bytes, name: str, max_pixels: int) -> np.ndarray:
-    if len(data) == 0:
-        raise SampleError(name, "empty file (0 bytes)")
+class DecodedImage(np.ndarray):
+    """Decoded ``(H, W, 3)`` uint8 pixels that carry ``notes``: what their decode left out (a PNG's
+    text chunks that Pillow refused), so that a model's result says so (:meth:`Extractor.notes`)."""
+
+    notes: tuple[str, ...] = ()
+
+
+#: PNG chunks that hold text; none of them changes the pixels
+PNG_TEXT_CHUNKS = (b"tEXt", b"zTXt", b"iTXt")
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+#: chunks walked when text is left out; past this many, the rest of the file is kept as it is
+MAX_PNG_CHUNKS = 100_000
+
+
+def without_png_text(data: bytes) -> tuple[bytes, list[str]] | None:
+    """``data`` (a PNG) with its text chunks left out, and their keywords; None when ``data`` is not a
+    PNG or holds no text chunk. Only chunk headers are read: nothing is decompressed."""
+    if not data.startswith(PNG_SIGNATURE):
+        return None
+    kept, keywords = [PNG_SIGNATURE], []
+    pos = len(PNG_SIGNATURE)
+    for _ in range(MAX_PNG_CHUNKS):
+        if pos + 12 > len(data):
+            break
+        length = int.from_bytes(data[pos : pos + 4], "big")
+        end = pos + 12 + length  # length, type, body, CRC
+        if end > len(data):
+            break  # a truncated chunk stays, for Pillow to judge
+        if data[pos + 4 : pos + 8] in PNG_TEXT_CHUNKS:
+            keywords.append(data[pos + 8 : pos + 8 + min(length, 80)].partition(b"\x00")[0].decode("latin-1"))
+        else:
+            kept.append(data[pos:end])
+        pos = end
+    if not keywords:
+        return None
+    kept.append(data[pos:])
+    return b"".join(kept), keywords
+
+
+class _UnreadableError(Exception):  # never leaves this module: decode_image turns it into SampleError
+    """Pillow could not open or decode the bytes, for a reason other than a pixel cap."""
+
+
+def _pixels(data: bytes, name: str, max_pixels: int) -> np.ndarray:
+    """One decode of ``data``: :class:`SampleError` for a decompression bomb or the pixel cap,
+    :class:`_UnreadableError` (with Pillow's reason) for anything else."""
     with warnings.catch_warnings():
         warnings.simplefilter("error", Image.DecompressionBombWarning)
         # PIL's own bomb check follows our cap (its default would override a larger one);
@@ -114,17 +158,66 @@ def _decode(data: bytes, name: str, max_pixels: int) -> np.ndarray:
         try:
             im = Image.open(io.BytesIO(data))
         except UnidentifiedImageError:
-            raise SampleError(name, "not an image (unrecognised format)") from None
-        except Image.DecompressionBombError as exc:
-            raise SampleError(name, f"decompression bomb refused ({exc})") from None
-        except Image.DecompressionBombWarning as exc:
+            raise _UnreadableError("not an image (unrecognised format)") from None
+        except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
             raise SampleError(name, f"decompression bomb refused ({exc})") from None
         except (OSError, ValueError, SyntaxError) as exc:
-            raise SampleError(name, f"corrupt image ({exc})") from None
+            raise _UnreadableError(f"corrupt image ({exc})") from None
+        w, h = im.size
+        if w * h <= max_pixels and w and h:  # over the cap or empty: _pil_to_rgb says so
+            try:
+                im.load()  # text chunks after the image data are read here
+            except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+                raise SampleError(name, f"decompression bomb refused ({exc})") from None
+            except (OSError, ValueError, SyntaxError) as exc:
+                raise _UnreadableError(f"corrupt or truncated image data ({exc})") from None
         try:
             return _pil_to_rgb(im, name, max_pixels)
         except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
             raise SampleError(name, f"decompression bomb refused ({exc})") from None
+
+
+def decode_image(data: bytes, name: str, max_pixels: int = MAX_PIXELS) -> tuple[np.ndarray, list[str]]:
+    """Encoded image bytes as ``(H, W, 3)`` uint8 RGB, and notes on what the decode left out.
+
+    A PNG that Pillow refuses because of its text chunks (one that decompresses past Pillow's
+    1 MB cap, as a large ComfyUI workflow does, 64 MB of them in all, an unknown compression) is
+    decoded again without them: text never changes the pixels, so a text chunk cannot make an intact
+    image unreadable to a model or the watermark reader. Pillow's limits stay as they are, and a
+    decompression bomb in the pixels is refused either way. Raises :class:`SampleError` naming
+    the sample and the reason.
+    """
+    if len(data) == 0:
+        raise SampleError(name, "empty file (0 bytes)")
+    try:
+        return _pixels(data, name, max_pixels), []
+    except _UnreadableError as exc:
+        reason = str(exc)
+        stripped = without_png_text(data)
+    if stripped is None:
+        raise SampleError(name, reason)
+    data, keywords = stripped
+    try:
+        pixels = _pixels(data, name, max_pixels)
+    except _UnreadableError as exc:  # the text was not what made it unreadable
+        raise SampleError(name, str(exc)) from None
+    shown = ", ".join(repr(k[:40]) for k in keywords[:5]) + (
+        f" and {len(keywords) - 5} more" if len(keywords) > 5 else ""
+    )
+    note = (
+        f"PNG text chunks ({shown}) skipped to decode the pixels: Pillow refused them ({reason}); the pixels "
+        "were read whole, and the evidence readers read the text with their own caps"
+    )
+    return pixels, [note]
+
+
+def _with_notes(pixels: np.ndarray, notes: Sequence[str]) -> np.ndarray:
+    """``pixels`` as a :class:`DecodedImage` carrying ``notes``; plain pixels when there are none."""
+    if not notes:
+        return pixels
+    out = pixels.view(DecodedImage)
+    out.notes = tuple(notes)
+    return out
 
 
 def read_bytes(path: str | os.PathLike, max_bytes: int = MAX_FILE_BYTES) -> bytes:
@@ -143,7 +236,8 @@ def load_image(sample: ImageInput, *, max_pixels: int = MAX_PIXELS, name: str | 
     Accepts a file path, encoded bytes, a PIL image or an array (HxW, HxWx1..4; uint8,
     uint16 or float in [0, 1]). Greyscale is repeated to three channels, alpha is
     dropped, CMYK/palette images are converted and 16-bit images are scaled to 8 bits.
-    Raises :class:`SampleError` with the sample's name and the reason on any failure.
+    Raises :class:`SampleError` with the sample's name and the reason on any failure. Pixels whose
+    decode left something out (see :func:`decode_image`) come back as a :class:`DecodedImage` with notes.
     """
     name = name or describe_sample(sample)
     if isinstance(sample, np.ndarray):
@@ -151,14 +245,15 @@ def load_image(sample: ImageInput, *, max_pixels: int = MAX_PIXELS, name: str | 
             raise SampleError(name, f"array of {sample.shape[0] * sample.shape[1]} pixels is above the cap")
         if sample.size == 0:
             raise SampleError(name, "empty array")
-        return _array_to_rgb(sample, name)
+        # pixels decoded by :func:`decode_image` keep their notes
+        return _with_notes(_array_to_rgb(sample, name), sample.notes if isinstance(sample, DecodedImage) else ())
     if isinstance(sample, Image.Image):
         return _pil_to_rgb(sample, name, max_pixels)
     if isinstance(sample, bytes | bytearray | memoryview):
-        return _decode(bytes(sample), name, max_pixels)
+        return _with_notes(*decode_image(bytes(sample), name, max_pixels))
     if isinstance(sample, Text | Code):  # content, never a file name: an image model cannot read it
         what = "JavaScript" if isinstance(sample, Code) else "text"
         raise SampleError(name, f"is {what}, not an image (an image reader reads files, bytes, PIL images or arrays)")
     if isinstance(sample, str | os.PathLike):
-        return _decode(read_bytes(sample), name, max_pixels)
+        return _with_notes(*decode_image(read_bytes(sample), name, max_pixels))
     raise SampleError(name, f"cannot read an image from a {type(sample).__name__}")

@@ -13,7 +13,8 @@ Rules, so every input gets either an answer or an error naming it:
   bytes with NUL characters or many control characters are refused as binary, invalid
   UTF-8 is refused with the byte offset;
 * empty or whitespace-only texts are refused;
-* files over :data:`MAX_FILE_BYTES` are refused; texts longer than :data:`MAX_CHARS`
+* files (and strings) over :data:`MAX_FILE_BYTES` (the text cap,
+  :data:`provenance.core.files.MAX_TEXT_BYTES`) are refused; texts longer than :data:`MAX_CHARS`
   are cut to their first :data:`MAX_CHARS` characters (style is measured on a prefix;
   this keeps a 50 MB file from stalling a batch);
 * text is NFC-normalised, so composed and decomposed accents count alike. Any script
@@ -26,11 +27,12 @@ from __future__ import annotations
 import unicodedata
 from typing import Any
 
+from provenance.core.files import MAX_TEXT_BYTES
 from provenance.detectors.errors import SampleError, describe_sample
-from provenance.detectors.reading import Text, decode_bytes, read_sample
+from provenance.detectors.reading import Text, decode_bytes, read_sample, too_big
 
-#: files larger than this are refused outright
-MAX_FILE_BYTES = 64 * 1024 * 1024
+#: files (and texts) larger than this are refused outright: the text cap of every door
+MAX_FILE_BYTES = MAX_TEXT_BYTES
 #: longer texts are cut to this many characters
 MAX_CHARS = 200_000
 _CONTROL_OK = {"\n", "\r", "\t", "\f", "\v"}
@@ -58,6 +60,11 @@ def load_text(sample: Any, *, name: str | None = None, max_chars: int = MAX_CHAR
     name = name or describe_sample(sample)
     text, origin = read_sample(sample, max_bytes=MAX_FILE_BYTES, name=name, literal=Text, what="text")
     if origin == "string":
+        # a caller's string is named by a placeholder in these errors, never quoted: it may be a file's content
+        if len(text) > MAX_FILE_BYTES // 4:  # at most 4 bytes a character: shorter strings are under the cap
+            size = len(text.encode("utf-8", errors="surrogatepass"))
+            if size > MAX_FILE_BYTES:
+                raise too_big(size, MAX_FILE_BYTES, "<text string>", what="text")
         if "\x00" in text:
             raise SampleError(name, "contains NUL characters; binary data, not text")
     else:

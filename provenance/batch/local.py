@@ -11,11 +11,17 @@ at a time in a fresh process: the sample that brings the process down again gets
 record saying so, and every other sample its answer (attributed alone, its floats may differ
 from a batch's in the last digits). A process that dies before it attributes anything stops
 the sweep with :class:`WorkerSetupError` instead: no sample is blamed for it.
+
+:meth:`LocalEngine.run_groups` runs the second pass of a sweep with a group field: a chunk is
+then one whole group, answered by :meth:`~provenance.batch.work.Worker.run_group`; a group
+whose process dies is run again alone, and gets an error group record if it kills it again.
 """
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
+import os
 from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import CancelledError, Future, ProcessPoolExecutor
@@ -23,6 +29,7 @@ from concurrent.futures.process import BrokenProcessPool
 
 from provenance.api import CHUNK as API_CHUNK
 from provenance.batch.inputs import Item
+from provenance.batch.lifetime import die_with_parent
 from provenance.batch.records import encode_record
 from provenance.batch.work import Worker, WorkSpec
 from provenance.core.errors import ProvenanceError
@@ -43,18 +50,19 @@ _WORKER: Worker | None = None
 _SETUP_ERROR: str | None = None
 
 
-def _init_worker(spec: WorkSpec) -> None:
+def _init_worker(spec: WorkSpec, driver_pid: int) -> None:
     global _WORKER, _SETUP_ERROR
+    die_with_parent(driver_pid)  # first: a driver killed while the model loads takes this process too
     try:
         _WORKER = Worker(spec)
     except Exception as exc:  # reported with the first chunk, as an error the driver can show
         _SETUP_ERROR = f"{type(exc).__name__}: {exc}"
 
 
-def _run_chunk(items: list[Item]) -> list[str]:
+def _run_chunk(items: list[Item], whole_group: bool = False) -> list[str]:
     if _WORKER is None:
         raise WorkerSetupError(f"a worker could not start: {_SETUP_ERROR}")
-    return _WORKER.run(items)
+    return _WORKER.run_group(items) if whole_group and items else _WORKER.run(items)
 
 
 # ---------------------------------------------------------------------- the driver's side
@@ -70,6 +78,26 @@ def crash_record(item: Item, linked: bool = False) -> str:
     if linked:
         record["links"] = None
     return encode_record(record)
+
+
+def crash_group_record(items: list[Item]) -> str:
+    """The error record of a group whose process died while answering it alone."""
+    from provenance.batch.work import group_record
+
+    reason = "the worker process died while answering this group alone (a crash in a decoder, or out of memory)"
+    return encode_record(group_record(items, error=f"group {items[0].group!r:.200}: {reason}"))
+
+
+def stop_workers(pool: ProcessPoolExecutor) -> None:
+    """Stop ``pool``'s processes now, in the middle of their chunks (``shutdown`` would wait for them)."""
+    terminate = getattr(pool, "terminate_workers", None)  # Python 3.14+
+    if terminate is not None:
+        terminate()
+        return
+    # before 3.14 the executor has no public way to do it: its processes by pid
+    for process in list((getattr(pool, "_processes", None) or {}).values()):
+        with contextlib.suppress(OSError, ValueError):
+            process.terminate()
 
 
 def chunked(items: Sequence[Item], size: int = CHUNK) -> list[list[Item]]:
@@ -90,27 +118,39 @@ class LocalEngine:
         #: how often the pool broke (a process died) and its chunks were run again one sample at a time
         self.recoveries = 0
 
+    def __enter__(self) -> LocalEngine:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        """Nothing outlives a run: each run's pool is shut down when it ends."""
+
     def run(self, items: Sequence[Item], sink: Sink) -> None:
         """Attribute ``items``, handing each chunk's encoded records to ``sink`` in input order."""
-        chunks = chunked(items)
+        self._run_chunks(chunked(items), sink, whole_group=False)
+
+    def run_groups(self, groups: Sequence[list[Item]], sink: Sink) -> None:
+        """Answer each group (its items), handing each group's encoded record to ``sink`` in order."""
+        self._run_chunks([list(g) for g in groups if g], sink, whole_group=True)
+
+    def _run_chunks(self, chunks: list[list[Item]], sink: Sink, whole_group: bool) -> None:
         if not chunks:
             return
         if self.workers == 0:
             worker = Worker(self.spec)
             for chunk in chunks:
-                sink(worker.run(chunk))
+                sink(worker.run_group(chunk) if whole_group else worker.run(chunk))
             return
-        self._run_pool(chunks, sink)
+        self._run_pool(chunks, sink, whole_group)
 
     def _pool(self, size: int) -> ProcessPoolExecutor:
         return ProcessPoolExecutor(
             max_workers=size,
             mp_context=multiprocessing.get_context("spawn"),
             initializer=_init_worker,
-            initargs=(self.spec,),
+            initargs=(self.spec, os.getpid()),
         )
 
-    def _run_pool(self, chunks: list[list[Item]], sink: Sink) -> None:
+    def _run_pool(self, chunks: list[list[Item]], sink: Sink, whole_group: bool) -> None:
         pool = self._pool(min(self.workers, len(chunks)))
         pending: deque[tuple[Future[list[str]], list[Item]]] = deque()
         todo = iter(chunks)
@@ -121,7 +161,7 @@ class LocalEngine:
                 if chunk is None:
                     return
                 try:
-                    future = pool.submit(_run_chunk, chunk)
+                    future = pool.submit(_run_chunk, chunk, whole_group)
                 except BrokenProcessPool as exc:  # a process died after the last result came back
                     future = Future()
                     future.set_exception(exc)  # handled below like any chunk the break caught in flight
@@ -138,15 +178,18 @@ class LocalEngine:
                     waiting = list(pending)
                     pending.clear()
                     pool.shutdown(wait=True, cancel_futures=True)
-                    sink(self._one_at_a_time(chunk))
+                    sink(self._one_at_a_time(chunk, whole_group))
                     for other, other_chunk in waiting:  # in order; a chunk that came back whole is kept
                         try:
                             lines = other.result()
                         except (BrokenProcessPool, CancelledError):  # caught by the break, or never started
-                            lines = self._one_at_a_time(other_chunk)
+                            lines = self._one_at_a_time(other_chunk, whole_group)
                         sink(lines)
                     pool = self._pool(self.workers)
                 fill()
+        except BaseException:
+            stop_workers(pool)  # Ctrl-C or SIGTERM: the chunks in flight are not waited for
+            raise
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
 
@@ -163,8 +206,17 @@ class LocalEngine:
             ) from None
         return pool
 
-    def _one_at_a_time(self, chunk: list[Item]) -> list[str]:
-        """Each item of ``chunk`` alone in a one-process pool, replaced after a crash."""
+    def _one_at_a_time(self, chunk: list[Item], whole_group: bool = False) -> list[str]:
+        """Each item of ``chunk`` alone in a one-process pool, replaced after a crash (``whole_group``:
+        the group alone, its error record if it crashes the fresh process too)."""
+        if whole_group:
+            pool = self._fresh_pool()
+            try:
+                return pool.submit(_run_chunk, chunk, True).result()
+            except BrokenProcessPool:
+                return [crash_group_record(chunk)]
+            finally:
+                pool.shutdown(wait=True, cancel_futures=True)
         out: list[str] = []
         pool = self._fresh_pool()
         try:
@@ -185,4 +237,4 @@ def run_local(items: Sequence[Item], spec: WorkSpec, sink: Sink, workers: int) -
     LocalEngine(spec, workers).run(items, sink)
 
 
-__all__ = ["CHUNK", "LocalEngine", "WorkerSetupError", "chunked", "crash_record", "run_local"]
+__all__ = ["CHUNK", "LocalEngine", "WorkerSetupError", "chunked", "crash_group_record", "crash_record", "run_local"]

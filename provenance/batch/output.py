@@ -6,7 +6,8 @@
       _manifest.json                    format, record format, the settings records depend on, runs
       part-<run>-00000.jsonl            committed parts (or .parquet), each complete
       part-<run>-00001.jsonl
-      _SUCCESS                          present only when the last run gave every sample a record
+      groups-<run>-00000.jsonl          group records (inputs with a group field), committed like parts
+      _SUCCESS                          present only when the last run gave every sample (and group) a record
 
 A part is written under a hidden temporary name (``.part-...tmp``), synced, then renamed into
 place: a reader (this module, pyarrow, Spark, Ray) never sees a half-written part, and names
@@ -14,6 +15,12 @@ starting with ``.`` or ``_`` are skipped by those readers. A run killed midway l
 parts and at most one temporary file, which the next run removes; ``--resume`` then skips every
 sample a committed part holds (by ``sample`` and ``sha256``). One sweep writes a folder at a
 time (a lock in the project's cache folder).
+
+Group records are written after every sample of the run has its record, by a second pass over
+whole groups, into ``groups-*`` parts of their own (``read_records`` never returns them;
+:func:`read_group_records` does). ``--resume`` skips a group that has a record for the same
+members with the same content (by ``group`` and ``sha256``); a sweep killed before its groups
+were written writes them on ``--resume``, each from its members as they are then.
 
 The folder must be new, empty, or (with ``resume``) an earlier sweep's with the same settings;
 a folder holding anything else is refused untouched, whatever the flags: a sweep never deletes
@@ -48,6 +55,9 @@ RECORD_FORMATS = ("jsonl", "parquet")
 MAX_MANIFEST_BYTES = 16 * 2**20
 #: records per part unless the caller says otherwise
 DEFAULT_PART_SIZE = 1000
+#: the name prefixes of the two part families: per-sample records, group records
+PART_PREFIX = "part-"
+GROUP_PREFIX = "groups-"
 
 
 class OutputError(ProvenanceError, ValueError):
@@ -96,30 +106,51 @@ def read_manifest(folder: Path) -> dict[str, Any] | None:
     return manifest
 
 
-def committed_parts(folder: Path) -> list[Path]:
-    """The committed parts of a sweep's folder, in name order (temporary files are not parts)."""
+def committed_parts(folder: Path, prefix: str = PART_PREFIX) -> list[Path]:
+    """The committed parts of a sweep's folder, in name order (temporary files are not parts);
+    ``prefix`` :data:`GROUP_PREFIX`: the parts of group records."""
     return sorted(
-        p for p in folder.iterdir() if p.name.startswith("part-") and p.suffix in (".jsonl", ".parquet") and p.is_file()
+        p for p in folder.iterdir() if p.name.startswith(prefix) and p.suffix in (".jsonl", ".parquet") and p.is_file()
     )
 
 
-def read_records(folder: str | os.PathLike) -> Iterator[dict[str, Any]]:
-    """Every record of a sweep's output folder, part after part (records as JSON lines hold them)."""
-    from provenance.batch.records import iter_part
+def committed_group_parts(folder: Path) -> list[Path]:
+    """The committed parts of group records, in name order."""
+    return committed_parts(folder, GROUP_PREFIX)
 
+
+def _sweep_folder(folder: str | os.PathLike) -> Path:
     root = Path(folder)
     if read_manifest(root) is None:
         raise OutputError(f"{root}: no {MANIFEST_NAME}; not the output folder of `provenance batch`")
-    for part in committed_parts(root):
+    return root
+
+
+def read_records(folder: str | os.PathLike) -> Iterator[dict[str, Any]]:
+    """Every per-sample record of a sweep's output folder, part after part (records as JSON lines hold them)."""
+    from provenance.batch.records import iter_part
+
+    for part in committed_parts(_sweep_folder(folder)):
         yield from iter_part(part)
+
+
+def read_group_records(folder: str | os.PathLike) -> Iterator[dict[str, Any]]:
+    """Every group record of a sweep's output folder (inputs with a group field), part after part."""
+    from provenance.batch.records import iter_part
+
+    for part in committed_group_parts(_sweep_folder(folder)):
+        yield from iter_part(part, groups=True)
 
 
 class PartWriter:
     """Buffers encoded records and commits them ``part_size`` at a time as one part file."""
 
-    def __init__(self, folder: Path, run_id: str, record_format: str, part_size: int, with_links: bool) -> None:
+    def __init__(
+        self, folder: Path, run_id: str, record_format: str, part_size: int, with_links: bool, groups: bool = False
+    ) -> None:
         if part_size < 1:
             raise ValueError(f"part_size must be >= 1, got {part_size}")
+        self.groups = groups
         self.folder = folder
         self.run_id = run_id
         self.record_format = record_format
@@ -139,14 +170,15 @@ class PartWriter:
         """Commit the buffered records as a part (nothing when the buffer is empty)."""
         if not self._buffer:
             return
-        name = f"part-{self.run_id}-{len(self.parts):05d}.{self.record_format}"
+        prefix = GROUP_PREFIX if self.groups else PART_PREFIX
+        name = f"{prefix}{self.run_id}-{len(self.parts):05d}.{self.record_format}"
         final = self.folder / name
         # the commit is atomic_file's rename: the part appears whole or not at all
         with atomic_file(final) as tmp:  # a hidden .part-....tmp beside it until then
             if self.record_format == "parquet":
                 import pyarrow.parquet as pq
 
-                table = to_table([decode_record(line) for line in self._buffer], self.with_links)
+                table = to_table([decode_record(line) for line in self._buffer], self.with_links, self.groups)
                 pq.write_table(table, tmp)
             else:
                 with open(tmp, "w", encoding="utf-8") as fh:
@@ -259,7 +291,7 @@ class OutputFolder:
         except LockTimeoutError:
             raise OutputError(f"{self.path}: another sweep is writing this folder") from None
         # under the lock no other run writes here: temporary parts are debris of killed runs
-        for leftover in [*self.path.glob(".part-*.tmp"), *self.path.glob("._*.tmp")]:
+        for leftover in [*self.path.glob(".part-*.tmp"), *self.path.glob(".groups-*.tmp"), *self.path.glob("._*.tmp")]:
             with contextlib.suppress(OSError):
                 leftover.unlink()
         with contextlib.suppress(OSError):
@@ -284,12 +316,13 @@ class OutputFolder:
         data = json.dumps(self.manifest, indent=2, sort_keys=True, allow_nan=False).encode("utf-8") + b"\n"
         write_bytes(self.path / MANIFEST_NAME, data)
 
-    def done_keys(self) -> Counter[tuple[str, str | None]]:
-        """How many records each ``(sample, sha256)`` already has in committed parts."""
+    def done_keys(self, errors_only: bool = False) -> Counter[tuple[str, str | None]]:
+        """How many records (``errors_only``: error records) each ``(sample, sha256)`` already has
+        in committed parts."""
         done: Counter[tuple[str, str | None]] = Counter()
         for part in committed_parts(self.path):
             try:
-                done.update(iter_keys(part))
+                done.update(iter_keys(part, errors_only=errors_only))
             except Exception as exc:  # a part edited or damaged by hand (JSON, Arrow, OS errors)
                 raise OutputError(
                     f"{part}: unreadable ({type(exc).__name__}: {str(exc)[:200]}); move it out of the folder "
@@ -297,9 +330,23 @@ class OutputFolder:
                 ) from None
         return done
 
-    def writer(self, part_size: int = DEFAULT_PART_SIZE, with_links: bool = False) -> PartWriter:
-        """The writer of this run's parts."""
-        return PartWriter(self.path, self.run_id, self.record_format, part_size, with_links)
+    def done_group_keys(self, errors_only: bool = False) -> Counter[tuple[str, str | None]]:
+        """How many group records (``errors_only``: error records) each ``(group, sha256)`` already has
+        in committed group parts."""
+        done: Counter[tuple[str, str | None]] = Counter()
+        for part in committed_group_parts(self.path):
+            try:
+                done.update(iter_keys(part, "group", errors_only=errors_only))
+            except Exception as exc:  # a part edited or damaged by hand (JSON, Arrow, OS errors)
+                raise OutputError(
+                    f"{part}: unreadable ({type(exc).__name__}: {str(exc)[:200]}); move it out of the folder "
+                    "to answer its groups again"
+                ) from None
+        return done
+
+    def writer(self, part_size: int = DEFAULT_PART_SIZE, with_links: bool = False, groups: bool = False) -> PartWriter:
+        """The writer of this run's parts (``groups``: of its group records)."""
+        return PartWriter(self.path, self.run_id, self.record_format, part_size, with_links, groups)
 
     def finish(self, summary: dict[str, Any], complete: bool) -> None:
         """Record the run's summary in the manifest, and mark the folder complete when it is."""
@@ -312,13 +359,17 @@ class OutputFolder:
 
 __all__ = [
     "DEFAULT_PART_SIZE",
+    "GROUP_PREFIX",
     "MANIFEST_NAME",
+    "PART_PREFIX",
     "RECORD_FORMATS",
     "SUCCESS_NAME",
     "OutputError",
     "OutputFolder",
     "PartWriter",
+    "committed_group_parts",
     "committed_parts",
+    "read_group_records",
     "read_manifest",
     "read_records",
 ]

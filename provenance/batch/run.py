@@ -1,5 +1,9 @@
 """One sweep from start to end: list the inputs, check the model and the output, skip what is
-done, run an engine, commit the records, and sum it up."""
+done, run an engine, commit the records, and sum it up.
+
+With a group field in the input lists a second pass follows the per-sample one: the items of
+each group are gathered (wherever the first pass chunked them) and each group is answered whole,
+as a work item of the same engine, into the folder's group parts."""
 
 from __future__ import annotations
 
@@ -15,9 +19,10 @@ from pathlib import Path
 from typing import Any
 
 from provenance.batch.inputs import Item, list_inputs
+from provenance.batch.lifetime import sigterm_as_interrupt
 from provenance.batch.output import DEFAULT_PART_SIZE, OutputFolder
 from provenance.batch.records import decode_record
-from provenance.batch.work import WorkSpec, content_sha256, item_sha256
+from provenance.batch.work import WorkSpec, content_sha256, group_sha256, item_sha256
 
 ENGINES = ("local", "ray")
 #: how a record without a label is counted in the summary
@@ -39,6 +44,13 @@ class BatchSummary:
     parts: int = 0
     wall_s: float = 0.0
     complete: bool = False
+    groups: int = 0
+    group_errors: int = 0
+    groups_skipped: int = 0
+    #: error group records an earlier run wrote for groups this one skipped (``--resume``)
+    earlier_group_errors: int = 0
+    #: error records an earlier run wrote for samples this one skipped (``--resume``): they are still the sweep's
+    earlier_errors: int = 0
 
     @property
     def samples_per_s(self) -> float:
@@ -53,6 +65,12 @@ class BatchSummary:
         else:
             self.labels[record.get("label") or NO_ANSWER] += 1
 
+    def count_group(self, record: dict[str, Any]) -> None:
+        """Add one written group record to the counts."""
+        self.groups += 1
+        if record.get("error"):
+            self.group_errors += 1
+
     def to_dict(self) -> dict[str, Any]:
         """The summary as JSON-ready values (the manifest's run entry, ``batch --json``)."""
         return {
@@ -65,6 +83,11 @@ class BatchSummary:
             "errors": self.errors,
             "labels": dict(sorted(self.labels.items(), key=lambda kv: (-kv[1], kv[0]))),
             "parts": self.parts,
+            "groups": self.groups,
+            "group_errors": self.group_errors,
+            "groups_skipped": self.groups_skipped,
+            "earlier_group_errors": self.earlier_group_errors,
+            "earlier_errors": self.earlier_errors,
             "wall_s": round(self.wall_s, 3),
             "samples_per_s": round(self.samples_per_s, 3),
             "complete": self.complete,
@@ -73,12 +96,19 @@ class BatchSummary:
     def describe(self) -> str:
         """A few lines for a person (stderr)."""
         lines = [
-            f"batch: {self.samples} samples attributed ({self.errors} errors), {self.skipped} already done, "
-            f"in {self.wall_s:.1f} s ({self.samples_per_s:.1f} samples/s, {self.engine} engine, "
+            f"batch: {self.samples} samples attributed ({self.errors} errors), {self.skipped} already done"
+            + (f" ({self.earlier_errors} of them errors)" if self.earlier_errors else "")
+            + f", in {self.wall_s:.1f} s ({self.samples_per_s:.1f} samples/s, {self.engine} engine, "
             f"{f'{self.workers} workers' if self.workers else 'in this process'}); "
             f"{self.parts} parts written to {self.out}"
             + ("" if self.complete else " (incomplete: run again with --resume)")
         ]
+        if self.groups or self.groups_skipped:
+            lines.append(
+                f"groups: {self.groups} answered as one source each ({self.group_errors} errors), "
+                f"{self.groups_skipped} already done"
+                + (f" ({self.earlier_group_errors} of them errors)" if self.earlier_group_errors else "")
+            )
         for label, n in sorted(self.labels.items(), key=lambda kv: (-kv[1], kv[0])):
             lines.append(f"  {label}: {n}")
         return "\n".join(lines)
@@ -113,6 +143,33 @@ def remaining(items: Sequence[Item], done: Counter[tuple[str, str | None]]) -> t
     return todo, skipped
 
 
+def gather_groups(items: Sequence[Item]) -> list[list[Item]]:
+    """The items of each group, in input order; groups in the order their first item comes.
+    Items without a group are in none."""
+    groups: dict[str, list[Item]] = {}
+    for item in items:
+        if item.group is not None:
+            groups.setdefault(item.group, []).append(item)
+    return list(groups.values())
+
+
+def remaining_groups(
+    groups: Sequence[list[Item]], done: Counter[tuple[str, str | None]]
+) -> tuple[list[list[Item]], int]:
+    """The groups that still need a record, and how many were skipped: a group is done when a
+    record of its name has the hash of its members as they are now (only those are hashed)."""
+    names = {name for name, _ in done}
+    todo: list[list[Item]] = []
+    skipped = 0
+    for members in groups:
+        name = members[0].group
+        if name in names and done[(name, group_sha256(members))] > 0:
+            skipped += 1
+            continue
+        todo.append(members)
+    return todo, skipped
+
+
 def resolve_model(model: str | os.PathLike | None) -> str | None:
     """The model folder a sweep uses: ``model``, else ``$PROVENANCE_MODEL``, else None (evidence only)."""
     from provenance.api import MODEL_ENV
@@ -138,9 +195,13 @@ def run_batch(
     trust_anchors: str | os.PathLike | None = None,
     allow_outside: bool = False,
     progress: bool = True,
+    group_field: str | None = None,
 ) -> BatchSummary:
     """Attribute every sample ``inputs`` name and write one record each into the folder ``out``.
 
+    Items of ``.jsonl`` / ``.parquet`` lists that share a group field (``group_field``, default
+    ``"group"`` or ``"source"``) are taken to come from one source: each group also gets one group
+    record (:func:`provenance.api.attribute_source` for its members), in the folder's group parts.
     See :mod:`provenance.batch` for the inputs, the output folder and the records. Raises
     :class:`~provenance.batch.inputs.InputError`, :class:`~provenance.batch.output.OutputError`,
     :class:`~provenance.core.serialization.ModelFormatError` or ``ValueError`` before any work
@@ -161,7 +222,8 @@ def run_batch(
         from provenance.batch.ray_engine import import_ray
 
         import_ray()  # a missing Ray is bad usage, said before anything is read or written
-    items = list_inputs(inputs, allow_outside=allow_outside)
+    items = list_inputs(inputs, allow_outside=allow_outside, group_field=group_field)
+    groups = gather_groups(items)
     # the output first (a file, someone's folder, no write access): before a model is loaded
     OutputFolder(out, resume=resume, record_format=record_format).check()
     model_path = resolve_model(model)
@@ -199,10 +261,16 @@ def run_batch(
     summary = BatchSummary(out=str(folder.path), engine=engine, workers=n_workers, listed=len(items))
     with folder:
         if resume:
-            items, summary.skipped = remaining(items, folder.done_keys())
+            listed = items
+            items, summary.skipped = remaining(listed, folder.done_keys())
+            # the skipped samples whose record is an error: the sweep still answers them with it
+            summary.earlier_errors = remaining(listed, folder.done_keys(errors_only=True))[1]
+            all_groups = groups
+            groups, summary.groups_skipped = remaining_groups(all_groups, folder.done_group_keys())
+            summary.earlier_group_errors = remaining_groups(all_groups, folder.done_group_keys(errors_only=True))[1]
         writer = folder.writer(part_size, with_links=link_path is not None)
+        group_writer = folder.writer(part_size, groups=True)
         runner = _engine(engine, spec, n_workers, address, progress)
-        bar = _bar(progress and engine == "local", len(items))
 
         def sink(lines: list[str]) -> None:
             for line in lines:
@@ -210,21 +278,39 @@ def run_batch(
                 writer.add(line)
             bar.update(len(lines))
 
+        def group_sink(lines: list[str]) -> None:
+            for line in lines:
+                summary.count_group(decode_record(line))
+                group_writer.add(line)
+            bar.update(len(lines))
+
         try:
-            runner.run(items, sink)
+            # one Ray session for both passes; SIGTERM stops the sweep as Ctrl-C does (what came back is committed)
+            with sigterm_as_interrupt(), runner:
+                bar = _bar(progress and engine == "local", len(items))
+                try:
+                    runner.run(items, sink)
+                finally:
+                    bar.close()
+                writer.flush()  # every sample's record is committed before the groups are answered
+                bar = _bar(progress and engine == "local" and bool(groups), len(groups), "groups", "group")
+                try:
+                    runner.run_groups(groups, group_sink)
+                finally:
+                    bar.close()
         except BaseException:
             # what came back is complete: commit it, so that --resume does not redo it
             with contextlib.suppress(Exception):  # a full disk must not hide why the run stopped
                 writer.flush()
-                summary.parts, summary.wall_s = len(writer.parts), time.perf_counter() - started
+                group_writer.flush()
+                summary.parts = len(writer.parts) + len(group_writer.parts)
+                summary.wall_s = time.perf_counter() - started
                 folder.finish({**summary.to_dict(), "status": "interrupted"}, complete=False)
             raise
-        finally:
-            bar.close()
-        writer.flush()
+        group_writer.flush()
         if engine == "ray":
             summary.workers = runner.actors
-        summary.parts, summary.complete = len(writer.parts), True
+        summary.parts, summary.complete = len(writer.parts) + len(group_writer.parts), True
         summary.wall_s = time.perf_counter() - started
         folder.finish({**summary.to_dict(), "status": "complete"}, complete=True)
     return summary
@@ -241,10 +327,10 @@ def _engine(engine: str, spec: WorkSpec, workers: int, address: str | None, prog
     return LocalEngine(spec, workers or 0)
 
 
-def _bar(enabled: bool, total: int) -> Any:
+def _bar(enabled: bool, total: int, desc: str = "batch", unit: str = "sample") -> Any:
     from provenance.detectors.progress import progress_counter
 
-    return progress_counter(enabled, desc="batch", total=total, unit="sample")
+    return progress_counter(enabled, desc=desc, total=total, unit=unit)
 
 
 def print_summary(summary: BatchSummary) -> None:
@@ -252,4 +338,14 @@ def print_summary(summary: BatchSummary) -> None:
     print(summary.describe(), file=sys.stderr)
 
 
-__all__ = ["ENGINES", "BatchSummary", "folder_sha256", "print_summary", "remaining", "resolve_model", "run_batch"]
+__all__ = [
+    "ENGINES",
+    "BatchSummary",
+    "folder_sha256",
+    "gather_groups",
+    "print_summary",
+    "remaining",
+    "remaining_groups",
+    "resolve_model",
+    "run_batch",
+]

@@ -6,6 +6,11 @@ loads the model, and the linkage index when the sweep links, once, and then turn
 the very call behind ``provenance attribute --json``. A sample that cannot be read gets an
 error record from that call, and so does one that makes the model raise: the rest of the
 batch is never lost.
+
+:meth:`Worker.run_group` answers one whole group (the items that share a group field) with
+:func:`provenance.api.attribute_source`, the call behind ``provenance attribute --one-source
+--json``: one group record. A group that cannot be answered as one source (members of several
+modalities) gets a group record whose ``error`` names the group and the reason.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from typing import Any
 
 from provenance.batch.inputs import Item
 from provenance.batch.records import encode_record
+from provenance.core.errors import ProvenanceError
 from provenance.core.files import MAX_FILE_BYTES
 
 #: files larger than this are not hashed (the evidence readers refuse them too: their cap)
@@ -65,6 +71,26 @@ def item_sha256(item: Item) -> str | None:
     if item.path is not None:
         return content_sha256(item.path)
     return text_sha256(item.text or "")
+
+
+def group_sha256(items: list[Item]) -> str:
+    """The hash a group record carries: over its members' names and content hashes, in order, so that
+    a group whose members are the same, with the same content, has the same one (``--resume``)."""
+    digest = hashlib.sha256()
+    for item in items:
+        digest.update(item.sample.encode("utf-8", "surrogatepass") + b"\0")
+        digest.update((item_sha256(item) or "").encode("ascii") + b"\n")
+    return digest.hexdigest()
+
+
+def group_record(items: list[Item], answer: dict[str, Any] | None = None, error: str | None = None) -> dict[str, Any]:
+    """A group's record: ``group``, :func:`provenance.api.attribute_source`'s record (``answer``, or
+    an empty one carrying ``error``), ``members`` (the members' names) and ``sha256``."""
+    if answer is None:
+        from provenance.api import SourceAttribution
+
+        answer = SourceAttribution(label=None, error=error).to_dict()
+    return {"group": items[0].group, **answer, "members": [i.sample for i in items], "sha256": group_sha256(items)}
 
 
 @dataclass(frozen=True)
@@ -137,6 +163,23 @@ class Worker:
             self._link(items, records)
         return [encode_record(r) for r in records]
 
+    def run_group(self, items: list[Item]) -> list[str]:
+        """The encoded record of one whole group (``items`` share their ``group``), as a one-line list."""
+        from provenance.api import Unreadable, attribute_source_batch
+
+        try:
+            answer = attribute_source_batch(
+                [Unreadable(item.sample, item.error) if item.error is not None else item.as_sample() for item in items],
+                self.model,
+                names=[item.sample for item in items],
+                evidence=self.spec.evidence,
+                evidence_options=self.spec.evidence_options,
+            ).to_dict()
+        except Exception as exc:  # members of several modalities (GroupError), or a model meeting odd input
+            said = str(exc) if isinstance(exc, ProvenanceError) else f"{type(exc).__name__}: {exc}"
+            return [encode_record(group_record(items, error=f"group {items[0].group!r:.200}: {said[:2000]}"))]
+        return [encode_record(group_record(items, answer))]
+
     # ------------------------------------------------------------------ attribution
     def _attribute(self, items: list[Item]) -> list[dict[str, Any]]:
         """The records of ``provenance attribute --json`` (:func:`provenance.api.attribute_records`):
@@ -170,4 +213,13 @@ class Worker:
             records[rows[pos]]["links"] = neighbours
 
 
-__all__ = ["MAX_HASH_BYTES", "WorkSpec", "Worker", "content_sha256", "item_sha256", "text_sha256"]
+__all__ = [
+    "MAX_HASH_BYTES",
+    "WorkSpec",
+    "Worker",
+    "content_sha256",
+    "group_record",
+    "group_sha256",
+    "item_sha256",
+    "text_sha256",
+]

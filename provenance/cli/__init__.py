@@ -53,9 +53,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ProvenanceError as exc:  # bad usage, or an input the library refused: it names what and why
         print(f"provenance {args.command}: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return EXIT_INTERRUPTED
+    except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM where a command turns it into one (batch: 143)
+        print(f"interrupted ({exc})" if str(exc) else "interrupted", file=sys.stderr)
+        return getattr(exc, "exit_code", EXIT_INTERRUPTED)
     except BrokenPipeError:
         # the reader went away (`provenance attribute ... | head`): stop quietly, as Unix tools do,
         # and keep Python from complaining again when it flushes stdout at exit

@@ -10,6 +10,7 @@ from pathlib import Path
 from provenance.cli.common import (
     EXIT_OK,
     EXIT_SAMPLES_FAILED,
+    UsageError,
     add_evidence_flags,
     add_literal_flags,
     add_model_flag,
@@ -18,7 +19,7 @@ from provenance.cli.common import (
     gather_samples,
     load_model_or_bundle,
 )
-from provenance.cli.formatting import inspection_text, result_text
+from provenance.cli.formatting import inspection_text, result_text, source_text
 
 
 def register(subparsers: argparse._SubParsersAction, parents: Sequence[argparse.ArgumentParser]) -> None:
@@ -31,8 +32,12 @@ def register(subparsers: argparse._SubParsersAction, parents: Sequence[argparse.
         description="""Attribute each SAMPLE (an image, text or JavaScript file: the content says which).
 
 Each answer combines what the file says about itself (evidence) with a model's answer:
-  - a signed C2PA manifest that validates, or an invisible watermark matched at a stated
-    false-positive rate, decides the label (its source), whatever the model says;
+  - a signed C2PA manifest that validates decides the label (its source), whatever the model
+    says: only a valid signature overrides a model;
+  - an invisible watermark matched at a stated false-positive rate decides when there is no
+    model, or when the model answers "unknown" or agrees. The marks (Stable Diffusion, SDXL,
+    InvokeAI) are public: anyone can embed them, so when the model names another source the
+    model's label stands, the watermark stays in the evidence and a note states the conflict;
   - declared metadata (EXIF, XMP/IPTC, generation parameters, code banners: anyone can
     write or strip it) decides only when no model is given; otherwise it is shown beside
     the model's answer, with a note when they disagree;
@@ -41,12 +46,33 @@ Each answer combines what the file says about itself (evidence) with a model's a
     model (--model, or $PROVENANCE_MODEL). A missing manifest is not evidence of anything.
 
 --model is an attributor folder or a bundle (one model per modality; see `provenance bundle`).
-The older form `provenance attribute MODEL SAMPLE...` still works.""",
+The older form `provenance attribute MODEL SAMPLE...` still works.
+
+--one-source: all the SAMPLEs come from one unknown source (an account's posts, a site's
+images, a repository's scripts), and the question is which known source it is, or none.
+One answer for the set: its score is calibrated for sets of that size, a set from a source
+the model does not know comes back unknown more reliably than one sample, and each member's
+own answer follows, indented. A member that cannot be read leaves the set (a note says so);
+the members must share one modality. A signed manifest on any member decides, naming it;
+members whose evidence disagrees are noted, not picked. To teach the model a source you
+already know, enroll it instead (`provenance enroll`).""",
     )
     p.add_argument("samples", nargs="*", metavar="SAMPLE", help="a file (image, text or code); - reads standard input")
     add_model_flag(p)
     add_evidence_flags(p)
     add_literal_flags(p)
+    p.add_argument(
+        "--one-source",
+        action="store_true",
+        help="the samples come from one unknown source: one answer for the whole set (see above)",
+    )
+    p.add_argument(
+        "--rule",
+        metavar="NAME",
+        help="with --one-source: how the members combine: sum-log-prob (summed log-probabilities), "
+        "mean-features (the mean feature vector through the head) or vote; default: the rule the "
+        "model chose on held-out sets when it was trained",
+    )
     p.set_defaults(run=run, parser=p)
 
     p = subparsers.add_parser(
@@ -88,13 +114,34 @@ def attribute(args: argparse.Namespace) -> int:
     model_path = args.model
     if model_path is None and paths and _looks_like_model_argument(paths[0], len(paths)):
         model_path = paths.pop(0)  # the older form: provenance attribute MODEL SAMPLE...
+    if args.rule is not None and not args.one_source:
+        raise UsageError("--rule says how the members of one source combine: give it with --one-source")
     samples = gather_samples(paths, args.text, args.code)
     model = load_model_or_bundle(model_path)
+    if args.one_source:
+        return attribute_set(args, samples, model)
     results = attribute_records(
         samples, model, evidence=not args.no_evidence, evidence_options=evidence_options(args), progress=not args.quiet
     )
     emit(args, results, "\n".join(result_text(r) for r in results))
     return EXIT_SAMPLES_FAILED if any(r["error"] for r in results) else EXIT_OK
+
+
+def attribute_set(args: argparse.Namespace, samples: list, model: object) -> int:
+    """``--one-source``: one record for the whole set (:func:`provenance.api.attribute_source`)."""
+    from provenance.api import attribute_source_batch
+
+    record = attribute_source_batch(
+        samples,
+        model,
+        evidence=not args.no_evidence,
+        evidence_options=evidence_options(args),
+        progress=not args.quiet,
+        rule=args.rule,
+    ).to_dict()
+    emit(args, record, source_text(record))
+    failed = record["error"] or any(r["error"] for r in record["per_sample"])
+    return EXIT_SAMPLES_FAILED if failed else EXIT_OK
 
 
 def inspect(args: argparse.Namespace) -> int:

@@ -40,6 +40,16 @@ record. A killed sweep restarts where it stopped with --resume (samples already 
 path and content hash, are skipped). OUT must be new or empty, or an earlier sweep's with
 --resume: a folder holding anything else is refused, never touched.
 
+Groups: the records of a .jsonl / .parquet list may name their group, the samples taken to
+come from one source (an account's posts, a site's images): a "group" or "source" field, or
+the field --group-field NAME names. After every sample has its own record (unchanged), each
+group is answered as one source (`attribute --one-source --json`: "label", "score",
+"n_samples", "per_sample", ...) plus "group", "members" (its samples' names) and "sha256",
+into groups-*.jsonl (or .parquet) parts of OUT; `provenance.batch.read_group_records(OUT)`
+reads them. A member that cannot be read leaves its group answered by the others; a group
+mixing modalities gets a group record with "error". --resume skips a group whose record
+holds the same members with the same content.
+
   --engine local   a pool of --workers processes on this machine (default: one per CPU),
                    each loading the model once; a progress bar on stderr.
   --engine ray     Ray Data: one actor per CPU of the cluster (or --workers), each loading
@@ -49,7 +59,8 @@ path and content hash, are skipped). OUT must be new or empty, or an earlier swe
                    'provenance[ray]'`. Ray shows its own progress.
 
 A summary (samples, errors, labels, wall time, samples/s) ends on stderr; with --json it is
-also printed on stdout. Exit 0: every sample answered; 1: some got error records; 2: bad usage.""",
+also printed on stdout. Exit 0: every sample (and group) answered; 1: some got error records
+(with --resume, an earlier run's error records for the samples skipped count too); 2: bad usage.""",
     )
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="folder, glob, file, or .jsonl / .parquet list")
     p.add_argument(
@@ -71,6 +82,11 @@ also printed on stdout. Exit 0: every sample answered; 1: some got error records
     p.add_argument("--part-size", type=int, default=1000, metavar="N", help="records per part file (default 1000)")
     p.add_argument("--link", metavar="INDEX", help="add each sample's nearest references in this linkage index")
     p.add_argument("-k", type=int, metavar="K", help="with --link: neighbours per sample (default 5)")
+    p.add_argument(
+        "--group-field",
+        metavar="NAME",
+        help='the field of .jsonl / .parquet lists naming each sample\'s group (default "group", else "source")',
+    )
     add_evidence_flags(p)
     add_allow_outside(p)
     p.set_defaults(run=run)
@@ -109,8 +125,11 @@ def run(args: argparse.Namespace) -> int:
         trust_anchors=args.trust_anchors,
         allow_outside=args.allow_outside,
         progress=not args.quiet,
+        group_field=args.group_field,
     )
     print(summary.describe(), file=sys.stderr)
     if args.json:
         emit(args, summary.to_dict(), "")
-    return EXIT_SAMPLES_FAILED if summary.errors else EXIT_OK
+    # earlier runs' records count too
+    failed = summary.errors or summary.group_errors or summary.earlier_errors or summary.earlier_group_errors
+    return EXIT_SAMPLES_FAILED if failed else EXIT_OK

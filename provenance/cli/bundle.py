@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import Sequence
 
-from provenance.cli.common import EXIT_OK, UsageError, check_output, emit
+from provenance.cli.common import EXIT_OK, UsageError, add_force_flag, check_output, emit
 
 
 def register(subparsers: argparse._SubParsersAction, parents: Sequence[argparse.ArgumentParser]) -> None:
@@ -20,6 +20,7 @@ def register(subparsers: argparse._SubParsersAction, parents: Sequence[argparse.
     )
     p.add_argument("output", metavar="BUNDLE")
     p.add_argument("members", nargs="+", metavar="MODALITY=DIR")
+    add_force_flag(p)
     p.set_defaults(run=run)
 
 
@@ -27,7 +28,7 @@ def run(args: argparse.Namespace) -> int:
     """Copy each MODALITY=DIR attributor into the bundle folder BUNDLE."""
     from provenance.bundle import Bundle
 
-    check_output(args.output)
+    check_output(args.output, Bundle.format, args.force)
     folders: dict[str, str] = {}
     for spec in args.members:
         modality, sep, folder = spec.partition("=")
@@ -40,7 +41,7 @@ def run(args: argparse.Namespace) -> int:
         bundle = Bundle.from_folders(folders)
     except ValueError as exc:  # a modality that is not one, a member of another modality
         raise UsageError(str(exc)) from None
-    out = bundle.save_pretrained(args.output)
+    out = bundle.save_pretrained(args.output, force=args.force)
     members = {m: bundle.members[m].classes_ for m in bundle.modalities}
     human = f"bundle {out}: " + "; ".join(f"{m} ({', '.join(c)})" for m, c in members.items())
     emit(args, {"bundle": str(out), "members": members}, human)

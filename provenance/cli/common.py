@@ -91,11 +91,23 @@ def add_field_flags(p: argparse.ArgumentParser, groups: bool) -> None:
 
 
 def add_allow_outside(p: argparse.ArgumentParser) -> None:
-    """``--allow-outside``: let a .jsonl list name files outside its own folder."""
+    """``--allow-outside``: let a .jsonl list (and, for batch and index, a symlink in an input
+    folder) name files outside its own folder."""
     p.add_argument(
         "--allow-outside",
         action="store_true",
-        help='let "path" fields of a .jsonl file name images outside the folder that holds it (refused by default)',
+        help='let "path" fields of a .jsonl file name files outside the folder that holds it, and (batch, '
+        "index) symlinks in an input folder point outside it (refused by default)",
+    )
+
+
+def add_force_flag(p: argparse.ArgumentParser) -> None:
+    """``--force``: let the output replace a model folder of another kind."""
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="replace a model folder of another kind at the output (a bundle, an index, a trained model); "
+        "by default only an absent path, an empty folder or a folder of the same kind is replaced",
     )
 
 
@@ -175,11 +187,12 @@ def evidence_options(args: argparse.Namespace) -> dict[str, dict[str, Any]] | No
 
 
 # ---------------------------------------------------------------------- models and data
-def check_output(path: str) -> None:
-    """Refuse, before any work, an output that a save would refuse: a file or a user's folder."""
+def check_output(path: str, fmt: str | None = None, force: bool = False) -> None:
+    """Refuse, before any work, an output that a save of ``fmt`` would refuse: a file, a user's
+    folder, a model of another kind (unless ``force``), a place where nothing can be written."""
     from provenance.core.serialization import check_replaceable
 
-    check_replaceable(path)
+    check_replaceable(path, fmt, force=force)
 
 
 def load_attributor(path: str) -> Any:

@@ -5,7 +5,15 @@ from __future__ import annotations
 import argparse
 from collections.abc import Sequence
 
-from provenance.cli.common import EXIT_OK, UsageError, check_output, emit, gather_samples, load_attributor
+from provenance.cli.common import (
+    EXIT_OK,
+    UsageError,
+    add_force_flag,
+    check_output,
+    emit,
+    gather_samples,
+    load_attributor,
+)
 
 
 def register(subparsers: argparse._SubParsersAction, parents: Sequence[argparse.ArgumentParser]) -> None:
@@ -25,6 +33,7 @@ def register(subparsers: argparse._SubParsersAction, parents: Sequence[argparse.
     p.add_argument("name", metavar="NAME")
     p.add_argument("samples", nargs="+", metavar="SAMPLE")
     p.add_argument("-o", "--output", metavar="MODEL2", help="write the result here instead of in place")
+    add_force_flag(p)
     p.add_argument(
         "--scorer",
         default="linear",
@@ -38,10 +47,11 @@ def register(subparsers: argparse._SubParsersAction, parents: Sequence[argparse.
 
 def run(args: argparse.Namespace) -> int:
     """Enroll NAME into MODEL and save the model (in place, or to -o)."""
+    from provenance.attributor import Attributor
     from provenance.core.locking import model_lock
 
     target = args.output or args.model
-    check_output(target)
+    check_output(target, Attributor.format, args.force)
     samples = gather_samples(args.samples)
     # read, enroll and save under the model's writer lock, so a concurrent enroll is never lost
     with model_lock(target):
@@ -50,7 +60,7 @@ def run(args: argparse.Namespace) -> int:
             model.enroll(args.name, samples, scorer=args.scorer, fpr=args.fpr, progress=not args.quiet)
         except ValueError as exc:
             raise UsageError(f"{exc} (model left unchanged)") from None
-        out = model.save_pretrained(target)
+        out = model.save_pretrained(target, force=args.force)
     source = model.enrolled.sources[args.name]
     payload = {
         "model": str(out),

@@ -83,6 +83,30 @@ def result_text(r: dict[str, Any]) -> str:
     return line
 
 
+def source_text(r: dict[str, Any]) -> str:
+    """The answer for a set from one source (``attribute --one-source``): the set's verdict, its
+    notes, then each member's own answer, indented."""
+    n = r["n_samples"]
+    head = f"one source ({n} sample{'' if n == 1 else 's'}{', ' + r['modality'] if r.get('modality') else ''})"
+    if r["error"]:
+        line = f"{head}: ERROR {r['error']}"
+    elif r["label"] is None:
+        line = f"{head}: no answer"
+    elif r.get("decided_by") == "evidence":
+        line = f"{head}: {r['label']} (decided by its members' evidence)"
+        if r["candidates"]:
+            line += "  [model: " + ", ".join(f"{lab} {s:.2f}" for lab, s in r["candidates"][:3]) + "]"
+    else:
+        cands = ", ".join(f"{lab} {s:.2f}" for lab, s in r["candidates"][:3])
+        flag = " (rejected as unknown)" if r["unknown"] else ""
+        line = f"{head}: {r['label']} score={r['score']:.3f}{flag}  [{cands}]  (rule {r['rule']})"
+    for note in r.get("notes") or []:
+        line += f"\n    note: {note}"
+    for member in r["per_sample"]:
+        line += "\n" + "\n".join("  " + part for part in result_text(member).split("\n"))
+    return line
+
+
 def inspection_text(rows: list[dict[str, Any]]) -> str:
     """The evidence ``inspect`` found in each sample, one block per sample."""
     lines = []
@@ -113,6 +137,7 @@ def verification_text(rows: list[dict[str, Any]]) -> str:
             lines.append(
                 f"{r['sample']}: {verdict}{claim} ({detail}score {r['score']:.4f}, threshold {r['threshold']:.4f})"
             )
+        lines += [f"    note: {note}" for note in r.get("notes") or []]
     return "\n".join(lines)
 
 

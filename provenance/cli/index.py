@@ -15,6 +15,7 @@ from provenance.cli.common import (
     EXIT_SAMPLES_FAILED,
     UsageError,
     add_allow_outside,
+    add_force_flag,
     add_literal_flags,
     add_model_flag,
     check_output,
@@ -76,6 +77,7 @@ was built with may query or extend it (by default the model recorded at build ti
         help="ivfpq: references sampled to train on (default 100000)",
     )
     add_allow_outside(b)
+    add_force_flag(b)
     b.set_defaults(run=run)
 
     q = actions.add_parser(
@@ -152,9 +154,9 @@ def _warn_skipped(errors: dict[int, str]) -> None:
 
 def build(args: argparse.Namespace) -> int:
     """Embed REFERENCES and write the index folder."""
-    from provenance.index import build_index
+    from provenance.index import LinkageIndex, build_index
 
-    check_output(args.output)
+    check_output(args.output, LinkageIndex.format, args.force)
     model, model_path = _index_model(args)
     items = _index_items(args.references, allow_outside=args.allow_outside)
     settings = {"kind": args.kind, "nlist": args.nlist, "m": args.m, "nprobe": args.nprobe}
@@ -168,7 +170,7 @@ def build(args: argparse.Namespace) -> int:
             raise
         raise UsageError(f"{exc} (nothing written)") from None
     _warn_skipped(errors)
-    out = index.save_pretrained(args.output)
+    out = index.save_pretrained(args.output, force=args.force)
     payload = {
         "index": str(out),
         "kind": index.kind,

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import errno
 import os
+import socket
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -22,6 +24,9 @@ from provenance.cli.common import (
     load_model_or_bundle,
 )
 from provenance.core.errors import ProvenanceError
+
+#: uvicorn's exit status when the server cannot start (the address is taken)
+UVICORN_STARTUP_FAILURE = 3
 
 
 def register(subparsers: argparse._SubParsersAction, parents: Sequence[argparse.ArgumentParser]) -> None:
@@ -108,7 +113,32 @@ it behind a reverse proxy (TLS) and set a token before exposing it.""",
         type=int,
         default=default["max_connections"],
         metavar="N",
-        help=f"connections served at once per worker (default {default['max_connections']}; 503 above)",
+        help=f"connections open at once per worker (default {default['max_connections']}); a new one beyond "
+        "them closes the connection that has waited longest for its request's headers, and requests in progress "
+        "beyond them get 503 with Retry-After (/healthz and /readyz are always answered)",
+    )
+    p.add_argument(
+        "--header-timeout",
+        type=float,
+        default=default["header_timeout_s"],
+        metavar="SECONDS",
+        help=f"time a connection has to send its request line and headers (default {default['header_timeout_s']:g}; "
+        "408 and closed after it)",
+    )
+    p.add_argument(
+        "--body-timeout",
+        type=float,
+        default=default["body_timeout_s"],
+        metavar="SECONDS",
+        help=f"time a request body has to arrive, plus 1 s per --min-body-rate bytes received "
+        f"(default {default['body_timeout_s']:g}; 408 and closed after it)",
+    )
+    p.add_argument(
+        "--min-body-rate",
+        type=int,
+        default=default["min_body_rate"],
+        metavar="BYTES_PER_S",
+        help=f"an upload at this average speed or faster is never cut (default {default['min_body_rate']} bytes/s)",
     )
     p.add_argument("--threads", type=int, metavar="N", help="torch threads per worker (default: cores / workers)")
     p.add_argument(
@@ -157,6 +187,7 @@ def run(args: argparse.Namespace) -> int:
             raise UsageError(f"--verifier {name}: {exc}") from None
         verifiers[name] = str(Path(folder).resolve())
     evidence_options(args)  # checks --trust-anchors
+    check_port(args.host, args.port)  # before the model loads: uvicorn would fail after it, with exit 3
     try:
         settings = Settings(
             max_file_bytes=args.max_file_bytes,
@@ -166,6 +197,9 @@ def run(args: argparse.Namespace) -> int:
             concurrency=args.concurrency,
             queue_size=args.queue_size,
             max_connections=args.max_connections,
+            header_timeout_s=args.header_timeout,
+            body_timeout_s=args.body_timeout,
+            min_body_rate=args.min_body_rate,
             token=args.token or os.environ.get(TOKEN_ENV) or None,
             cors_origins=list(args.cors_origin),
             trust_anchors=str(Path(args.trust_anchors).resolve()) if args.trust_anchors else None,
@@ -184,13 +218,41 @@ def run(args: argparse.Namespace) -> int:
         )
     what = "evidence only (no model)" if model is None else f"model {model_path}"
     print(f"provenance serve: {what} on http://{args.host}:{args.port}/ ({args.workers} worker(s))", file=sys.stderr)
-    serve(
-        model if args.workers == 1 else None,
-        settings,
-        model_path=model_path,
-        host=args.host,
-        port=args.port,
-        workers=args.workers,
-        log_level="warning" if args.quiet else "info",
-    )
+    try:
+        serve(
+            model if args.workers == 1 else None,
+            settings,
+            model_path=model_path,
+            host=args.host,
+            port=args.port,
+            workers=args.workers,
+            log_level="warning" if args.quiet else "info",
+        )
+    except SystemExit as exc:
+        if exc.code == UVICORN_STARTUP_FAILURE:  # the port was taken between the check and the start
+            raise UsageError(
+                f"{args.host}:{args.port}: the server could not start (see uvicorn's line above)"
+            ) from None
+        raise
     return EXIT_OK
+
+
+def check_port(host: str, port: int) -> None:
+    """Refuse, with one clear line, an address this process cannot listen on (a port another process
+    uses, an address not on this machine); port 0 (any free port) is left to the server."""
+    if port == 0:
+        return
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0]
+    except socket.gaierror as exc:
+        raise UsageError(f"--host {host}: unknown host ({exc.strerror})") from None
+    with socket.socket(family, kind, proto) as sock:
+        # as uvicorn binds: a port left in TIME_WAIT by a server that just stopped is free
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(address)
+        except OSError as exc:
+            reason = "in use by another process" if exc.errno == errno.EADDRINUSE else exc.strerror or str(exc)
+            raise UsageError(f"cannot listen on {host}:{port}: {reason}; pick another --port") from None

@@ -13,6 +13,7 @@ from provenance.cli.common import (
     UsageError,
     add_allow_outside,
     add_field_flags,
+    add_force_flag,
     check_output,
     dataset_fields,
     emit,
@@ -47,6 +48,7 @@ def register(subparsers: argparse._SubParsersAction, parents: Sequence[argparse.
         "the labels (default open set: outlier-class)",
     )
     p.add_argument("-o", "--output", required=True, metavar="MODEL", help="model folder to write (atomically)")
+    add_force_flag(p)
     p.add_argument("--modality", choices=sorted(DEFAULT_EXTRACTORS), help="default: guessed from the files")
     p.add_argument(
         "--extractor",
@@ -123,7 +125,7 @@ def train(args: argparse.Namespace) -> int:
     from provenance.attributor import AUTO_MODALITIES, Attributor
     from provenance.detectors import create_extractor
 
-    check_output(args.output)
+    check_output(args.output, Attributor.format, args.force)
     data = read_dataset(args.data, args.modality, args.allow_outside, **dataset_fields(args))
     modality = data.modality
     outliers = None
@@ -171,7 +173,7 @@ def train(args: argparse.Namespace) -> int:
             raise UsageError(f"{exc} (nothing written)") from None
     for w in caught:
         print(f"warning: {w.message}", file=sys.stderr)
-    out = model.save_pretrained(args.output)
+    out = model.save_pretrained(args.output, force=args.force)
     extractor = model.extractor
     payload = {
         "model": str(out),

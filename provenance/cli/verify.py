@@ -10,8 +10,10 @@ from provenance.cli.common import (
     EXIT_OK,
     EXIT_SAMPLES_FAILED,
     UsageError,
+    add_force_flag,
     add_literal_flags,
     add_whitebox_flags,
+    check_output,
     emit,
     gather_samples,
     load_model_or_bundle,
@@ -34,6 +36,10 @@ Four ways to state the source:
 
   provenance verify MODEL SAMPLE... --claim NAME
       NAME is a class of the attributor MODEL or a source enrolled in it.
+  provenance verify MODEL SAMPLE... --claim NAME --one-source
+      The SAMPLEs come from one source: one row for the whole set, the set's probability
+      of NAME against a threshold calibrated for sets of that size (an enrolled source: the
+      members' mean score against its single-sample threshold, which a note says).
   provenance verify SAMPLE... --fingerprint DIR
       DIR was made by `provenance fingerprint` (residual fingerprint or white-box check).
   provenance verify SAMPLE... --weights DIR [--negatives NEG...]
@@ -60,6 +66,11 @@ Four ways to state the source:
     how.add_argument("--weights", metavar="DIR", help="the suspected diffusers model folder (white-box check)")
     how.add_argument("--key", metavar="HEX", help="the claimed embedded key, in hex (needs --keyed-model)")
     p.add_argument("--author", metavar="NAME", help="with --same-author: the known texts' author, if MODEL knows them")
+    p.add_argument(
+        "--one-source",
+        action="store_true",
+        help="with --claim: the samples come from one source; check the claim for the whole set (one row)",
+    )
     p.add_argument("--keyed-model", metavar="DIR", help="with --key: the keyed generator folder holding the decoder")
     p.add_argument(
         "--autoencoder",
@@ -94,6 +105,7 @@ Verify later with `provenance verify SAMPLE... --fingerprint DIR`.""",
     )
     p.add_argument("reference", nargs="*", metavar="REFERENCE", help="images known to come from the source")
     p.add_argument("-o", "--output", required=True, metavar="DIR", help="folder to write (atomically)")
+    add_force_flag(p)
     p.add_argument(
         "--negatives", nargs="+", required=True, metavar="NEG", help="images known not to come from the source"
     )
@@ -152,12 +164,16 @@ def verify(args: argparse.Namespace) -> int:
     from provenance.api import verify_records
 
     progress = not args.quiet
+    if args.one_source and args.claim is None:
+        raise UsageError("--one-source checks a claim for a whole set: give --claim NAME (and MODEL first)")
     if args.same_author or args.claim is not None:
         if len(args.paths) < 2 and not (args.text or args.code):
             flag = "--same-author" if args.same_author else "--claim"
             raise UsageError(f"{flag} needs MODEL and at least one SAMPLE")
         model = load_model_or_bundle(args.paths[0])
         samples = gather_samples(args.paths[1:], args.text, args.code)
+        if args.one_source:
+            return verify_set(args, samples, model)
         if args.same_author:
             known = gather_samples(args.same_author)
             rows = verify_records(samples, model, known=known, author=args.author, progress=progress)
@@ -172,6 +188,16 @@ def verify(args: argparse.Namespace) -> int:
     return EXIT_SAMPLES_FAILED if any(r["error"] for r in rows) else EXIT_OK
 
 
+def verify_set(args: argparse.Namespace, samples: list, model: object) -> int:
+    """``--claim NAME --one-source``: one row for the whole set (:func:`provenance.api.verify_source_claim`)."""
+    from provenance.api import verify_source_claim
+    from provenance.result import finite
+
+    row = finite(verify_source_claim(samples, model, args.claim, progress=not args.quiet).to_dict())
+    emit(args, row, verification_text([row]))
+    return EXIT_SAMPLES_FAILED if row["error"] or row["n_samples"] < len(samples) else EXIT_OK
+
+
 def fingerprint(args: argparse.Namespace) -> int:
     """Build a residual fingerprint (or, with --weights, a white-box check), calibrate it and save it."""
     from provenance.fingerprints.residual import ResidualFingerprint
@@ -179,6 +205,7 @@ def fingerprint(args: argparse.Namespace) -> int:
 
     if not args.weights and not args.reference:
         raise UsageError("give the source's reference images (or --weights DIR for a white-box check)")
+    check_output(args.output, (AutoencoderVerifier if args.weights else ResidualFingerprint).format, args.force)
     try:
         if args.weights:
             verifier = AutoencoderVerifier(args.weights, crop=args.crop, inversion_steps=args.inversion_steps).load()
@@ -190,7 +217,7 @@ def fingerprint(args: argparse.Namespace) -> int:
             kind, n_ref = "residual-fingerprint", len(args.reference)
     except (ValueError, OSError) as exc:  # unreadable images, a folder that is not a model, a setting
         raise UsageError(f"{exc} (nothing written)") from None
-    out = verifier.save_pretrained(args.output)
+    out = verifier.save_pretrained(args.output, force=args.force)
     tpr = getattr(verifier, "calibration_tpr_", None)
     payload = {
         "fingerprint": str(out),

@@ -266,8 +266,12 @@ class ConfigMixin:
 
     readable_versions: ClassVar[tuple[int, ...]] = ()
 
-    def save_pretrained(self, directory: str | os.PathLike) -> Path:
-        """Write ``config.json`` + ``weights.safetensors`` into ``directory`` atomically."""
+    def save_pretrained(self, directory: str | os.PathLike, *, force: bool = False) -> Path:
+        """Write ``config.json`` + ``weights.safetensors`` into ``directory`` atomically.
+
+        ``directory`` may be absent, an empty folder or a model folder of the same format; a model of
+        another kind there (a bundle, an index) is replaced only with ``force``.
+        """
         if not self.format:
             raise TypeError(f"{type(self).__name__} is saved as part of a model, not as a folder of its own")
         self.check_settings()  # before anything is written: a folder that would not load is never made
@@ -282,7 +286,7 @@ class ConfigMixin:
             **_jsonable(learned),
             "saved_at": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
         }
-        return write_model_dir(directory, config, self.state_dict(), files=self.saved_files())
+        return write_model_dir(directory, config, self.state_dict(), files=self.saved_files(), force=force)
 
     def saved_files(self) -> dict[str, Path]:
         """Files saved inside the folder beside the config and weights (``{"sub/name": source}``);

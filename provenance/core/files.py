@@ -10,8 +10,10 @@
   comes back if the second fails). :func:`remove_staged_debris` clears what killed swaps left.
 * :func:`file_lock`: an exclusive ``flock`` on a lock file, with an optional timeout
   (:class:`LockTimeoutError`); writers across processes take it, readers never need it.
-* :func:`default_cache_dir` and :data:`MAX_FILE_BYTES`, the largest file any reader of the
-  library takes in one piece.
+* :func:`default_cache_dir`; the size caps, one per modality (:data:`MAX_IMAGE_BYTES`,
+  :data:`MAX_TEXT_BYTES`, :data:`MAX_CODE_BYTES`, :func:`modality_cap`), and
+  :data:`MAX_FILE_BYTES`, the largest file any reader of the library takes in one piece;
+* :func:`check_writable_beside`: before any work, that a folder can be made where a save will write.
 
 This module imports nothing from the pipeline: every part of the library may use it.
 """
@@ -40,9 +42,17 @@ try:  # POSIX; elsewhere writers are not serialised across processes
 except ImportError:  # pragma: no cover - Windows
     fcntl = None  # type: ignore[assignment]
 
+#: the largest image file: a 64-megapixel PNG rarely exceeds it, and anything larger is refused unread
+MAX_IMAGE_BYTES = 256 * 2**20
+#: the largest text file (the text reader's cap); longer texts are refused, whichever door reads them
+MAX_TEXT_BYTES = 64 * 2**20
+#: the largest JavaScript file (the code reader's cap)
+MAX_CODE_BYTES = 10 * 2**20
+#: the cap of each modality: every door (CLI, API, service, batch) applies the one of the sample's modality
+MODALITY_CAPS = {"image": MAX_IMAGE_BYTES, "text": MAX_TEXT_BYTES, "code": MAX_CODE_BYTES}
 #: the largest file a reader takes in one piece (an image, evidence, a hashed sample, standard
-#: input): a 64-megapixel PNG rarely exceeds it, and anything larger is refused unread
-MAX_FILE_BYTES = 256 * 2**20
+#: input): the largest of the modalities' caps
+MAX_FILE_BYTES = max(MODALITY_CAPS.values())
 
 PathLike = str | os.PathLike
 
@@ -55,6 +65,11 @@ class LockTimeoutError(ProvenanceError, TimeoutError):
     """
 
     status = 503
+
+
+def modality_cap(modality: str) -> int:
+    """The size cap of ``modality`` (``image``, ``text`` or ``code``) in bytes."""
+    return MODALITY_CAPS[modality]
 
 
 # ---------------------------------------------------------------------- the cache folder
@@ -218,6 +233,21 @@ def staged_folder(target: PathLike) -> Iterator[Path]:
         raise
 
 
+def check_writable_beside(target: PathLike) -> None:
+    """Raise :class:`OSError` unless a folder can be made beside ``target``, where a staged save writes.
+
+    The nearest existing folder above ``target`` must be a folder (``file/sub`` is refused with
+    ``ENOTDIR`` naming ``file``), and a hidden folder made in it and removed again: permissions,
+    a read-only file system or ``/proc`` show here, before any work (as root too).
+    """
+    parent = Path(os.path.abspath(target)).parent
+    while not os.path.lexists(parent) and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir():
+        raise NotADirectoryError(errno.ENOTDIR, "not a folder", str(parent))
+    os.rmdir(tempfile.mkdtemp(prefix=".probe-", dir=parent))
+
+
 def remove_staged_debris(target: PathLike) -> None:
     """Delete the folders killed :func:`staged_folder` swaps left beside ``target``. Call it only
     under the writers' lock, when no other swap can be running, so every such folder is stale."""
@@ -269,12 +299,18 @@ def _acquire(fd: int, timeout: float | None, busy: str) -> None:
 
 
 __all__ = [
+    "MAX_CODE_BYTES",
     "MAX_FILE_BYTES",
+    "MAX_IMAGE_BYTES",
+    "MAX_TEXT_BYTES",
+    "MODALITY_CAPS",
     "LockTimeoutError",
     "atomic_file",
+    "check_writable_beside",
     "default_cache_dir",
     "file_lock",
     "fsync_dir",
+    "modality_cap",
     "remove_staged_debris",
     "staged_folder",
     "write_bytes",

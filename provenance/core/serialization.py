@@ -6,6 +6,7 @@ the safetensors file holds the arrays. Nothing is ever unpickled.
 
 from __future__ import annotations
 
+import errno
 import glob
 import json
 import os
@@ -21,8 +22,8 @@ import numpy as np
 from safetensors.numpy import load_file, save_file
 
 from provenance.core.errors import ProvenanceError
+from provenance.core.files import check_writable_beside, remove_staged_debris, staged_folder
 from provenance.core.files import fsync_dir as fsync_dir  # lived here first: older imports keep working
-from provenance.core.files import remove_staged_debris, staged_folder
 from provenance.core.locking import model_lock, real_model_path
 
 CONFIG_NAME = "config.json"
@@ -49,7 +50,8 @@ def split_state(flat: dict[str, np.ndarray], prefix: str) -> dict[str, np.ndarra
 
 
 class NotAModelFolderError(ProvenanceError, FileExistsError):
-    """A save was asked to replace something that is not a model of this project; nothing was touched.
+    """A save was asked to write where it must not or cannot; nothing was touched: a file, a user's
+    folder, a model of another kind (unless ``force``), or a place nothing can be written.
 
     The service answers 409: the path is taken by something the save must not replace.
     """
@@ -57,31 +59,55 @@ class NotAModelFolderError(ProvenanceError, FileExistsError):
     status = 409
 
 
-def check_replaceable(directory: str | os.PathLike) -> Path:
-    """The real path a save of ``directory`` would write, if it may: nothing there, an empty folder,
-    or a model folder of this project (a ``config.json`` whose ``format`` is a ``provenance-...`` name).
+def _folder_format(target: Path) -> str | None:
+    """The ``format`` named by the ``config.json`` of the folder ``target`` (None when there is none)."""
+    cfg = target / CONFIG_NAME
+    if not cfg.is_file() or cfg.is_symlink():
+        return None
+    try:
+        loaded = json.loads(cfg.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    fmt = loaded.get("format") if isinstance(loaded, dict) else None
+    return fmt if isinstance(fmt, str) else None
 
-    Anything else (a file, a user's folder) raises :class:`NotAModelFolderError` and is left as it is.
+
+def _unwritable_reason(exc: OSError) -> str:
+    if exc.errno == errno.ENOTDIR and exc.filename:
+        return f"{exc.filename} is not a folder"
+    return exc.strerror or str(exc)
+
+
+def check_replaceable(directory: str | os.PathLike, fmt: str | None = None, *, force: bool = False) -> Path:
+    """The real path a save of ``directory`` would write, if it may: nothing there, an empty folder,
+    or a model folder of this project (a ``config.json`` whose ``format`` is a ``provenance-...`` name)
+    of the kind the save writes (``fmt``; any kind when ``fmt`` is None or with ``force``).
+
+    Anything else raises :class:`NotAModelFolderError` and is left as it is: a file, a user's folder,
+    a model of another kind (a trained model is never silently replaced by an index), or a place
+    where no folder can be made (through a file: ``file/sub``, under a FIFO, a read-only place).
     """
     target = real_model_path(directory)
+    try:
+        check_writable_beside(target)
+    except OSError as exc:
+        raise NotAModelFolderError(f"{target}: cannot write a model there ({_unwritable_reason(exc)})") from None
     if not os.path.lexists(target):
         return target
     if not target.is_dir():
         raise NotAModelFolderError(f"{target} is a file, not a model folder; refusing to replace it")
     if not any(target.iterdir()):
         return target
-    cfg = target / CONFIG_NAME
-    fmt = None
-    if cfg.is_file() and not cfg.is_symlink():
-        try:
-            loaded = json.loads(cfg.read_text(encoding="utf-8"))
-            fmt = loaded.get("format") if isinstance(loaded, dict) else None
-        except (OSError, ValueError):
-            fmt = None
-    if not (isinstance(fmt, str) and fmt.startswith("provenance-")):
+    found = _folder_format(target)
+    if not (found is not None and found.startswith("provenance-")):
         raise NotAModelFolderError(
             f"{target} exists and is not a model folder (no {CONFIG_NAME} naming a provenance format); "
             "refusing to replace it: give a new folder, an empty one, or a model to overwrite"
+        )
+    if fmt is not None and found != fmt and not force:
+        raise NotAModelFolderError(
+            f"{target} holds a {found} folder and this save writes a {fmt}; refusing to replace it: "
+            "give a new folder, or --force (force=True) to replace it"
         )
     return target
 
@@ -101,6 +127,7 @@ def write_model_dir(
     *,
     files: dict[str, Path] | None = None,
     lock_timeout: float | None = None,
+    force: bool = False,
 ) -> Path:
     """Write ``config`` and ``arrays`` into the model folder ``directory``, atomically.
 
@@ -110,14 +137,15 @@ def write_model_dir(
     * Writers are serialised by :func:`~provenance.core.locking.model_lock`; a reader never
       sees a half-written model: the new folder is written beside the old one and swapped in
       with one ``renameat2(RENAME_EXCHANGE)`` (two renames where the system lacks it).
-    * Only an absent path, an empty folder or a model folder of this project is replaced
-      (:class:`NotAModelFolderError` otherwise, with nothing touched). A symlink to a model
-      is followed: the save goes to its target and the link stays.
+    * Only an absent path, an empty folder or a model folder of this project of the same
+      ``format`` (of any format with ``force``) is replaced (:class:`NotAModelFolderError`
+      otherwise, with nothing touched). A symlink to a model is followed: the save goes to its
+      target and the link stays.
     * Folders left by killed saves are removed; a successful save leaves no copy behind.
     * Numbers that are not finite are refused (``ValueError``): they are not JSON.
     """
     with model_lock(directory, timeout=lock_timeout) as target:
-        check_replaceable(target)
+        check_replaceable(target, config.get("format"), force=force)
         remove_staged_debris(target)
         with staged_folder(target) as tmp:
             with open(tmp / CONFIG_NAME, "w", encoding="utf-8") as fh:
@@ -250,9 +278,16 @@ def _parse_config(path: Path, shown: Path) -> Any:
                 f"{shown}: a symlink; a model folder holds its own files, refusing to follow it"
             ) from None
         raise ModelFormatError(f"{shown}: unreadable ({exc.strerror})") from None
+    try:
+        # before fdopen: a folder opens fine with O_RDONLY, and fdopen would raise IsADirectoryError
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            what = " (a folder)" if stat.S_ISDIR(mode) else ""
+            raise ModelFormatError(f"{shown}: not a regular file{what}; refusing to read it")
+    except BaseException:
+        os.close(fd)
+        raise
     with os.fdopen(fd, "rb") as fh:
-        if not stat.S_ISREG(os.fstat(fh.fileno()).st_mode):
-            raise ModelFormatError(f"{shown}: not a regular file; refusing to read it")
         raw = fh.read(MAX_CONFIG_BYTES + 1)
     if len(raw) > MAX_CONFIG_BYTES:
         raise ModelFormatError(f"{shown}: larger than {MAX_CONFIG_BYTES >> 20} MiB; not a model config")

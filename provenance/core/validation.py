@@ -79,6 +79,17 @@ class ConfigError(ProvenanceError, ValueError):
 
 
 # ---------------------------------------------------------------------- the folder being loaded
+class HubName(str):
+    """A path setting's value that is not in the model folder: a name on a model hub and nothing else.
+
+    :func:`confine_path` returns one; a loader hands it to the hub code as it is and never looks
+    it up on disk, so a file of that name in the working directory (``./evilckpt``) is never opened.
+    Everything else about it is a plain ``str`` (it is saved as one).
+    """
+
+    __slots__ = ()
+
+
 @dataclass(frozen=True)
 class _Loading:
     folder: Path
@@ -122,7 +133,8 @@ def confine_path(value: Any, hub_pattern: str | None, field: str, full_name: str
     Outside :func:`loading_folder`, or for a trusted name, the value is kept. Otherwise it
     must be relative, free of ``..`` and resolve (symlinks followed) to an existing file or
     folder inside the model folder; it comes back absolute. ``hub_pattern``: values that
-    match it and name nothing in the folder are hub names (they fail fast offline) and kept.
+    match it and name nothing in the folder are hub names (they fail fast offline), kept as a
+    :class:`HubName` so the loader never takes them for a path relative to the working directory.
     """
     ctx = _LOADING.get()
     if ctx is None or value is None or full_name in ctx.trusted:
@@ -142,7 +154,7 @@ def confine_path(value: Any, hub_pattern: str | None, field: str, full_name: str
     candidate = ctx.folder / value
     if hub_pattern is not None and not os.path.lexists(candidate):
         if re.fullmatch(hub_pattern, value):
-            return value
+            return HubName(value)
         raise ConfigError(field, f"{value!r:.80} is neither a file in the model folder nor a hub name", section)
     try:
         real = candidate.resolve(strict=True)
@@ -507,6 +519,7 @@ __all__ = [
     "MAX_INT",
     "Bound",
     "ConfigError",
+    "HubName",
     "check_array",
     "check_bounds",
     "check_classes",

@@ -29,7 +29,7 @@ import re
 from dataclasses import dataclass
 from typing import ClassVar
 
-from provenance.evidence.base import Evidence, EvidenceReader, EvidenceSample
+from provenance.evidence.base import TEXT_ENCODINGS, Evidence, EvidenceReader, EvidenceSample
 
 #: code longer than this is read as its head and tail only (banners sit at the top and bottom)
 MAX_PARSE_CHARS = 4 * 2**20
@@ -328,7 +328,10 @@ class CodeBannerReader(EvidenceReader):
         text = sample.text
         if not text:
             if sample.data and sample.modality == "code":
-                sample.note("code-banner: the code is not UTF-8 text; no banners read")
+                sample.note(
+                    f"code-banner: no banners read: the code reader reads {TEXT_ENCODINGS}, and this sample is "
+                    "none of them"
+                )
             return []
         regions, note = code_regions(text, sample.modality)
         if note:

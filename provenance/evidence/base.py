@@ -5,8 +5,9 @@ parameters, an invisible watermark, hidden characters) and returns zero or more
 :class:`Evidence` records. How much a record is worth is its ``strength``:
 
 * ``signed``: a signature that validates (``detail["trusted"]`` says whether the signer is on
-  the user's trust list); may decide the answer;
-* ``watermark``: an invisible watermark decoded at a stated false-positive rate; may decide;
+  the user's trust list); decides the answer, whatever a model says;
+* ``watermark``: an invisible watermark decoded at a stated false-positive rate; the marks are
+  public (anyone can embed them), so it decides only where no model names another source;
 * ``declared``: metadata anyone can write or strip; decides only when no model is given;
 * ``invalid``: a manifest or signature that fails validation: possible tampering, never proof.
 
@@ -26,7 +27,10 @@ import numpy as np
 from provenance.core.registry import Registry
 
 STRENGTHS = ("signed", "watermark", "declared", "invalid")
-#: strengths that decide the label whatever a model says
+#: the encodings the text reader (:func:`provenance.detectors.reading.decode_bytes`) reads, as notes name them
+TEXT_ENCODINGS = "UTF-8, or UTF-16 or UTF-32 with a byte-order mark"
+#: strengths that may decide the label over declared metadata; only ``signed`` overrides a model that names
+#: another source (the rule is in :mod:`provenance.decision`)
 DECISIVE = ("signed", "watermark")
 
 
@@ -99,14 +103,15 @@ class EvidenceSample:
     def pixels(self) -> np.ndarray | None:
         """``(h, w, 3)`` uint8 RGB, or None when the sample is not a readable image."""
         from provenance.detectors.errors import SampleError
-        from provenance.detectors.image.reading import load_image
+        from provenance.detectors.image.reading import decode_image
 
-        if self.image is None:
-            return None
-        try:
-            return load_image(self.data, name=self.name)
+        try:  # not through self.image: Pillow refuses a PNG whose text chunks are over its caps
+            pixels, notes = decode_image(self.data, self.name)
         except SampleError:
             return None
+        for message in notes:
+            self.note(message)
+        return pixels
 
     @property
     def text(self) -> str | None:
@@ -153,4 +158,4 @@ READERS: Registry[EvidenceReader] = Registry(
     },
 )
 
-__all__ = ["DECISIVE", "READERS", "STRENGTHS", "Evidence", "EvidenceReader", "EvidenceSample"]
+__all__ = ["DECISIVE", "READERS", "STRENGTHS", "TEXT_ENCODINGS", "Evidence", "EvidenceReader", "EvidenceSample"]

@@ -42,7 +42,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from provenance.evidence.base import Evidence, EvidenceReader, EvidenceSample
+from provenance.evidence.base import TEXT_ENCODINGS, Evidence, EvidenceReader, EvidenceSample
 
 #: positions listed per kind of character
 MAX_POSITIONS = 20
@@ -454,7 +454,10 @@ class HiddenCharactersReader(EvidenceReader):
         text = sample.text
         if text is None:
             if sample.data:
-                sample.note("hidden-characters: the sample is not text in UTF-8, UTF-16 or UTF-32; not searched")
+                sample.note(
+                    f"hidden-characters: not searched: the text reader reads {TEXT_ENCODINGS}, and this sample is "
+                    "none of them (UTF-16 without a byte-order mark, another encoding, or binary data)"
+                )
             return []
         records = hidden_characters(text, sample.modality)
         if any(r.detail.get("lower_bound") for r in records):

@@ -7,11 +7,13 @@ Every record here is ``declared``: anyone can write or strip these fields. The r
   ``compositeSynthetic``): ``says`` is the short term, ``source`` the tool another field names
   (``Iptc4xmpExt:AISystemUsed``, ``xmp:CreatorTool``, ``photoshop:Credit``...) or None;
 * XMP fields that name a generator (``photoshop:Credit`` "Made with Google AI" -> ``Google``,
-  ``xmp:CreatorTool``, ``tiff:Software``, ``AISystemUsed``) and Midjourney's
+  ``xmp:CreatorTool``, ``tiff:Software``, ``AISystemUsed``, ``exif:UserComment``) and Midjourney's
   ``Iptc4xmpExt:DigImageGUID`` (a UUID, Midjourney's job id);
 * EXIF ``Software``, ``Make``, ``Model``, ``ImageDescription``, ``Artist``, ``UserComment``,
-  ``XPComment`` and IPTC-IIM ``OriginatingProgram``, ``Credit``, ``Source``, ``Caption``
-  when they name a known generator (:data:`GENERATORS`), one record per kind and source.
+  ``XPComment`` (in IFD0 or the Exif sub-IFD, wherever a file puts them), a ``MakerNote`` that
+  names a generator (OpenAI's ``OpenAI--ImageGeneration--...``) and IPTC-IIM ``OriginatingProgram``,
+  ``Credit``, ``Source``, ``Caption`` when they name a known generator (:data:`GENERATORS`), one
+  record per kind and source.
 
 A camera's make and model are not evidence of anything: they give no record (a record with
 no source would read as "declares something, names no source"), and so does a non-generative
@@ -93,24 +95,31 @@ GENERATORS: tuple[tuple[re.Pattern[str], str], ...] = tuple(
 
 _UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$", re.IGNORECASE)
 
-# EXIF tags read, by the name they are reported under (IFD0 unless said)
-_EXIF_IFD0 = {
+# EXIF tags read, by the name they are reported under, in IFD0 and in the Exif sub-IFD alike: the
+# standard puts UserComment and MakerNote in the Exif IFD, but real files do not all follow it (DALL·E 2
+# files saved from OpenAI's site carry both in IFD0)
+_EXIF_TAGS = {
     0x010E: "ImageDescription",
     0x010F: "Make",
     0x0110: "Model",
     0x0131: "Software",
     0x013B: "Artist",
     0x9C9C: "XPComment",
+    0x9286: "UserComment",
+    0x927C: "MakerNote",
 }
 _EXIF_IFD_POINTER = 0x8769
-_EXIF_SUBIFD = {0x9286: "UserComment"}
 # EXIF fields that can name a generator; Make/Model name a camera and only count when they name a generator
-_EXIF_NAMING = ("Software", "Make", "Model", "ImageDescription", "Artist", "UserComment", "XPComment")
+_EXIF_NAMING = ("Software", "Make", "Model", "ImageDescription", "Artist", "UserComment", "XPComment", "MakerNote")
+#: MakerNotes that name a generator (a camera's MakerNote is binary vendor data and is not read):
+#: OpenAI's DALL·E 2 writes ``OpenAI--ImageGeneration--generation-<id>``
+GENERATOR_MAKER_NOTES = (re.compile(rb"^OpenAI--ImageGeneration--[\x20-\x7e]{0,200}"),)
 # IPTC-IIM (record 2) datasets read
 _IPTC = {(2, 65): "OriginatingProgram", (2, 110): "Credit", (2, 115): "Source", (2, 120): "Caption"}
 # XMP properties (by local name) that may name the tool, in the order they are trusted to name it
 # (not dc:description: it holds the prompt, and a prompt naming a style is not a tool)
-_XMP_NAMING = ("AISystemUsed", "CreatorTool", "Software", "Credit")
+# (exif:UserComment too: XMP carries the EXIF fields, and a generator's comment is there what it is in EXIF)
+_XMP_NAMING = ("AISystemUsed", "CreatorTool", "Software", "Credit", "UserComment")
 
 _RDF = "http://www.w3.org/1999/02/22-rdf-syntax-ns#"
 _NS_PREFIX = {
@@ -216,8 +225,8 @@ class ImageMetadata:
     """The metadata fields of one image file, as both image readers use them.
 
     ``text``: PNG text chunks by keyword (tEXt, zTXt, iTXt; the first of a repeated keyword);
-    ``comment``: a JPEG COM segment; ``exif``: the EXIF fields read (:data:`_EXIF_IFD0` and
-    ``UserComment``), as text; ``xmp``: the raw XMP packet; ``iptc``: IPTC-IIM fields as text.
+    ``comment``: a JPEG COM segment; ``exif``: the EXIF fields read (:data:`_EXIF_TAGS`, from IFD0
+    or the Exif sub-IFD), as text; ``xmp``: the raw XMP packet; ``iptc``: IPTC-IIM fields as text.
     """
 
     format: str | None = None
@@ -329,25 +338,37 @@ def _png_text(ctype: bytes, body: bytes, limit: int, meta: ImageMetadata) -> tup
     return keyword, decode_text(raw)
 
 
+def _exif_text(name: str, value: Any) -> str:
+    """One EXIF field as text, by the rules of its tag ("" for a MakerNote that names no generator)."""
+    if name == "UserComment":
+        return decode_user_comment(value)
+    if name == "MakerNote":
+        raw = value.encode("latin-1", errors="replace") if isinstance(value, str) else value
+        if isinstance(raw, tuple | list):
+            raw = bytes(v for v in raw[:256] if isinstance(v, int) and 0 <= v < 256)
+        if not isinstance(raw, bytes | bytearray):
+            return ""
+        found = (pattern.match(bytes(raw[:256])) for pattern in GENERATOR_MAKER_NOTES)
+        return next((m.group().decode("ascii") for m in found if m), "")
+    if name == "XPComment" and isinstance(value, bytes | tuple):
+        raw = value if isinstance(value, bytes) else bytes(value)
+        return raw.decode("utf-16-le", errors="replace").strip("\x00").strip()
+    return _field_text(value)
+
+
 def _read_exif(exif: Any, meta: ImageMetadata) -> None:
-    """The EXIF fields of a Pillow ``Exif`` into ``meta.exif``; broken offsets cost only a note."""
-    try:
-        for tag, name in _EXIF_IFD0.items():
-            if tag in exif:
-                text = _field_text(exif[tag])
-                if name == "XPComment" and isinstance(exif[tag], bytes | tuple):
-                    raw = exif[tag] if isinstance(exif[tag], bytes) else bytes(exif[tag])
-                    text = raw.decode("utf-16-le", errors="replace").strip("\x00").strip()
-                if text:
-                    meta.exif[name] = text
-        sub = exif.get_ifd(_EXIF_IFD_POINTER)
-        for tag, name in _EXIF_SUBIFD.items():
-            if tag in sub:
-                text = decode_user_comment(sub[tag])
-                if text:
-                    meta.exif[name] = text
-    except Exception as exc:  # Pillow raises many kinds on corrupt IFDs: what was read stays
-        meta.notes.append(f"image metadata: EXIF partly unreadable ({type(exc).__name__}: {exc})")
+    """The EXIF fields of a Pillow ``Exif`` into ``meta.exif``, from IFD0 and the Exif sub-IFD (the
+    sub-IFD's value first when both hold one); broken offsets cost only a note."""
+    for where in ("Exif IFD", "IFD0"):
+        try:  # each directory on its own: a broken sub-IFD leaves IFD0 readable
+            ifd = exif.get_ifd(_EXIF_IFD_POINTER) if where == "Exif IFD" else exif
+            for tag, name in _EXIF_TAGS.items():
+                if tag in ifd and name not in meta.exif:
+                    text = _exif_text(name, ifd[tag])
+                    if text:
+                        meta.exif[name] = text
+        except Exception as exc:  # Pillow raises many kinds on corrupt IFDs: what was read stays
+            meta.notes.append(f"image metadata: EXIF {where} partly unreadable ({type(exc).__name__}: {exc})")
 
 
 def _read_with_pillow(sample: EvidenceSample, meta: ImageMetadata) -> None:

@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import numpy as np
 
-from provenance.core.files import MAX_FILE_BYTES
+from provenance.core.files import MAX_FILE_BYTES, modality_cap
 from provenance.data.folders import IMAGE_SUFFIXES
 from provenance.detectors.errors import SampleError, describe_sample
-from provenance.detectors.reading import Code, Text, is_path, read_file
+from provenance.detectors.reading import Code, Text, is_path, read_file, read_head, too_big
 from provenance.evidence.base import READERS, Evidence, EvidenceReader, EvidenceSample
 
-#: the largest file the evidence readers look at (the image reader's cap)
+#: the largest file the evidence readers look at (the image cap, the largest of the modalities' caps);
+#: a sample of another modality is held to its own cap (:func:`~provenance.core.files.modality_cap`)
 MAX_EVIDENCE_BYTES = MAX_FILE_BYTES
 MODALITIES = ("image", "text", "code")
+#: bytes read to tell an image from text before a file over the text and code caps is read whole
+HEAD_BYTES = 1 << 20
 
 
 def detect_modality(data: bytes, name: str = "", text_as: str | None = None) -> str:
@@ -23,17 +27,8 @@ def detect_modality(data: bytes, name: str = "", text_as: str | None = None) -> 
     except that a code suffix settles text that parses as both. ``text_as`` (``"text"`` or
     ``"code"``) settles what content that is not an image is read as: a text or code model's
     own modality, since telling prose from code is a guess the model's owner need not make."""
-    import io
-
-    from PIL import Image
-
-    try:
-        with Image.open(io.BytesIO(data)) as im:
-            im.size  # noqa: B018 - the header parsed: an image
+    if looks_like_image(data, name):
         return "image"
-    except Exception:  # not an image Pillow knows
-        if name.lower().endswith(tuple(IMAGE_SUFFIXES)):
-            return "image"  # a broken image is an image: its reader says what is wrong with it
     if text_as is not None:
         return text_as
     try:
@@ -45,6 +40,23 @@ def detect_modality(data: bytes, name: str = "", text_as: str | None = None) -> 
     if name.lower().endswith(tuple(CODE_SUFFIXES)):
         return "code"
     return "code" if looks_like_javascript(text) else "text"
+
+
+def looks_like_image(data: bytes, name: str = "") -> bool:
+    """Bytes whose header Pillow opens as an image (the first bytes of a file are enough), or a
+    file named as an image: a broken image is an image, and its reader says what is wrong with it."""
+    import io
+
+    from PIL import Image
+
+    try:
+        with Image.open(io.BytesIO(data)) as im:
+            im.size  # noqa: B018 - the header parsed: an image
+        return True
+    except Exception:  # not an image Pillow knows, or one it refuses (a PNG text chunk over its cap)
+        from provenance.evidence.metadata import sniff_format
+
+        return name.lower().endswith(tuple(IMAGE_SUFFIXES)) or sniff_format(data) is not None
 
 
 def looks_like_javascript(text: str) -> bool:
@@ -86,18 +98,45 @@ def evidence_sample(sample: Any, modality: str | None = None, name: str | None =
         return EvidenceSample(b"", name, "image", pixels=load_image(sample, name=name))
     if isinstance(sample, Text | Code):
         kind = text_as or ("code" if isinstance(sample, Code) else "text")
-        return EvidenceSample(str(sample).encode("utf-8"), name, kind, text=str(sample))
+        data = str(sample).encode("utf-8")
+        return EvidenceSample(_within_cap(data, kind, name), name, kind, text=str(sample))
     if is_path(sample):
-        data = read_file(sample, max_bytes=MAX_EVIDENCE_BYTES, name=name)
+        data = _read_path(sample, name, text_as)
     elif isinstance(sample, bytes | bytearray | memoryview):
         data = bytes(sample)
         if len(data) > MAX_EVIDENCE_BYTES:
-            raise SampleError(name, f"{len(data)} bytes, over the {MAX_EVIDENCE_BYTES // 2**20} MB limit")
+            raise too_big(len(data), MAX_EVIDENCE_BYTES, name, what="images")
     elif isinstance(sample, str):
-        return EvidenceSample(sample.encode("utf-8"), name, text_as or detect_modality(sample.encode()), text=sample)
+        data = sample.encode("utf-8")
+        kind = text_as or detect_modality(data)
+        return EvidenceSample(_within_cap(data, kind, name), name, kind, text=sample)
     else:
         raise SampleError(name, f"expected a path, bytes, text or an image, got {type(sample).__name__}")
-    return EvidenceSample(data, name, detect_modality(data, str(name), text_as=text_as))
+    modality = detect_modality(data, str(name), text_as=text_as)
+    return EvidenceSample(_within_cap(data, modality, name), name, modality)
+
+
+def _within_cap(data: bytes, modality: str, name: str) -> bytes:
+    """``data``, or the error for a sample over its modality's cap (a 70 MB text is refused as the
+    text reader refuses it, whichever door read it)."""
+    cap = modality_cap(modality)
+    if len(data) > cap:
+        raise too_big(len(data), cap, name, what="images" if modality == "image" else modality)
+    return data
+
+
+def _read_path(path: Any, name: str, text_as: str | None) -> bytes:
+    """A file's bytes under the cap of what it is. A file larger than the text (or code) cap is read
+    whole only when its first bytes show an image; otherwise it is refused unread, so a 200 MB text
+    costs no memory."""
+    limit = modality_cap(text_as) if text_as is not None else max(modality_cap("text"), modality_cap("code"))
+    try:
+        size = os.stat(path).st_size
+    except (OSError, ValueError):  # read_file names the reason
+        size = 0
+    if size > limit and not looks_like_image(read_head(path, HEAD_BYTES, name=name), str(name)):
+        raise too_big(size, limit, name, what=text_as or "text")
+    return read_file(path, max_bytes=MAX_EVIDENCE_BYTES, name=name)
 
 
 def read_evidence(
@@ -161,6 +200,7 @@ __all__ = [
     "MODALITIES",
     "detect_modality",
     "evidence_sample",
+    "looks_like_image",
     "make_readers",
     "read_evidence",
     "run_readers",

@@ -406,16 +406,17 @@ class LinkageIndex(ConfigMixin):
         )
         return new if self._table is None else pa.concat_tables([self._table, new])
 
-    def save_pretrained(self, directory: str | os.PathLike) -> Path:
+    def save_pretrained(self, directory: str | os.PathLike, *, force: bool = False) -> Path:
         """Write the folder atomically: the faiss index and the table are staged beside it, hashed,
-        and swapped in with ``config.json`` by :func:`~provenance.core.serialization.write_model_dir`."""
+        and swapped in with ``config.json`` by :func:`~provenance.core.serialization.write_model_dir`.
+        A model of another kind in ``directory`` is replaced only with ``force``."""
         import faiss
         import pyarrow.parquet as pq
 
         self.check_built()
         target = real_model_path(directory)
         with model_lock(directory):
-            check_replaceable(target)
+            check_replaceable(target, self.format, force=force)
             target.parent.mkdir(parents=True, exist_ok=True)
             for stale in target.parent.glob(f".{target.name}.staging-*"):  # under the lock: a killed save's
                 shutil.rmtree(stale, ignore_errors=True)
@@ -427,7 +428,7 @@ class LinkageIndex(ConfigMixin):
                 self._staged = {name: staging / name for name in files}
                 previous, self._files = self._files, files
                 try:
-                    return super().save_pretrained(directory)
+                    return super().save_pretrained(directory, force=force)
                 except BaseException:
                     self._files = previous
                     raise

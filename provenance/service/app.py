@@ -2,7 +2,8 @@
 
 Routes (documented at ``/docs``, schema at ``/openapi.json``):
 
-* ``POST /v1/attribute``: the records of ``provenance attribute --json``, evidence included;
+* ``POST /v1/attribute``: the records of ``provenance attribute --json``, evidence included
+  (``?one_source=true``: the one record of ``provenance attribute --one-source --json``);
 * ``POST /v1/inspect``: the evidence alone, as ``provenance inspect --json``;
 * ``POST /v1/verify``: the rows of ``provenance verify --json`` (claim, same author, a
   fingerprint or key check the operator loaded);
@@ -39,7 +40,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from provenance.core.errors import ProvenanceError
 from provenance.core.plugins import load_plugins
 from provenance.service import schemas, work
-from provenance.service.limits import Admission, BodyLimit
+from provenance.service.limits import Admission, BodyLimit, RequestCap
 from provenance.service.settings import Settings
 from provenance.service.uploads import Payload, read_payload
 
@@ -164,7 +165,16 @@ def create_app(
             allow_methods=["GET", "POST"],
             allow_headers=["Authorization", "Content-Type"],
         )
-    app.add_middleware(BodyLimit, max_bytes=settings.max_request_bytes)
+    app.add_middleware(
+        BodyLimit,
+        max_bytes=settings.max_request_bytes,
+        timeout_s=settings.body_timeout_s,
+        min_rate=settings.min_body_rate,
+    )
+    # requests beyond the cap: 503 with the wait the model's queue suggests
+    app.add_middleware(
+        RequestCap, max_requests=settings.max_connections, retry_after=lambda: service.admission.retry_after()
+    )
     app.add_middleware(RequestLog)
 
     @app.get("/", include_in_schema=False)
@@ -190,7 +200,7 @@ def create_app(
     def readyz() -> Any:
         """Ready: the model is loaded and warmed up; 503 while starting or stopping."""
         if not service.ready:
-            return JSONResponse({"status": "starting"}, status_code=503)
+            return JSONResponse({"status": "starting"}, status_code=503, headers={"Retry-After": "1"})
         return {"status": "ready"}
 
     app.include_router(_api_router())
@@ -218,22 +228,47 @@ def _api_router() -> APIRouter:
         "/attribute",
         tags=["attribution"],
         openapi_extra=schemas.request_body(schemas.AttributeJSON, "files, plus optional text and code fields"),
-        responses={200: {"model": list[schemas.AttributionRecord]}},
+        responses={
+            200: {
+                "model": list[schemas.AttributionRecord] | schemas.SourceAttributionRecord,
+                "description": "a list of records, one per sample; with `one_source=true`, one record for the set",
+            }
+        },
     )
     async def attribute(
         request: Request,
         evidence: Annotated[bool, Query(description="read the files' evidence (false: the model's answer only)")] = (
             True
         ),
+        one_source: Annotated[
+            bool,
+            Query(
+                description="take every sample of the request to come from one unknown source: answer one record "
+                "for the set (`provenance attribute --one-source --json`) instead of a list"
+            ),
+        ] = False,
     ) -> JSONResponse:
         """Attribute each sample: one record per file or text, in order, as `provenance attribute --json`.
 
         A sample that cannot be read gets a record with `error` naming it and the reason; the others are
         answered (the status is still 200). Images, texts and JavaScript may be mixed: a bundle answers each
         with the member for its modality.
+
+        With `one_source=true` the samples are taken to come from one unknown source (an account's posts, a
+        site's images): the answer is one record for the set, its label and score calibrated for sets of that
+        size, every member's evidence with the member it came from, and each member's own record in
+        `per_sample`. A member that cannot be read leaves the others to answer; a set whose samples are of
+        several modalities (images and text, text and code) is refused with 422 and the reason.
         """
         service = _service(request)
         payload = await _payload(request, service)
+        if one_source:
+            record = await service.admission.run(
+                lambda: work.attribute_source(
+                    payload.samples, service.model, evidence=evidence, evidence_options=service.evidence_options
+                )
+            )
+            return JSONResponse(record)
         records = await service.admission.run(
             lambda: work.attribute(
                 payload.samples, service.model, evidence=evidence, evidence_options=service.evidence_options
@@ -261,18 +296,39 @@ def _api_router() -> APIRouter:
         openapi_extra=schemas.request_body(
             schemas.VerifyJSON, "files (and `same_author` files or text), plus the fields of the JSON form"
         ),
-        responses={200: {"model": list[schemas.VerificationRecord]}},
+        responses={
+            200: {
+                "model": list[schemas.VerificationRecord] | schemas.VerificationRecord,
+                "description": "a list of rows, one per sample; with `one_source=true`, one row for the set",
+            }
+        },
     )
-    async def verify(request: Request) -> JSONResponse:
+    async def verify(
+        request: Request,
+        one_source: Annotated[
+            bool,
+            Query(
+                description="with `claim`: take every sample to come from one unknown source and check the claim "
+                "for the whole set: one row (`provenance verify --claim NAME --one-source --json`)"
+            ),
+        ] = False,
+    ) -> JSONResponse:
         """Did the claimed source make each sample? One row per sample, as `provenance verify --json`.
 
         Exactly one check: `claim` (a class or enrolled source of the model), `same_author` (known texts of
         one author; `author` when the model knows them), `fingerprint` (a check the operator loaded with
         `provenance serve --verifier NAME=DIR`), or `key` (hex) with `keyed_model` (a loaded keyed generator).
         `modality` picks the member of a bundle. Checks against raw suspected weights are not offered here.
+        With `one_source=true` and a `claim`, one row answers for the whole set, the set's probability of the
+        claim against a threshold calibrated for sets of that size.
         """
         service = _service(request)
         payload = await _payload(request, service)
+        if one_source:
+            row = await service.admission.run(
+                lambda: work.verify_set(payload.options, payload.samples, payload.known, service.model)
+            )
+            return JSONResponse(row)
         rows = await service.admission.run(
             lambda: work.verify(payload.options, payload.samples, payload.known, service.model, service.verifiers)
         )

@@ -8,8 +8,15 @@ and runs for longer than the timeout is answered 504 (:class:`RequestTimeoutErro
 back only when its thread really finishes (a running thread cannot be stopped), so the
 bound holds even then.
 
-:class:`BodyLimit` is an ASGI middleware that refuses a body over the cap: from its
-``Content-Length`` before reading anything, and while it arrives for a chunked upload.
+:class:`BodyLimit` is an ASGI middleware that refuses a body over the cap (413: from its
+``Content-Length`` before reading anything, and while it arrives for a chunked upload) or one
+that does not arrive in time (408: the body's deadline grows with what has arrived, so a trickle
+is cut and a large upload at a fair speed is not); a client that leaves half-way through its body
+is logged as 499 (nginx's "client closed request"), never as a server error.
+
+:class:`RequestCap` answers 503 with ``Retry-After`` to a request beyond the requests in progress a
+worker takes (``/healthz`` and ``/readyz`` are always answered). The connections themselves are
+bounded by the protocol (:mod:`provenance.service.connections`).
 """
 
 from __future__ import annotations
@@ -130,12 +137,38 @@ class BodyTooLargeError(HTTPException, ProvenanceError):
         super().__init__(413, f"the request body is over the {limit} byte limit (--max-request-bytes)")
 
 
-class BodyLimit:
-    """ASGI middleware: 413 for a body over ``max_bytes``, before or while it is received."""
+class BodyTimeoutError(HTTPException, ProvenanceError):
+    """A request body that did not arrive by its deadline (408; the connection is closed)."""
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    status = 408
+
+    def __init__(self, received: int, elapsed_s: float, timeout_s: float, min_rate: int) -> None:
+        super().__init__(
+            408,
+            f"the request body did not arrive in time: {received} bytes in {elapsed_s:.1f} s; a body has "
+            f"{timeout_s:g} s (--body-timeout) plus 1 s per {min_rate} bytes received (--min-body-rate)",
+            headers={"Connection": "close"},
+        )
+
+
+class ClientGoneError(HTTPException, ProvenanceError):
+    """The client closed the connection before its body arrived: logged as 499, nobody is left to answer."""
+
+    status = 499
+
+    def __init__(self) -> None:
+        super().__init__(499, "the client closed the connection before its request body arrived")
+
+
+class BodyLimit:
+    """ASGI middleware: 413 for a body over ``max_bytes``, before or while it is received; 408 for
+    a body not received within ``timeout_s`` plus one second per ``min_rate`` bytes received."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int, timeout_s: float = 30.0, min_rate: int = 10_000) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.timeout_s = timeout_s
+        self.min_rate = min_rate
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -154,17 +187,74 @@ class BodyLimit:
                     await response(scope, receive, send)
                     return
         received = 0
+        complete = False
+        start = time.monotonic()
 
         async def limited() -> Message:
-            nonlocal received
-            message = await receive()
+            nonlocal received, complete
+            if complete:  # the body is in: what is left to wait for is the client leaving
+                return await receive()
+            deadline = start + self.timeout_s + received / self.min_rate
+            try:
+                async with asyncio.timeout(max(0.0, deadline - time.monotonic())):
+                    message = await receive()
+            except TimeoutError:
+                # answered 408 by the app's exception handling, and the connection closed
+                raise BodyTimeoutError(received, time.monotonic() - start, self.timeout_s, self.min_rate) from None
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
+                complete = not message.get("more_body", False)
                 if received > self.max_bytes:
                     raise BodyTooLargeError(self.max_bytes)  # answered 413 by the app's exception handling
+            elif message["type"] == "http.disconnect":
+                raise ClientGoneError()
             return message
 
         await self.app(scope, limited, send)
 
 
-__all__ = ["Admission", "BodyLimit", "BodyTooLargeError", "RequestTimeoutError", "SaturatedError"]
+class RequestCap:
+    """ASGI middleware: at most ``max_requests`` requests in progress per worker; beyond them 503
+    with ``Retry-After`` (``retry_after()`` seconds) at once. ``/healthz`` and ``/readyz`` are neither
+    counted nor refused: a probe learns how the worker is, even when it is full."""
+
+    #: the routes a load balancer probes
+    PROBES = ("/healthz", "/readyz")
+
+    def __init__(self, app: ASGIApp, max_requests: int, retry_after: Callable[[], int] = lambda: 1) -> None:
+        self.app = app
+        self.max_requests = max_requests
+        self.retry_after = retry_after
+        #: requests this worker is answering now (one event loop: no lock needed)
+        self.in_progress = 0
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] in self.PROBES:
+            await self.app(scope, receive, send)
+            return
+        if self.in_progress >= self.max_requests:
+            wait = self.retry_after()
+            detail = (
+                f"the service is busy: {self.in_progress} requests in progress (--max-connections); "
+                f"try again in {wait} s"
+            )
+            headers = {"Retry-After": str(wait), "Connection": "close"}
+            await JSONResponse({"detail": detail}, status_code=503, headers=headers)(scope, receive, send)
+            return
+        self.in_progress += 1
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            self.in_progress -= 1
+
+
+__all__ = [
+    "Admission",
+    "BodyLimit",
+    "BodyTimeoutError",
+    "BodyTooLargeError",
+    "ClientGoneError",
+    "RequestCap",
+    "RequestTimeoutError",
+    "SaturatedError",
+]

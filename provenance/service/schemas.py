@@ -49,6 +49,32 @@ class AttributionRecord(BaseModel):
     error: str | None = Field(description="why the sample could not be read (it names the sample)")
 
 
+class MemberEvidence(Evidence):
+    """One thing a member of a set says about where it came from, and which member said it."""
+
+    sample: str = Field(description="the member (file name, or the text shortened) this evidence came from")
+
+
+class SourceAttributionRecord(BaseModel):
+    """One answer for a set of samples taken to come from one unknown source (`?one_source=true`),
+    exactly as `provenance attribute --one-source --json` prints it."""
+
+    label: str | None = Field(description='the source of the set, "unknown" for none of the known ones, null for none')
+    score: float | None = Field(description="calibrated probability of the best known source, for sets of this size")
+    unknown: bool
+    candidates: list[tuple[str, float]] = Field(description="known sources ranked, with their probabilities")
+    n_samples: int = Field(description="the members that could be read")
+    modality: str | None
+    rule: str | None = Field(description="how the members were combined (sum-log-prob, mean-features, vote)")
+    open_set_score: float | None
+    threshold: float | None = Field(description="the open-set threshold for sets of this size")
+    decided_by: str | None = Field(description="evidence, model, or null when nothing could decide")
+    evidence: list[MemberEvidence] = Field(description="every member's evidence, each with the member it came from")
+    notes: list[str] = Field(description="unreadable members, members' evidence that disagrees, calibration")
+    per_sample: list[AttributionRecord] = Field(description="each member's own record, in order, errors included")
+    error: str | None = Field(description="set when no member could be read")
+
+
 class InspectRecord(BaseModel):
     """One row of `provenance inspect --json`."""
 
@@ -117,9 +143,13 @@ class Error(BaseModel):
 #: the errors every /v1 route may answer
 ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"model": Error, "description": "missing or wrong bearer token"},
+    408: {"model": Error, "description": "the request body did not arrive in time (the connection is closed)"},
     413: {"model": Error, "description": "a file, a text or the request is over a limit, or too many samples"},
     422: {"model": Error, "description": "a request the service cannot carry out (it says why)"},
-    503: {"model": Error, "description": "saturated: every model slot and queue place is taken; see Retry-After"},
+    503: {
+        "model": Error,
+        "description": "saturated: every model slot and queue place, or every request slot, is taken; see Retry-After",
+    },
     504: {"model": Error, "description": "the request took longer than the timeout"},
 }
 
@@ -155,8 +185,10 @@ __all__ = [
     "Evidence",
     "Health",
     "InspectRecord",
+    "MemberEvidence",
     "Models",
     "SamplesJSON",
+    "SourceAttributionRecord",
     "VerificationRecord",
     "VerifyJSON",
     "request_body",

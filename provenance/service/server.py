@@ -5,6 +5,11 @@ starts each worker from an import string, so each one calls :func:`app_from_env`
 the model folder (``$PROVENANCE_MODEL``) and the settings (``PROVENANCE_SERVE_*``,
 ``$PROVENANCE_TOKEN``) from the environment :func:`serve` sets. Either way the model is
 loaded once per worker and shared by its requests.
+
+Each connection is spoken to by :class:`~provenance.service.connections.GuardedHTTPProtocol`
+(deadlines for the request's headers, a cap on open connections that cuts stalled clients
+first); uvicorn's own concurrency limit, which counted stalled connections and answered 503
+without ``Retry-After``, is not used.
 """
 
 from __future__ import annotations
@@ -14,36 +19,12 @@ import os
 import sys
 from typing import Any
 
+from provenance.service.connections import GuardedHTTPProtocol
 from provenance.service.settings import Settings
 
 #: the variable that names the model folder (the one `attribute` reads too)
 MODEL_ENV = "PROVENANCE_MODEL"
 LOG_FORMAT = "%(asctime)s %(levelname)s [%(process)d] %(name)s: %(message)s"
-
-
-def _no_delay_protocol() -> type:
-    """uvicorn's HTTP protocol, with Nagle's algorithm off on every connection.
-
-    With ``--workers`` uvicorn binds the socket itself with protocol number 0, and asyncio
-    then leaves ``TCP_NODELAY`` unset on the connections it accepts: a response written as
-    headers and then body waits for the client's delayed ACK, about 40 ms per request.
-    """
-    import socket
-
-    from uvicorn.protocols.http.auto import AutoHTTPProtocol
-
-    class NoDelayHTTPProtocol(AutoHTTPProtocol):  # type: ignore[misc, valid-type]
-        def connection_made(self, transport) -> None:  # type: ignore[no-untyped-def]
-            sock = transport.get_extra_info("socket")
-            if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
-                try:
-                    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-                except OSError:  # not a TCP socket after all: nothing to tune
-                    pass
-            super().connection_made(transport)
-
-    NoDelayHTTPProtocol.__qualname__ = "NoDelayHTTPProtocol"
-    return NoDelayHTTPProtocol
 
 
 def configure_logging(level: str = "info") -> None:
@@ -98,16 +79,15 @@ def serve(
         "port": port,
         "log_level": log_level,
         "access_log": False,  # our own line per request replaces it (it would log query strings)
-        "limit_concurrency": settings.max_connections,
         "timeout_graceful_shutdown": 10,
         "server_header": False,
-        "http": "provenance.service.server:NoDelayHTTPProtocol",
+        "ws": "none",  # no route speaks WebSocket: no upgrade is offered
     }
     if workers <= 1:
         from provenance.service.app import create_app
 
         set_threads(settings, 1)
-        uvicorn.run(create_app(model, settings), **common)
+        uvicorn.run(create_app(model, settings), http=GuardedHTTPProtocol.for_settings(settings), **common)
         return
     # uvicorn starts each worker from an import string: the settings travel as environment variables
     os.environ.update(settings.to_env())
@@ -117,10 +97,14 @@ def serve(
         os.environ[MODEL_ENV] = os.path.abspath(model_path)
     else:
         os.environ.pop(MODEL_ENV, None)
-    uvicorn.run("provenance.service.server:app_from_env", factory=True, workers=workers, **common)
+    # each worker imports the protocol by name, and it reads the limits from the same environment
+    uvicorn.run(
+        "provenance.service.server:app_from_env",
+        factory=True,
+        workers=workers,
+        http="provenance.service.connections:GuardedHTTPProtocol",
+        **common,
+    )
 
 
-#: imported by name in each worker (``http=`` of uvicorn's config)
-NoDelayHTTPProtocol = _no_delay_protocol()
-
-__all__ = ["MODEL_ENV", "NoDelayHTTPProtocol", "app_from_env", "configure_logging", "serve", "set_threads"]
+__all__ = ["MODEL_ENV", "app_from_env", "configure_logging", "serve", "set_threads"]

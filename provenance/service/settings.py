@@ -34,8 +34,15 @@ class Settings:
     parsers the readers use are not safe to share between threads).
     ``queue_size``: requests that may wait for a model call; beyond concurrency + queue_size
     the worker answers 503 with ``Retry-After`` at once instead of piling work up.
-    ``max_connections``: connections a worker serves at once (uvicorn answers 503 above it),
-    which also bounds the uploads being received.
+    ``max_connections``: connections a worker keeps open at once. A new connection beyond it
+    closes the one that has waited longest for its request's headers (a stalled or idle client);
+    requests in progress beyond it are answered 503 with ``Retry-After`` (``/healthz`` and
+    ``/readyz`` excepted). It also bounds the uploads being received.
+    ``header_timeout_s``: a connection must send a complete request line and headers within this
+    many seconds of opening (or of its previous response); after it: 408 and closed.
+    ``body_timeout_s``, ``min_body_rate``: a request's whole body must arrive within
+    ``body_timeout_s`` plus one second per ``min_body_rate`` bytes received (408 and closed after
+    it): a body trickled in is cut, a large upload at a fair speed is not.
     ``token``: a bearer token every ``/v1`` route requires (401 without it); None: open.
     ``cors_origins``: origins allowed to call the API from a browser; empty: no CORS headers.
     ``trust_anchors``: a PEM file of C2PA signers to trust (a path the operator gives, never a request).
@@ -52,6 +59,9 @@ class Settings:
     concurrency: int = 1
     queue_size: int = 8
     max_connections: int = 64
+    header_timeout_s: float = 10.0
+    body_timeout_s: float = 30.0
+    min_body_rate: int = 10_000
     token: str | None = None
     cors_origins: list[str] = field(default_factory=list)
     trust_anchors: str | None = None
@@ -60,10 +70,20 @@ class Settings:
     warm_up: bool = True
 
     def __post_init__(self) -> None:
-        positive = ("max_file_bytes", "max_files", "max_request_bytes", "concurrency", "max_connections")
+        positive = (
+            "max_file_bytes",
+            "max_files",
+            "max_request_bytes",
+            "concurrency",
+            "max_connections",
+            "min_body_rate",
+        )
         for name in positive:
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        for name in ("header_timeout_s", "body_timeout_s"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
         if self.queue_size < 0:
             raise ValueError(f"queue_size must be 0 or more, got {self.queue_size}")
         if not self.timeout_s > 0:
@@ -115,6 +135,9 @@ class Settings:
             "timeout_s": self.timeout_s,
             "concurrency": self.concurrency,
             "queue_size": self.queue_size,
+            "header_timeout_s": self.header_timeout_s,
+            "body_timeout_s": self.body_timeout_s,
+            "min_body_rate": self.min_body_rate,
             "token_required": self.token is not None,
         }
 

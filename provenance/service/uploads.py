@@ -7,12 +7,14 @@ option. JSON: ``{"text": "..." | [...], "code": "..." | [...], "same_author": [.
 the options.
 
 Too many samples, or a file or text over the cap, is answered 413 naming what and the limit,
-before any model work.
+before any model work. A JSON body nested deeper than :data:`MAX_JSON_DEPTH` is answered 422
+before it is parsed (the parser recurses once per level).
 """
 
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,6 +30,10 @@ from provenance.service.settings import Settings
 SAMPLE_FIELDS = ("text", "code")
 #: the known samples of a same-author check (files or text)
 KNOWN_FIELD = "same_author"
+#: the deepest nesting of arrays and objects a JSON body may have (the API's own bodies are two deep)
+MAX_JSON_DEPTH = 32
+#: a JSON string (escapes included) or a bracket: what the nesting scan steps through
+_JSON_TOKENS = re.compile(rb'"(?:[^"\\]++|\\.)*+"|[\[\]{}]', re.DOTALL)
 
 
 @dataclass
@@ -118,6 +124,8 @@ async def _read_json(request: Request) -> Payload:
     body = await request.body()
     if not body:
         raise HTTPException(422, 'send files as multipart/form-data, or JSON such as {"text": "..."}')
+    if not nesting_within(body, MAX_JSON_DEPTH):
+        raise HTTPException(422, f"the JSON body is nested deeper than {MAX_JSON_DEPTH} levels (the limit)")
     try:
         data = json.loads(body)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
@@ -134,6 +142,23 @@ async def _read_json(request: Request) -> Payload:
     return payload
 
 
+def nesting_within(body: bytes, limit: int) -> bool:
+    """Whether the arrays and objects of the JSON text ``body`` nest at most ``limit`` deep, without
+    parsing it (brackets inside strings do not count). Cheap when the body has few brackets at all."""
+    if body.count(b"[") + body.count(b"{") <= limit:
+        return True
+    depth = 0
+    for match in _JSON_TOKENS.finditer(body):
+        bracket = body[match.start()]
+        if bracket in b"[{":
+            depth += 1
+            if depth > limit:
+                return False
+        elif bracket in b"]}":
+            depth -= 1
+    return True
+
+
 def _strings(value: Any, key: str) -> list[str]:
     if value is None:
         return []
@@ -143,4 +168,4 @@ def _strings(value: Any, key: str) -> list[str]:
     return values
 
 
-__all__ = ["KNOWN_FIELD", "SAMPLE_FIELDS", "Payload", "read_payload"]
+__all__ = ["KNOWN_FIELD", "MAX_JSON_DEPTH", "SAMPLE_FIELDS", "Payload", "nesting_within", "read_payload"]

@@ -1,6 +1,7 @@
 """The model work of each route, run on a model thread: the same calls and records as the CLI.
 
-``attribute`` answers the records of ``provenance attribute --json``, ``inspect`` those of
+``attribute`` answers the records of ``provenance attribute --json`` (``attribute_source``: the
+one record of ``provenance attribute --one-source --json``), ``inspect`` those of
 ``provenance inspect --json`` and ``verify`` the :class:`~provenance.verification.Verification`
 rows of ``provenance verify --json``. A sample that cannot be read gets its own record with
 ``error`` naming it and the reason; the others are answered. A request the service cannot
@@ -62,6 +63,29 @@ def attribute(
         names=[i.name for i in inputs],
         evidence=evidence,
         evidence_options=evidence_options,
+    )
+
+
+def attribute_source(
+    inputs: list[Input],
+    model: Model | None,
+    *,
+    evidence: bool = True,
+    evidence_options: dict[str, dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """The one record of ``provenance attribute --one-source --json`` for the inputs, taken to come
+    from one source (:func:`provenance.api.attribute_source`); an empty set or one that mixes
+    modalities raises its :class:`~provenance.core.errors.ProvenanceError` (a 422 naming the reason)."""
+    from provenance.api import attribute_source_batch as answer_source
+
+    return finite(
+        answer_source(
+            [unreadable_or_sample(i) for i in inputs],
+            model,
+            names=[i.name for i in inputs],
+            evidence=evidence,
+            evidence_options=evidence_options,
+        ).to_dict()
     )
 
 
@@ -130,6 +154,31 @@ def verify(
         modality=options.get("modality") or None,
         **check,
     )
+
+
+def verify_set(options: dict[str, Any], inputs: list[Input], known: list[Input], model: Model | None) -> dict[str, Any]:
+    """The one row of ``provenance verify --claim NAME --one-source --json``: did the claimed source
+    make the whole set (:func:`provenance.api.verify_source_claim`)? Only a ``claim`` is checked
+    for a set; ``modality`` picks the member of a bundle."""
+    from provenance.api import verify_source_claim
+
+    claim = options.get("claim")
+    others = [k for k in VERIFY_OPTIONS if k != "claim" and (known if k == "same_author" else options.get(k))]
+    if claim in (None, "") or others:
+        raise RequestError(
+            "one_source checks a claim for the whole set: give claim (a class or enrolled source) and no other "
+            f"check (got {', '.join(others) or 'no claim'})"
+        )
+    if model is None:
+        raise RequestError("no model is loaded: start the service with --model MODEL_OR_BUNDLE")
+    row = verify_source_claim(
+        [unreadable_or_sample(i) for i in inputs],
+        model,
+        str(claim),
+        names=[i.name for i in inputs],
+        modality=options.get("modality") or None,
+    )
+    return finite(row.to_dict())
 
 
 def _float(value: Any, name: str) -> float | None:
@@ -212,6 +261,7 @@ __all__ = [
     "VERIFY_OPTIONS",
     "RequestError",
     "attribute",
+    "attribute_source",
     "describe_model",
     "describe_verifier",
     "finite",
@@ -219,5 +269,6 @@ __all__ = [
     "load_verifier",
     "method_of",
     "verify",
+    "verify_set",
     "warm_up",
 ]

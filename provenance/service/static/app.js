@@ -10,6 +10,7 @@
   const state = {
     files: [],
     answers: [],
+    group: null, // the set's answer when "these files come from one source" was on
     token: sessionStorage.getItem(TOKEN_KEY) || "",
     running: false,
   };
@@ -117,23 +118,15 @@
     }
   }
 
-  async function ask(job, onBusy) {
+  // POST to url (a fresh body from makeInit on each try): {body} when answered, {error} otherwise; a busy
+  // service (503) is asked again after its Retry-After, a refused token stops the batch
+  async function send(url, makeInit, onBusy) {
     for (let attempt = 1; attempt <= MAX_TRIES; attempt++) {
-      let init;
-      if (job.kind === "file") {
-        const form = new FormData();
-        form.append("files", job.file, job.file.name);
-        init = { method: "POST", headers: authHeaders(), body: form };
-      } else {
-        const body = {};
-        body[job.kind] = job.text;
-        init = { method: "POST", headers: authHeaders({ "Content-Type": "application/json" }), body: JSON.stringify(body) };
-      }
       let response;
       try {
-        response = await fetch("/v1/attribute", init);
+        response = await fetch(url, makeInit());
       } catch (err) {
-        return errorRecord(job.name, job.name + ": the service could not be reached (" + err + ")");
+        return { error: "the service could not be reached (" + err + ")" };
       }
       if (response.status === 503) {
         const wait = Math.min(30, Math.max(1, parseInt(response.headers.get("Retry-After") || "2", 10)));
@@ -145,13 +138,42 @@
         showToken("The access token was refused: enter it again, then press Analyse.");
         throw new Error("unauthorised");
       }
-      if (!response.ok) {
-        return errorRecord(job.name, job.name + ": " + (await detailOf(response)) + " (HTTP " + response.status + ")");
-      }
-      const records = await response.json();
-      return records[0];
+      if (!response.ok) return { error: (await detailOf(response)) + " (HTTP " + response.status + ")" };
+      return { body: await response.json() };
     }
-    return errorRecord(job.name, job.name + ": the service stayed busy; try again later");
+    return { error: "the service stayed busy; try again later" };
+  }
+
+  async function ask(job, onBusy) {
+    const answer = await send("/v1/attribute", () => {
+      if (job.kind === "file") {
+        const form = new FormData();
+        form.append("files", job.file, job.file.name);
+        return { method: "POST", headers: authHeaders(), body: form };
+      }
+      const body = {};
+      body[job.kind] = job.text;
+      return { method: "POST", headers: authHeaders({ "Content-Type": "application/json" }), body: JSON.stringify(body) };
+    }, onBusy);
+    return answer.error ? errorRecord(job.name, job.name + ": " + answer.error) : answer.body[0];
+  }
+
+  // every sample in one request: the service answers the set as one source (and each member in per_sample)
+  async function askGroup(jobs, onBusy) {
+    const answer = await send("/v1/attribute?one_source=true", () => {
+      const form = new FormData();
+      for (const job of jobs) {
+        if (job.kind === "file") form.append("files", job.file, job.file.name);
+        else form.append(job.kind, job.text);
+      }
+      return { method: "POST", headers: authHeaders(), body: form };
+    }, onBusy);
+    if (!answer.error) return answer.body;
+    return {
+      label: null, score: null, unknown: false, candidates: [], n_samples: 0, modality: null, rule: null,
+      open_set_score: null, threshold: null, decided_by: null, evidence: [], notes: [], per_sample: [],
+      error: "The set could not be answered as one source: " + answer.error,
+    };
   }
 
   // ------------------------------------------------------------------ reading an answer
@@ -355,7 +377,137 @@
     card.append(body);
   }
 
+  // ------------------------------------------------------------------ one source: the set's answer
+  function groupVerdict(rec) {
+    if (rec.error) return { cls: "error", text: "No answer for the set", sub: "" };
+    const sources = rec.modality === "image" ? "generators" : "authors";
+    if (rec.decided_by === "evidence") {
+      return { cls: "known", text: rec.label, sub: "Decided by a member's own evidence (below, with the file it came from)." };
+    }
+    if (rec.decided_by === "model") {
+      if (rec.unknown) {
+        return {
+          cls: "unknown",
+          text: "unknown — none of the known " + sources,
+          sub: "Taken together, these samples are like none of the sources the model knows.",
+        };
+      }
+      return { cls: "known", text: rec.label, sub: "The model's answer for the whole set, its members' answers combined." };
+    }
+    return { cls: "none", text: "no answer", sub: "Neither the members' evidence nor a model names a source for this set." };
+  }
+
+  function groupScoreLine(rec) {
+    if (rec.error || rec.decided_by !== "model" || rec.score === null) return null;
+    const p = testid(el("p", "score"), "group-score");
+    const size = "a set of " + rec.n_samples;
+    if (rec.unknown && rec.candidates.length) {
+      const best = rec.candidates[0];
+      p.append("Closest known source: ", el("strong", null, best[0] + " " + percent(best[1])));
+      p.append(" — rejected as unknown for " + size + " (open-set score " + number(rec.open_set_score) +
+        " below the threshold " + number(rec.threshold) + ")");
+    } else {
+      p.append("Calibrated score for " + size + ": ", el("strong", null, percent(rec.score)));
+    }
+    return p;
+  }
+
+  function renderGroup(card, rec, sent) {
+    card.replaceChildren();
+    card.classList.remove("pending");
+    card.dataset.decidedBy = rec.decided_by || "";
+    card.dataset.modality = rec.modality || "";
+    const body = el("div", "answer");
+    const failed = (rec.per_sample || []).filter((r) => r.error).length;
+    const n = sent; // the samples sent, read or not
+    body.append(testid(el("h3", "sample-name", (n === 1 ? "This sample, " : "These " + n + " samples, ") +
+      "taken to come from one source" + (failed ? " (" + failed + " could not be read)" : "")), "group-title"));
+    const v = groupVerdict(rec);
+    const verdictNode = testid(el("p", "verdict " + v.cls, v.text), "group-verdict");
+    verdictNode.dataset.label = rec.label === null || rec.label === undefined ? "" : rec.label;
+    body.append(verdictNode);
+    if (v.sub) body.append(el("p", "verdict-sub", v.sub));
+    if (rec.error) body.append(testid(el("p", "error", rec.error), "group-error"));
+    const score = groupScoreLine(rec);
+    if (score) body.append(score);
+    const facts = testid(el("dl", "group-facts"), "group-facts");
+    if ((rec.per_sample || []).length) fact(facts, "Samples read", rec.n_samples + (n !== rec.n_samples ? " of " + n : ""));
+    fact(facts, "Modality", rec.modality);
+    fact(facts, "Combined by", rec.rule);
+    if (facts.childElementCount) body.append(facts);
+    if ((rec.candidates || []).length) {
+      const title = rec.decided_by === "evidence" ? "The model's candidates (shown beside: the evidence decides)" : "Candidates";
+      body.append(el("h4", null, title), candidatesChart(rec));
+    }
+    if (!rec.error) {
+      body.append(el("h4", null, "Evidence from the members"));
+      if ((rec.evidence || []).length) {
+        const list = testid(el("ul", "evidence"), "group-evidence");
+        rec.evidence.forEach((e) => {
+          const li = evidenceItem(e);
+          li.dataset.member = e.sample || "";
+          const from = testid(el("p", "ev-member", "from "), "evidence-member");
+          from.append(el("strong", null, e.sample || "a member"));
+          li.append(from);
+          list.append(li);
+        });
+        body.append(list);
+      } else {
+        body.append(testid(el("p", "no-evidence",
+          "no evidence — none of the files says anything about where it came from."), "no-evidence"));
+      }
+    }
+    if ((rec.notes || []).length) {
+      const notes = testid(el("ul", "notes"), "group-notes");
+      rec.notes.forEach((note) => notes.append(el("li", null, note)));
+      body.append(el("h4", null, "Notes"), notes);
+    }
+    card.append(body);
+  }
+
   // ------------------------------------------------------------------ a batch
+  function pendingCard(job) {
+    const card = testid(el("article", "result pending"), "result");
+    card.dataset.sample = job.name;
+    card.append(el("div", "preview"), el("p", "verdict-sub", "Waiting: " + job.title));
+    return card;
+  }
+
+  async function analyseAsOneSource(jobs) {
+    const results = $("results");
+    const groupCard = testid(el("article", "result group-result pending"), "group-result");
+    groupCard.append(el("p", "verdict-sub", "Waiting: " + jobs.length + " samples, taken to come from one source"));
+    const title = testid(el("h2", "members-title", "Each file's own answer"), "members-title");
+    const cards = jobs.map(pendingCard);
+    results.append(groupCard, title, ...cards);
+    const progress = $("progress");
+    progress.hidden = false;
+    progress.max = 1;
+    progress.removeAttribute("value"); // one request: the bar runs until the answer comes
+    $("progress-text").textContent = "Analysing " + jobs.length + " samples as one source…";
+    const rec = await askGroup(jobs, (wait, attempt) => {
+      $("progress-text").textContent = "The service is busy: asking again in " + wait + " s (try " + attempt + ")…";
+    });
+    state.group = rec;
+    renderGroup(groupCard, rec, jobs.length);
+    const members = rec.per_sample || [];
+    if (members.length !== jobs.length) { // no member was answered: only the set's error stands
+      title.remove();
+      cards.forEach((card) => card.remove());
+    } else {
+      jobs.forEach((job, i) => {
+        state.answers.push(members[i]);
+        renderAnswer(cards[i], job, members[i]);
+      });
+    }
+    progress.value = 1;
+    const failed = members.filter((r) => r.error).length;
+    $("progress-text").textContent = rec.error && !members.length
+      ? "Stopped: the set could not be answered as one source."
+      : "Done: one answer for " + jobs.length + " samples" + (failed ? " (" + failed + " could not be read)" : "") + ".";
+    results.dataset.state = "done";
+  }
+
   async function analyse() {
     if (state.running) return;
     const jobs = state.files.map((file) => ({ kind: "file", file, name: file.name, title: file.name }));
@@ -370,16 +522,28 @@
     }
     state.running = true;
     state.answers = [];
+    state.group = null;
     state.files = [];
     renderFileList();
     $("analyse").disabled = true;
     $("download").disabled = true;
     const results = $("results");
     results.replaceChildren();
+    delete results.dataset.state;
+    if ($("one-source").checked) {
+      try {
+        await analyseAsOneSource(jobs);
+      } catch (err) {
+        $("progress-text").textContent = "Stopped: " + err.message + ".";
+      } finally {
+        state.running = false;
+        $("analyse").disabled = false;
+        $("download").disabled = state.group === null;
+      }
+      return;
+    }
     const cards = jobs.map((job) => {
-      const card = testid(el("article", "result pending"), "result");
-      card.dataset.sample = job.name;
-      card.append(el("div", "preview"), el("p", "verdict-sub", "Waiting: " + job.title));
+      const card = pendingCard(job);
       results.append(card);
       return card;
     });
@@ -412,7 +576,9 @@
   }
 
   function download() {
-    const blob = new Blob([JSON.stringify(state.answers, null, 2)], { type: "application/json" });
+    // the set's answer holds each member's own in per_sample
+    const answers = state.group !== null ? state.group : state.answers;
+    const blob = new Blob([JSON.stringify(answers, null, 2)], { type: "application/json" });
     const link = document.createElement("a");
     link.href = URL.createObjectURL(blob);
     link.download = "provenance-answers.json";
@@ -425,6 +591,7 @@
   function clear() {
     state.files = [];
     state.answers = [];
+    state.group = null;
     renderFileList();
     $("text-input").value = "";
     $("file-input").value = "";

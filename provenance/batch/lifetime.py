@@ -1,0 +1,202 @@
+"""A sweep's processes live no longer than its driver.
+
+Killed with SIGTERM or SIGKILL, a `provenance batch` driver used to leave its worker processes
+(a model each, about 1 GB) and multiprocessing's resource tracker running for ever: a spawned
+worker waits on a queue whose pipe it holds open itself, so it never sees the driver go. Here:
+
+* :func:`die_with_parent`, first thing in each worker: the kernel kills the worker when the driver
+  dies (Linux's ``PR_SET_PDEATHSIG``), and a thread that watches the parent's pid does it on other
+  systems (and covers a driver that died before the worker asked);
+* :func:`sigterm_as_interrupt`, in the driver: SIGTERM stops a sweep as Ctrl-C does (what came back
+  is committed, the worker processes are stopped, a local Ray is shut down) by raising
+  :class:`Terminated`; a second SIGTERM kills the driver at once.
+
+A local Ray started for a sweep ties its head processes to the driver itself (``PR_SET_PDEATHSIG``),
+but processes its raylet starts (the dashboard and runtime-env agents, workers still starting)
+outlived a driver killed with SIGKILL. :class:`Reaper` covers them: a small process, started before
+Ray, that waits for the driver to go (however it goes) and then kills every process of the run,
+known by a mark in the environment they inherit (``PROVENANCE_BATCH_RUN``; read from ``/proc``, so
+on Linux; elsewhere Ray's own fate sharing is what there is).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+#: prctl's option for the signal a process gets when its parent dies (linux/prctl.h)
+PR_SET_PDEATHSIG = 1
+#: how often the watching thread looks at the parent
+WATCH_INTERVAL_S = 0.5
+#: the variable that marks the processes started for one sweep's local Ray (its value: the run's id)
+RUN_VAR = "PROVENANCE_BATCH_RUN"
+#: how long the reaper goes on killing what carries the mark (a dying raylet may still start a worker)
+REAP_FOR_S = 10.0
+
+
+class Terminated(KeyboardInterrupt):
+    """The driver got SIGTERM: the sweep stops as after Ctrl-C (a KeyboardInterrupt, so every
+    cleanup that handles Ctrl-C handles this too); the command line exits with ``exit_code``."""
+
+    #: what a process stopped by SIGTERM exits with, by the shell's convention (128 + 15)
+    exit_code = 128 + signal.SIGTERM
+
+
+def die_with_parent(parent_pid: int) -> None:
+    """End this process when ``parent_pid``, its parent, dies (call it first thing in a worker)."""
+    _kernel_kill_on_parent_death()
+    if os.getppid() != parent_pid:  # the parent died before the kernel was asked
+        os._exit(1)
+    threading.Thread(target=_watch, args=(parent_pid,), name="provenance-parent-watch", daemon=True).start()
+
+
+def _kernel_kill_on_parent_death() -> bool:
+    """Ask Linux to send SIGKILL to this process when its parent (the thread that started it) ends."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        return libc.prctl(PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0) == 0
+    except (OSError, AttributeError):  # no prctl here: the watching thread is the only guard
+        return False
+
+
+def _watch(parent_pid: int) -> None:
+    while os.getppid() == parent_pid:
+        time.sleep(WATCH_INTERVAL_S)
+    os._exit(1)  # adopted by init (or a subreaper): the driver is gone
+
+
+@contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    """While inside, SIGTERM raises :class:`Terminated` in the main thread. Only where SIGTERM would
+    otherwise end the process at once: a program with its own handler keeps it, and a thread other
+    than the main one cannot set one."""
+    if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGTERM) != signal.SIG_DFL:
+        yield
+        return
+
+    def stop(signum: int, frame: object) -> None:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a second SIGTERM ends the driver at once
+        raise Terminated("SIGTERM: the complete parts are kept; --resume continues the sweep")
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+@contextmanager
+def keep_sigterm_handler() -> Iterator[None]:
+    """Whatever handles SIGTERM before, handles it after: ``ray.init`` installs a native crash
+    handler for SIGTERM that aborts the driver (exit -6, nothing committed) in place of the
+    driver's own (:func:`sigterm_as_interrupt`)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.getsignal(signal.SIGTERM)
+    try:
+        yield
+    finally:
+        if previous is not None:  # None: a handler set outside Python, which cannot be put back
+            signal.signal(signal.SIGTERM, previous)
+
+
+def marked_processes(run_id: str) -> set[int]:
+    """The live processes whose environment carries ``RUN_VAR=run_id`` (empty where there is no ``/proc``)."""
+    needle = f"{RUN_VAR}={run_id}".encode()
+    found: set[int] = set()
+    with contextlib.suppress(OSError):
+        for entry in os.listdir("/proc"):
+            if entry.isdigit():
+                with contextlib.suppress(OSError), open(f"/proc/{entry}/environ", "rb") as f:
+                    if needle in f.read().split(b"\0"):
+                        found.add(int(entry))
+    return found
+
+
+def reap(run_id: str) -> None:
+    """The reaper's work: wait until the driver closes our standard input (or dies), then kill every
+    process of the run, for up to :data:`REAP_FOR_S` seconds while new ones appear."""
+    sys.stdin.buffer.read()
+    deadline = time.monotonic() + REAP_FOR_S
+    while time.monotonic() < deadline:
+        left = marked_processes(run_id) - {os.getpid()}
+        if not left:
+            return
+        for pid in left:
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGKILL)
+        time.sleep(0.2)
+
+
+class Reaper:
+    """A process that kills what a sweep started once its driver is gone (see the module).
+
+    :meth:`start` marks every process the driver starts from then on and starts the reaper, in a
+    session of its own (Ctrl-C at a terminal does not reach it); :meth:`close` (the run is over)
+    removes the mark, lets the reaper sweep up stragglers, and waits for it.
+    """
+
+    def __init__(self) -> None:
+        self.run_id = uuid.uuid4().hex
+        self._process: subprocess.Popen[bytes] | None = None
+        self._previous: str | None = None
+
+    def start(self) -> Reaper:
+        """Start the reaper and mark this process's children to come."""
+        env = {k: v for k, v in os.environ.items() if k != RUN_VAR}
+        self._process = subprocess.Popen(
+            [sys.executable, "-m", "provenance.batch.lifetime", self.run_id],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            env=env,
+            start_new_session=True,
+        )
+        self._previous = os.environ.get(RUN_VAR)
+        os.environ[RUN_VAR] = self.run_id
+        return self
+
+    def close(self) -> None:
+        """The run is over: unmark, and let the reaper kill what is left of it."""
+        if self._process is None:
+            return
+        if self._previous is None:
+            os.environ.pop(RUN_VAR, None)
+        else:
+            os.environ[RUN_VAR] = self._previous
+        process, self._process = self._process, None
+        with contextlib.suppress(OSError):
+            process.stdin.close()  # type: ignore[union-attr]
+        try:
+            process.wait(REAP_FOR_S + 5)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+__all__ = [
+    "PR_SET_PDEATHSIG",
+    "RUN_VAR",
+    "Reaper",
+    "Terminated",
+    "die_with_parent",
+    "keep_sigterm_handler",
+    "marked_processes",
+    "reap",
+    "sigterm_as_interrupt",
+]
+
+
+if __name__ == "__main__":  # the reaper process: python -m provenance.batch.lifetime RUN_ID
+    reap(sys.argv[1])
