@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from provenance.result import finite
+from provenance.source import SourceAttribution
 
 #: keys a record has beyond ``attribute --json``'s
 BATCH_KEYS = ("sha256", "links")
@@ -51,22 +52,7 @@ SCALAR_COLUMNS: tuple[tuple[str, str], ...] = (
 JSON_COLUMNS = ("candidates", "explanation", "notes", "evidence", "links")
 METADATA_KEY = b"provenance.json_columns"
 #: the keys of a group record, in order: the group, attribute_source's record, the sweep's own keys
-SOURCE_KEYS = (
-    "label",
-    "score",
-    "unknown",
-    "candidates",
-    "n_samples",
-    "modality",
-    "rule",
-    "open_set_score",
-    "threshold",
-    "decided_by",
-    "evidence",
-    "notes",
-    "per_sample",
-    "error",
-)
+SOURCE_KEYS = tuple(SourceAttribution.__dataclass_fields__)
 GROUP_KEYS = ("group", *SOURCE_KEYS, "members", "sha256")
 #: typed Parquet columns of group records, and their nested fields
 GROUP_SCALAR_COLUMNS: tuple[tuple[str, str], ...] = (
