@@ -270,15 +270,20 @@ def classic_style(rng: np.random.Generator) -> str:
 JS_ARROW = arrow_style(np.random.default_rng(99))
 
 
-def js_style_model() -> Attributor:
-    """JavaScript structure on two authors: ``arrow`` (arrow functions, no semicolons) and ``classic`` (ES5)."""
-    rng = np.random.default_rng(0)
+def js_style_data(n: int = 12, seed: int = 0) -> tuple[list[str], list[str]]:
+    """``n`` files of each JavaScript author, ``arrow`` and ``classic``, with their labels."""
+    rng = np.random.default_rng(seed)
     codes, labels = [], []
     for label, make in (("arrow", arrow_style), ("classic", classic_style)):
-        for _ in range(12):
+        for _ in range(n):
             codes.append(make(rng))
             labels.append(label)
-    return Attributor("default", modality="code").fit(codes, labels)
+    return codes, labels
+
+
+def js_style_model() -> Attributor:
+    """JavaScript structure on two authors: ``arrow`` (arrow functions, no semicolons) and ``classic`` (ES5)."""
+    return Attributor("default", modality="code").fit(*js_style_data())
 
 
 # ----------------------------------------------------------------------------- models and servers

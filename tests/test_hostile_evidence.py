@@ -30,7 +30,7 @@ from provenance.detectors.image.reading import load_image
 from provenance.evidence import EvidenceSample, read_evidence
 from provenance.evidence.hidden import HiddenCharactersReader
 from provenance.evidence.watermark import MARKS
-from tests.factories import arrow_style, classic_style, synthetic_image
+from tests.factories import arrow_style, js_style_data, synthetic_image
 
 SDXL = next(m for m in MARKS if m.name == "0xB3EC907BB19E")
 PROSE = (
@@ -286,12 +286,7 @@ def test_utf16_without_a_byte_order_mark_says_which_encodings_are_searched() -> 
 
 @functools.cache
 def code_models() -> dict[str, Attributor]:
-    rng = np.random.default_rng(0)
-    codes, labels = [], []
-    for label, make in (("arrow", arrow_style), ("classic", classic_style)):
-        for _ in range(12):
-            codes.append(make(rng))
-            labels.append(label)
+    codes, labels = js_style_data()
     return {
         name: Attributor(name, modality="code").fit(codes, labels)
         for name in ("code-structure", "fusion:code-structure+markers")

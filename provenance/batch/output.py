@@ -319,28 +319,23 @@ class OutputFolder:
     def done_keys(self, errors_only: bool = False) -> Counter[tuple[str, str | None]]:
         """How many records (``errors_only``: error records) each ``(sample, sha256)`` already has
         in committed parts."""
-        done: Counter[tuple[str, str | None]] = Counter()
-        for part in committed_parts(self.path):
-            try:
-                done.update(iter_keys(part, errors_only=errors_only))
-            except Exception as exc:  # a part edited or damaged by hand (JSON, Arrow, OS errors)
-                raise OutputError(
-                    f"{part}: unreadable ({type(exc).__name__}: {str(exc)[:200]}); move it out of the folder "
-                    "to attribute its samples again"
-                ) from None
-        return done
+        return self._keys(committed_parts(self.path), "sample", errors_only, "attribute its samples again")
 
     def done_group_keys(self, errors_only: bool = False) -> Counter[tuple[str, str | None]]:
         """How many group records (``errors_only``: error records) each ``(group, sha256)`` already has
         in committed group parts."""
+        return self._keys(committed_group_parts(self.path), "group", errors_only, "answer its groups again")
+
+    @staticmethod
+    def _keys(parts: list[Path], key: str, errors_only: bool, again: str) -> Counter[tuple[str, str | None]]:
         done: Counter[tuple[str, str | None]] = Counter()
-        for part in committed_group_parts(self.path):
+        for part in parts:
             try:
-                done.update(iter_keys(part, "group", errors_only=errors_only))
+                done.update(iter_keys(part, key, errors_only=errors_only))
             except Exception as exc:  # a part edited or damaged by hand (JSON, Arrow, OS errors)
                 raise OutputError(
                     f"{part}: unreadable ({type(exc).__name__}: {str(exc)[:200]}); move it out of the folder "
-                    "to answer its groups again"
+                    f"to {again}"
                 ) from None
         return done
 

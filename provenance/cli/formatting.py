@@ -58,20 +58,24 @@ def evidence_line(e: dict[str, Any]) -> str:
     return f"    evidence: {e['kind']} [{strength}] {what}{says}"
 
 
+def _verdict(head: str, r: dict[str, Any], no_answer: str, evidence: str) -> str:
+    """The first line of an answer (one sample's or a set's): the error, no answer, the label the
+    evidence decided (with the model's candidates beside it), or the model's label and score."""
+    if r["error"]:
+        return f"{head}: ERROR {r['error']}"
+    if r["label"] is None:
+        return f"{head}: {no_answer}"
+    cands = ", ".join(f"{lab} {s:.2f}" for lab, s in r["candidates"][:3])
+    if r.get("decided_by") == "evidence":
+        return f"{head}: {r['label']} (decided by {evidence})" + (f"  [model: {cands}]" if cands else "")
+    flag = " (rejected as unknown)" if r["unknown"] else ""
+    return f"{head}: {r['label']} score={r['score']:.3f}{flag}  [{cands}]"
+
+
 def result_text(r: dict[str, Any]) -> str:
     """One sample's answer from ``attribute``, with its evidence, notes and the why of its label."""
-    if r["error"]:
-        line = f"{r['sample']}: ERROR {r['error']}"
-    elif r["label"] is None:
-        line = f"{r['sample']}: no answer ({r.get('modality') or 'unknown modality'})"
-    elif r.get("decided_by") == "evidence":
-        line = f"{r['sample']}: {r['label']} (decided by the file's evidence)"
-        if r["candidates"]:
-            line += "  [model: " + ", ".join(f"{lab} {s:.2f}" for lab, s in r["candidates"][:3]) + "]"
-    else:
-        cands = ", ".join(f"{lab} {s:.2f}" for lab, s in r["candidates"][:3])
-        flag = " (rejected as unknown)" if r["unknown"] else ""
-        line = f"{r['sample']}: {r['label']} score={r['score']:.3f}{flag}  [{cands}]"
+    no_answer = f"no answer ({r.get('modality') or 'unknown modality'})"
+    line = _verdict(r["sample"], r, no_answer, "the file's evidence")
     for e in r.get("evidence") or []:
         line += "\n" + evidence_line(e)
     for note in r.get("notes") or []:
@@ -88,18 +92,9 @@ def source_text(r: dict[str, Any]) -> str:
     notes, then each member's own answer, indented."""
     n = r["n_samples"]
     head = f"one source ({n} sample{'' if n == 1 else 's'}{', ' + r['modality'] if r.get('modality') else ''})"
-    if r["error"]:
-        line = f"{head}: ERROR {r['error']}"
-    elif r["label"] is None:
-        line = f"{head}: no answer"
-    elif r.get("decided_by") == "evidence":
-        line = f"{head}: {r['label']} (decided by its members' evidence)"
-        if r["candidates"]:
-            line += "  [model: " + ", ".join(f"{lab} {s:.2f}" for lab, s in r["candidates"][:3]) + "]"
-    else:
-        cands = ", ".join(f"{lab} {s:.2f}" for lab, s in r["candidates"][:3])
-        flag = " (rejected as unknown)" if r["unknown"] else ""
-        line = f"{head}: {r['label']} score={r['score']:.3f}{flag}  [{cands}]  (rule {r['rule']})"
+    line = _verdict(head, r, "no answer", "its members' evidence")
+    if not r["error"] and r["label"] is not None and r.get("decided_by") != "evidence":
+        line += f"  (rule {r['rule']})"
     for note in r.get("notes") or []:
         line += f"\n    note: {note}"
     for member in r["per_sample"]:
