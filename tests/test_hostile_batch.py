@@ -165,8 +165,12 @@ def test_a_killed_ray_driver_leaves_no_ray_process(signum: int, model: Path, tex
         assert proc.returncode == -signal.SIGKILL
         return
     proc = kill_busy_sweep("ray", signum, model, texts, tmp_path)
-    # SIGTERM: Ray's own crash handler no longer aborts the driver (-6) before it commits and stops Ray
-    assert proc.returncode == 128 + signal.SIGTERM, _stderr(tmp_path)[-2000:]
+    # SIGTERM: Ray's own crash handler no longer aborts the driver (-6) before it commits and stops Ray.
+    # After the commit, stopping Ray can end the process from one of Ray's own threads (exit 1, with its
+    # "core worker has already been shutdown" line): the parts are committed and nothing is left either way
+    stderr = _stderr(tmp_path)
+    ray_ended_it = proc.returncode == 1 and "core worker has already been shutdown" in stderr
+    assert proc.returncode == 128 + signal.SIGTERM or ray_ended_it, stderr[-2000:]
     manifest = json.loads((tmp_path / "out" / "_manifest.json").read_text())
     assert manifest["runs"][-1]["status"] == "interrupted"
 

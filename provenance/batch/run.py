@@ -284,9 +284,9 @@ def run_batch(
                 group_writer.add(line)
             bar.update(len(lines))
 
-        try:
-            # one Ray session for both passes; SIGTERM stops the sweep as Ctrl-C does (what came back is committed)
-            with sigterm_as_interrupt(), runner:
+        # one Ray session for both passes; SIGTERM stops the sweep as Ctrl-C does (what came back is committed)
+        with sigterm_as_interrupt(), runner:
+            try:
                 bar = _bar(progress and engine == "local", len(items))
                 try:
                     runner.run(items, sink)
@@ -298,15 +298,16 @@ def run_batch(
                     runner.run_groups(groups, group_sink)
                 finally:
                     bar.close()
-        except BaseException:
-            # what came back is complete: commit it, so that --resume does not redo it
-            with contextlib.suppress(Exception):  # a full disk must not hide why the run stopped
-                writer.flush()
-                group_writer.flush()
-                summary.parts = len(writer.parts) + len(group_writer.parts)
-                summary.wall_s = time.perf_counter() - started
-                folder.finish({**summary.to_dict(), "status": "interrupted"}, complete=False)
-            raise
+            except BaseException:
+                # what came back is complete: commit it before the engine stops (stopping Ray may end the
+                # process from Ray's own threads), so that --resume does not redo it
+                with contextlib.suppress(Exception):  # a full disk must not hide why the run stopped
+                    writer.flush()
+                    group_writer.flush()
+                    summary.parts = len(writer.parts) + len(group_writer.parts)
+                    summary.wall_s = time.perf_counter() - started
+                    folder.finish({**summary.to_dict(), "status": "interrupted"}, complete=False)
+                raise
         group_writer.flush()
         if engine == "ray":
             summary.workers = runner.actors
