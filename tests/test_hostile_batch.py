@@ -29,8 +29,9 @@ pytestmark = pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason=
 
 MARKER_VAR = "PROVENANCE_TEST_MARKER"
 #: how long the processes of a killed run may take to go: what dies with its driver goes at once; Ray's
-#: agents, left to themselves, notice a dead raylet after 10 s or more (at times over a minute)
-GONE_WITHIN_S = 5.0
+#: agents, left to themselves, notice a dead raylet after 10 s or more (at times over a minute); the
+#: reaper looks until no process of the run has been seen for 2 s
+GONE_WITHIN_S = 8.0
 TEXTS = 20_000
 
 

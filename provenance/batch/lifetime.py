@@ -41,6 +41,8 @@ WATCH_INTERVAL_S = 0.5
 RUN_VAR = "PROVENANCE_BATCH_RUN"
 #: how long the reaper goes on killing what carries the mark (a dying raylet may still start a worker)
 REAP_FOR_S = 10.0
+#: how long the reaper keeps looking once no process of the run is left
+QUIET_S = 2.0
 
 
 class Terminated(KeyboardInterrupt):
@@ -130,14 +132,19 @@ def reap(run_id: str) -> None:
     process of the run, for up to :data:`REAP_FOR_S` seconds while new ones appear."""
     sys.stdin.buffer.read()
     deadline = time.monotonic() + REAP_FOR_S
+    quiet_since = time.monotonic()
     while time.monotonic() < deadline:
         left = marked_processes(run_id) - {os.getpid()}
-        if not left:
+        if left:
+            quiet_since = time.monotonic()
+        elif time.monotonic() - quiet_since >= QUIET_S:
+            # none seen for a while: a process still being started when the driver died (a Ray agent
+            # forked late) has had the time to show up and be killed
             return
         for pid in left:
             with contextlib.suppress(OSError):
                 os.kill(pid, signal.SIGKILL)
-        time.sleep(0.2)
+        time.sleep(0.1)
 
 
 class Reaper:
