@@ -13,9 +13,13 @@ source tokens + a random forest.
     python -m benchmarks.js_dev humanevalx --baseline
     python -m benchmarks.js_dev humanevalx --terser /tmp/terser/node_modules   # after `npm install terser@5` there
 
-``--terser`` also scores the test files after the real minifier (``terser --compress
---mangle`` through its Node API, in one Node process); files terser cannot parse (prose
-answers, TypeScript) are scored as they are, and counted.
+Every run prints one table: clean, mangled (our ``mangle``), minified (our ``minify``: terser-style
+compress + mangle, pure Python) and, with ``--terser``, after the real minifier (``terser --compress
+--mangle`` through its Node API, in one Node process); files terser cannot parse (prose answers,
+TypeScript) are scored as they are, and the rows restricted to the files terser minified are
+printed too. ``--augmentations`` sets which rewrites code-structure's augment picks from (to
+reproduce the augment before issue 23), ``--extra-copies N`` adds N augmented copies of each
+training file to the training set.
 
 The default ``--backbone auto`` is the library's default for code (``Attributor(modality="code")``):
 ``fit`` chooses the extractor and head by cross-validation grouped by task / prompt (the groups
@@ -47,7 +51,9 @@ from benchmarks.common import (
 )
 from provenance.attributor import Attributor
 from provenance.detectors import create_extractor
-from provenance.detectors.code.transforms import mangle
+from provenance.detectors.code import transforms
+from provenance.detectors.code.structure import CodeStructureExtractor
+from provenance.detectors.code.transforms import mangle, minify
 from provenance.openset import create_head
 from provenance.openset.metrics import accuracy, auroc, macro_f1
 
@@ -101,6 +107,47 @@ def baseline(train: list[dict], test: list[dict], mangled: list[str]) -> None:
     )
 
 
+def family_table(train: list[dict], test: list[dict], terser: Path | None, seed: int) -> None:
+    """Accuracy of a logistic regression on one feature family at a time (code-structure's families and
+    markers' three), trained on the training files plus one augmented copy each (the default augment),
+    scored on clean test files, our minify and (with ``terser``) the files terser minified."""
+    from sklearn.linear_model import LogisticRegression
+
+    rng = np.random.default_rng(seed)
+    structure = CodeStructureExtractor()
+    codes, y = [r["code"] for r in train], [r["label"] for r in train]
+    copies = [structure.augment(c, rng) for c in codes]
+    test_sets = {"clean": ([r["code"] for r in test], [r["label"] for r in test])}
+    test_sets["minify (ours)"] = ([minify(c) for c in test_sets["clean"][0]], test_sets["clean"][1])
+    if terser:
+        minified = terser_minify(test_sets["clean"][0], terser)
+        kept = [(m, r["label"]) for m, r in zip(minified, test, strict=True) if m is not None]
+        test_sets["terser (minified files)"] = ([m for m, _ in kept], [lab for _, lab in kept])
+    blocks: dict[str, tuple[np.ndarray, dict[str, np.ndarray]]] = {}
+    structure.fit(codes, y)
+
+    def add(prefix: str, extractor, slices: dict[str, slice]) -> None:
+        X = extractor.features(codes + copies)
+        tests = {k: extractor.features(v[0]) for k, v in test_sets.items()}
+        for fam, sl in slices.items():
+            blocks[f"{prefix}{fam}"] = (X[:, sl], {k: t[:, sl] for k, t in tests.items()})
+        blocks[f"{prefix}(all)"] = (X, tests)
+
+    add("code-structure: ", structure, structure.family_slices())
+    for fam in ("opening", "markdown", "masked"):
+        markers = create_extractor("markers", "text", families=(fam,)).fit(codes, y)
+        add(f"markers: {fam}", markers, {})
+    print(f"| family | columns | {' | '.join(test_sets)} |\n|---|---|{'---|' * len(test_sets)}")
+    for name, (X, tests) in blocks.items():
+        if name.startswith("markers") and name.endswith("(all)"):
+            name = name[: -len("(all)")]
+        if X.shape[1] == 0:
+            continue
+        clf = LogisticRegression(C=10.0, max_iter=3000).fit(X, y + y)
+        accs = [accuracy(test_sets[k][1], clf.predict(tests[k])) for k in test_sets]
+        print(f"| {name} | {X.shape[1]} | {' | '.join(f'{a:.3f}' for a in accs)} |", flush=True)
+
+
 def print_choice(choice: dict) -> None:
     """The recipe ``auto`` chose and its grouped cross-validation table, briefly."""
     print(
@@ -129,13 +176,46 @@ def main() -> None:
     add_seed(ap)
     ap.add_argument("--logo", action="store_true")
     ap.add_argument("--baseline", action="store_true")
+    ap.add_argument(
+        "--families", action="store_true", help="instead: accuracy of one feature family at a time (after terser too)"
+    )
     ap.add_argument("--terser", type=Path, help="node_modules folder holding terser: also score terser output")
+    ap.add_argument(
+        "--augmentations",
+        default=None,
+        help="comma-separated rewrites code-structure's augment picks from (default: "
+        + ",".join(CodeStructureExtractor.augmentations)
+        + "); strip_comments,minify_whitespace,rename_identifiers,mangle is the augment before issue 23",
+    )
+    ap.add_argument(
+        "--extra-copies",
+        type=int,
+        default=0,
+        help="add N augmented copies of each training file to the training set (same label and task)",
+    )
     args = ap.parse_args()
     require_data(args.data, "the JavaScript dev sets")
     warnings.simplefilter("ignore")
+    if args.augmentations:
+        names = tuple(a.strip() for a in args.augmentations.split(",") if a.strip())
+        bad = [a for a in names if not callable(getattr(transforms, a, None))]
+        if bad or not names:
+            sys.exit(f"--augmentations: unknown rewrites {bad}")
+        CodeStructureExtractor.augmentations = names
     rows = load_js_set(args.dataset, args.data)
     train, test = js_split(rows, args.seed)
-    print(f"{args.dataset}: {len(train)} train / {len(test)} test files, split by task, seed {args.seed}", flush=True)
+    print(
+        f"{args.dataset}: {len(train)} train / {len(test)} test files, split by task, seed {args.seed}; "
+        f"augment picks from {','.join(CodeStructureExtractor.augmentations)}, extra copies {args.extra_copies}",
+        flush=True,
+    )
+    if args.extra_copies:
+        rng = np.random.default_rng(args.seed)
+        extra = CodeStructureExtractor()
+        train = train + [{**r, "code": extra.augment(r["code"], rng)} for _ in range(args.extra_copies) for r in train]
+    if args.families:
+        family_table(train, test, args.terser, args.seed)
+        return
     mangled = [mangle(r["code"], seed=1) for r in test]
     if args.baseline:
         baseline(train, test, mangled)
@@ -173,12 +253,17 @@ def main() -> None:
     pred = [top_label(r) for r in res]
     pm = [top_label(r) for r in model.attribute(mangled)]
     recipe = f"{model.extractor.registry_name} + {model.head.name}" + (" (auto)" if auto else "")
-    print(
-        f"{recipe} augment={not args.no_augment_head}: accuracy "
-        f"{accuracy(y, pred):.3f} macro-F1 {macro_f1(y, pred):.3f} | mangled {accuracy(y, pm):.3f} / "
-        f"{macro_f1(y, pm):.3f} (fit {t1 - t0:.0f} s, {speed:.0f} files/s)",
-        flush=True,
-    )
+    print(f"{recipe} augment={not args.no_augment_head} (fit {t1 - t0:.0f} s, {speed:.0f} files/s)", flush=True)
+    print("| test files | n | accuracy | macro-F1 |\n|---|---|---|---|")
+
+    def row(name: str, truth: list[str], predicted: list[str | None]) -> None:
+        print(f"| {name} | {len(truth)} | {accuracy(truth, predicted):.3f} | {macro_f1(truth, predicted):.3f} |")
+
+    row("clean", y, pred)
+    row("mangled (ours: strip + rename + minify whitespace)", y, pm)
+    ours = [minify(r["code"], seed=0) for r in test]
+    p_ours = [top_label(r) for r in model.attribute(ours)]
+    row("minify (ours: compress + mangle)", y, p_ours)
     if args.terser:
         minified = terser_minify([r["code"] for r in test], args.terser)
         ok = [m is not None for m in minified]
@@ -186,14 +271,14 @@ def main() -> None:
             top_label(r)
             for r in model.attribute([m if m is not None else r["code"] for m, r in zip(minified, test, strict=True)])
         ]
-        pt_ok = [p for p, k in zip(pt, ok, strict=True) if k]
-        y_ok = [t for t, k in zip(y, ok, strict=True) if k]
-        print(
-            f"terser --compress --mangle: accuracy {accuracy(y, pt):.3f} macro-F1 {macro_f1(y, pt):.3f} on all "
-            f"{len(y)} files ({sum(ok)} minified, the rest unparseable by terser and scored as they are); "
-            f"{accuracy(y_ok, pt_ok):.3f} on the {sum(ok)} minified ones",
-            flush=True,
-        )
+
+        def kept(values: list) -> list:
+            return [v for v, k in zip(values, ok, strict=True) if k]
+
+        row(f"terser, all (the {len(y) - sum(ok)} terser cannot parse scored as they are)", y, pt)
+        row("terser, the files terser minified", kept(y), kept(pt))
+        row("clean, the same files", kept(y), kept(pred))
+        row("minify (ours), the same files", kept(y), kept(p_ours))
     if args.logo:
         aurocs = []
         for held in sorted({r["label"] for r in rows}):

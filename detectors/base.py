@@ -68,6 +68,27 @@ class Extractor(ConfigMixin):
         processing samples meet in the wild (None: this extractor has no augmentation)."""
         return None
 
+    def degradation(self, loaded: Any) -> float:
+        """How much of a source's trace the sample's processing may have taken, in [0, 1], as far
+        as the sample shows it (an image's JPEG quantisation tables, a lossy WebP, a size that
+        suggests a resize: :func:`~provenance.detectors.image.condition.degradation`); 0 when it
+        shows nothing. The attributor judges heavily degraded samples against a stricter threshold."""
+        if self.modality != "image":
+            return 0.0
+        from provenance.detectors.image.condition import degradation
+
+        return degradation(getattr(loaded, "condition", None))
+
+    def degrade(self, loaded: Any, rng: np.random.Generator) -> Any | None:
+        """A heavily degraded copy of one loaded sample, of the kind :meth:`degradation` grades heavy
+        (for images: JPEG at a quality of 40-69); the attributor sets its stricter threshold on such
+        copies of held-out samples. None: the modality has no such notion (text, code)."""
+        if self.modality != "image":
+            return None
+        from provenance.detectors.image.augment import heavy_copy
+
+        return heavy_copy(loaded, rng)
+
     def fit(self, loaded: Sequence[Any], labels: Sequence[str], progress: bool = False) -> Extractor:
         """Learn from labelled loaded samples; a no-op for frozen extractors."""
         return self

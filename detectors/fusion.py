@@ -130,6 +130,12 @@ class FusionExtractor(Extractor):
     def augment(self, loaded: Any, rng: np.random.Generator) -> Any | None:
         return self.parts[0].augment(loaded, rng)
 
+    def degradation(self, loaded: Any) -> float:
+        return self.parts[0].degradation(loaded)
+
+    def degrade(self, loaded: Any, rng: np.random.Generator) -> Any | None:
+        return self.parts[0].degrade(loaded, rng)
+
     def _raw(self, loaded: Sequence[Any], progress: bool) -> list[np.ndarray]:
         return [p.features(loaded, progress=progress) for p in self.parts]
 

@@ -55,6 +55,29 @@ CHUNK_SIZE = 32
 CHUNK_BYTES = 256 * 2**20
 #: the parts an attributor's settings name, with the registry each is built from
 _PART_REGISTRIES = {"head": HEADS, "open_set": OPEN_SET_SCORES}
+#: a sample graded above this (:meth:`Extractor.degradation`: an image re-compressed as JPEG below
+#: quality 70, or re-compressed and resized) is judged against ``degraded_threshold_``
+HEAVY_DEGRADATION = 0.6
+
+
+def degraded_note(rejected: bool, threshold: float, clean_threshold: float) -> str:
+    """The note of an answer judged against the threshold for heavily degraded samples."""
+    if threshold <= clean_threshold:
+        how = (
+            f"held to the open-set threshold for such files, {threshold:.3f}: the same as for clean files, because "
+            "heavily re-compressed held-out copies were answered about as reliably as clean ones"
+        )
+    else:
+        how = (
+            f"held to the stricter open-set threshold {threshold:.3f} (clean files: {clean_threshold:.3f}), set on "
+            "heavily re-compressed held-out copies so that answers given are right about as often as on clean files"
+        )
+    verdict = (
+        "the answer is 'unknown': the trace may be gone"
+        if rejected
+        else "the answer cleared it, but a wrong source is likelier than on a clean file"
+    )
+    return f"the file shows heavy processing, so the model's answer was {how}; {verdict}"
 
 
 def as_batch(samples: Any) -> Sequence[Any]:
@@ -174,6 +197,8 @@ class Attributor(ConfigMixin):
         self.outlier_rejection_: float | None = None
         #: the calibration of answers for sets of samples from one source (None: a model saved before it)
         self.group_calibration_: GroupCalibration | None = None
+        #: the stricter threshold for heavily degraded samples (None: none set, or a model saved before it)
+        self.degraded_threshold_: float | None = None
 
     # ------------------------------------------------------------------ settings
     def get_config(self) -> dict[str, Any]:
@@ -320,30 +345,34 @@ class Attributor(ConfigMixin):
 
     def _stream(
         self, samples: Sequence[Any], progress: bool, notes: bool = False
-    ) -> tuple[np.ndarray, list[int], dict[int, str], list[list[str]]]:
+    ) -> tuple[np.ndarray, list[int], dict[int, str], list[list[str]], list[float]]:
         """Features of ``samples`` a chunk at a time: load, featurise, take the notes, drop.
 
         Returns the feature rows of the readable samples, their positions, errors by position and,
-        with ``notes``, each readable sample's :meth:`Extractor.notes` (they need the loaded sample).
-        One bar counts samples over the whole call; the extractor draws none per chunk.
+        with ``notes``, each readable sample's :meth:`Extractor.notes` and :meth:`Extractor.degradation`
+        (they need the loaded sample). One bar counts samples over the whole call; the extractor
+        draws none per chunk.
         """
         blocks: list[np.ndarray] = []
         positions: list[int] = []
         errors: dict[int, str] = {}
         sample_notes: list[list[str]] = []
+        degradations: list[float] = []
         with progress_counter(progress, desc=self.extractor.registry_name, total=len(samples), unit="sample") as bar:
             for loaded, chunk_positions, chunk_errors in self._chunks(samples):
                 if loaded:
                     blocks.append(self._featurise(loaded, progress=False))
                     if notes:
                         sample_notes.extend(self.extractor.notes(item) for item in loaded)
+                        degradations.extend(self.extractor.degradation(item) for item in loaded)
                 positions.extend(chunk_positions)
                 errors.update(chunk_errors)
                 bar.update(len(chunk_positions) + len(chunk_errors))
                 loaded.clear()  # drop the decoded samples before the next chunk is loaded
         if not blocks:
-            return np.zeros((0, 0), np.float32), positions, errors, sample_notes
-        return (blocks[0] if len(blocks) == 1 else np.concatenate(blocks)), positions, errors, sample_notes
+            return np.zeros((0, 0), np.float32), positions, errors, sample_notes, degradations
+        feats = blocks[0] if len(blocks) == 1 else np.concatenate(blocks)
+        return feats, positions, errors, sample_notes, degradations
 
     def features(self, samples: Sequence[Any], progress: bool = False) -> tuple[np.ndarray, list[int], dict[int, str]]:
         """Feature rows for the readable samples, their positions, and per-sample errors.
@@ -351,7 +380,7 @@ class Attributor(ConfigMixin):
         Samples are decoded, featurised and dropped in chunks (``CHUNK_SIZE`` samples, about
         ``CHUNK_BYTES`` decoded), so memory does not grow with the batch.
         """
-        feats, positions, errors, _ = self._stream(samples, progress)
+        feats, positions, errors, _, _ = self._stream(samples, progress)
         return feats, positions, errors
 
     def _featurise(self, loaded: list[Any], progress: bool) -> np.ndarray:
@@ -448,7 +477,7 @@ class Attributor(ConfigMixin):
         self.check_fitted()
         samples = as_batch(samples)
         # streamed: the notes are taken while each chunk's decoded samples are alive, then they are dropped
-        feats, positions, errors, notes = self._stream(samples, progress, notes=True)
+        feats, positions, errors, notes, degradations = self._stream(samples, progress, notes=True)
         results: list[Attribution] = [None] * len(samples)  # type: ignore[list-item]
         common = {"modality": self.modality, "extractor": self.extractor.registry_name, "model": self.name}
         for i, msg in errors.items():
@@ -467,7 +496,12 @@ class Attributor(ConfigMixin):
             for row, i in enumerate(positions):
                 order = np.argsort(-proba[row])[:top_k]
                 best = int(order[0])
-                unknown = bool(os_scores[row] < self.threshold_)
+                threshold, row_notes = self.threshold_, notes[row]
+                if self.degraded_threshold_ is not None and degradations[row] > HEAVY_DEGRADATION:
+                    threshold = max(self.threshold_, self.degraded_threshold_)
+                    rejected = float(os_scores[row]) < threshold
+                    row_notes = [*row_notes, degraded_note(rejected, threshold, self.threshold_)]
+                unknown = bool(os_scores[row] < threshold)
                 label, score = (UNKNOWN if unknown else str(classes[best])), float(proba[row, best])
                 enrolled = unknown and enrolled_hits[row] is not None
                 if enrolled:
@@ -481,14 +515,14 @@ class Attributor(ConfigMixin):
                         if names and len(order) >= 2
                         else None
                     ),
-                    notes=notes[row],
+                    notes=row_notes,
                     label=label,
                     score=score,
                     unknown=unknown and not enrolled,
                     enrolled=enrolled,
                     candidates=[(str(classes[j]), float(proba[row, j])) for j in order],
                     open_set_score=float(os_scores[row]),
-                    threshold=float(self.threshold_),
+                    threshold=float(threshold),
                     decided_by="model",
                     **common,
                 )
@@ -543,6 +577,7 @@ class Attributor(ConfigMixin):
             "outlier_rejection": getattr(self, "outlier_rejection_", None),
             "recipe_choice": self.recipe_choice_,
             "group_calibration": None if self.group_calibration_ is None else self.group_calibration_.to_config(),
+            "degraded_threshold": self.degraded_threshold_,
         }
 
     def state_dict(self) -> dict[str, np.ndarray]:

@@ -101,6 +101,8 @@ def restore_calibration(model: Attributor, learned: dict[str, Any], classes: lis
         got = repr(sorted(thresholds)[:5] if isinstance(thresholds, dict) else thresholds)[:80]
         raise ConfigError("class_thresholds", f"expected one number per class {classes[:5]}, got {got}", "learned")
     model.class_thresholds_ = {k: check_number(thresholds, k, field=f"class_thresholds.{k}") for k in thresholds}
+    # absent from folders saved before issue 23: such a model judges every sample by one threshold
+    model.degraded_threshold_ = check_number(learned, "degraded_threshold", optional=True)
 
 
 def restore_bank(model: Attributor, state: dict[str, np.ndarray], classes: list[str]) -> None:

@@ -12,13 +12,15 @@
    rejection threshold, the temperature and the per-class thresholds on the held-out samples
    (samples neither the extractor nor the head has seen), and the same for sets of held-out
    samples of one class at each size of :data:`~provenance.openset.groups.GROUP_SIZES` (with the
-   default group rule), then everything is fitted again on all samples;
+   default group rule); :func:`calibrate_degraded` sets the stricter threshold for heavily degraded
+   samples on degraded copies of the held-out samples (images); then everything is fitted again on
+   all samples;
 6. :func:`keep_bank` keeps the class means (for explanations) and a bank of training rows (the
    negatives of sources enrolled later).
 
 The random generator seeded with ``seed`` is drawn from in that order, so one seed gives one model;
-the groups of step 5 are drawn from a second generator seeded with ``seed`` too (so adding them
-changed no other draw).
+the groups and the degraded copies of step 5 are drawn from generators of their own, seeded with
+``seed`` too (so adding them changed no other draw).
 """
 
 from __future__ import annotations
@@ -49,6 +51,13 @@ BANK_BYTES = 24 * 2**20
 _CALLER = 5
 #: the second seed of the generator that draws the held-out groups (beside ``model.seed``)
 GROUP_STREAM = 21
+#: ... and of the one that draws the heavily degraded copies of held-out samples
+DEGRADED_STREAM = 23
+#: the stricter threshold for heavily degraded samples is set only on at least this many copies
+MIN_DEGRADED = 20
+#: ... and a threshold is never one that accepts fewer than this many of them (the share of right
+#: answers among fewer is too noisy to hold it to)
+MIN_ACCEPTED = 10
 
 
 @dataclass
@@ -209,6 +218,45 @@ def calibrate(
     return cal_scores
 
 
+def calibrate_degraded(
+    model: Attributor, data: TrainingSet, y: np.ndarray, cal_idx: np.ndarray, cal_scores: np.ndarray, X_cal: np.ndarray
+) -> float | None:
+    """The stricter open-set threshold for heavily degraded samples, set on such copies of the
+    held-out samples (:meth:`Extractor.degrade`: for images, JPEG at quality 40-69), by the head
+    fitted without them: the lowest threshold at which the copies it accepts (at least
+    :data:`MIN_ACCEPTED`) are right at least as often as the clean held-out samples accepted at the
+    clean threshold; when none is, one above every copy's score (such samples answer "unknown").
+    Never below the clean threshold. None when the extractor makes no such copies (text, code) or
+    there are fewer than :data:`MIN_DEGRADED` held-out samples."""
+    rng = np.random.default_rng([model.seed, DEGRADED_STREAM])
+    copies, rows = [], []
+    for i in cal_idx:
+        copy = model.extractor.degrade(data.loaded[i], rng)
+        if copy is not None:
+            copies.append(copy)
+            rows.append(i)
+    if len(copies) < MIN_DEGRADED:
+        return None
+    classes = np.asarray(model.head.classes_)
+    clean_threshold = threshold_at_tpr(cal_scores, model.tpr)
+    clean_right = classes[np.argmax(model.head.predict_proba(X_cal), axis=1)] == y[cal_idx]
+    accepted = cal_scores >= clean_threshold
+    target = float(np.mean(clean_right[accepted])) if accepted.any() else 1.0
+    X = model.extractor.features(copies)
+    proba = model.head.predict_proba(X)
+    scores = model.open_set.score(X, proba)
+    right = classes[np.argmax(proba, axis=1)] == y[np.asarray(rows)]
+    order = np.argsort(-scores, kind="stable")
+    share_right = np.cumsum(right[order]) / np.arange(1, len(order) + 1)
+    ok = np.flatnonzero((np.arange(1, len(order) + 1) >= MIN_ACCEPTED) & (share_right >= target))
+    if ok.size:
+        threshold = float(scores[order][ok[-1]])
+    else:
+        top = float(scores.max())
+        threshold = float(np.nextafter(top, np.inf)) if top > 0 else top + 1e-6
+    return max(threshold, float(clean_threshold))
+
+
 def keep_bank(model: Attributor, X: np.ndarray, y: np.ndarray, rng: np.random.Generator) -> None:
     """The per-class training means (in the features' own units, for explanations) and a random
     bank of training rows, at most :data:`BANK_SIZE` rows and about :data:`BANK_BYTES`."""
@@ -247,9 +295,11 @@ def train(
     everything, all_outliers = np.arange(len(y)), np.arange(n_out)
     model.outlier_rejection_ = None
     model.group_calibration_ = None  # no held-out samples: sets fall back to the single-sample calibration
+    model.degraded_threshold_ = None  # ... and degraded samples to the one threshold
     if cal_idx.size:
         fit_parts(model, rows, y, fit_idx, out_fit if out_cal.size else all_outliers)
         cal_scores = calibrate(model, rows, y, cal_idx, (out_fit, out_cal))
+        model.degraded_threshold_ = calibrate_degraded(model, data, y, cal_idx, cal_scores, rows.X[cal_idx])
         if model.extractor.trainable and model.refit_extractor:
             model.extractor.fit(data.loaded, y.tolist(), progress=progress)
             rows = featurise(model, data, rng, progress)
@@ -273,6 +323,7 @@ __all__ = [
     "TrainingRows",
     "TrainingSet",
     "calibrate",
+    "calibrate_degraded",
     "choose_recipe",
     "class_thresholds",
     "featurise",

@@ -20,7 +20,7 @@ from provenance.detectors.code.analysis import analyse
 from provenance.detectors.code.structure import CodeStructureExtractor
 from provenance.detectors.code.syntax import MAX_CODE_BYTES, CodeText, parse
 from provenance.detectors.code.transforms import minify_whitespace, rename_identifiers, strip_comments
-from provenance.detectors.code.vocabulary import DENSE_FEATURES, FAMILIES, SPARSE_FAMILIES
+from provenance.detectors.code.vocabulary import DEFAULT_VIEWS, DENSE_FEATURES, FAMILIES, SPARSE_FAMILIES, VIEWS
 from provenance.detectors.errors import SampleError
 from tests.factories import extract
 
@@ -85,7 +85,7 @@ def test_families_are_named_contiguous_blocks(fitted: CodeStructureExtractor, co
     pairs = fitted.family_features()
     assert len(names) == len(pairs) == fitted.dim == len(set(names))
     slices = fitted.family_slices()
-    assert list(slices) == [f for f, _v, _k in FAMILIES]
+    assert list(slices) == [f for f, v, _k in FAMILIES if v in DEFAULT_VIEWS]
     pos = 0
     for fam, sl in slices.items():
         assert sl.start == pos and sl.stop > sl.start, fam
@@ -98,7 +98,7 @@ def test_families_are_named_contiguous_blocks(fitted: CodeStructureExtractor, co
     assert "syntax-token:'=>'" in names and "parent-child:lexical_declaration>'const'" in names
     # sparse families are L2-normalised per row; the dense ones weigh about as much
     X = fitted.features(corpus[0])
-    for fam in SPARSE_FAMILIES:
+    for fam in (f for f in SPARSE_FAMILIES if f in slices):
         np.testing.assert_allclose(np.linalg.norm(X[:, slices[fam]], axis=1), 1.0, rtol=1e-5)
     for fam in DENSE_FEATURES:
         assert 0.2 < np.linalg.norm(X[:, slices[fam]], axis=1).mean() < 2.0, fam
@@ -112,7 +112,7 @@ def test_syntax_features_are_identifier_blind(fitted: CodeStructureExtractor) ->
 
 def test_config_and_state_round_trip(fitted: CodeStructureExtractor, corpus) -> None:
     config = json.loads(json.dumps(fitted.get_config()))
-    assert set(config["vocabulary"]) == set(SPARSE_FAMILIES)
+    assert set(config["vocabulary"]) == set(SPARSE_FAMILIES) - {"minified-char-ngram"}
     state = fitted.state_dict()
     assert all(isinstance(v, np.ndarray) for v in state.values())
     rebuilt = CodeStructureExtractor(**config)
@@ -193,6 +193,18 @@ def test_augment_returns_parseable_rewrites(fitted: CodeStructureExtractor, corp
     for out in outs:
         assert isinstance(out, str) and not parse(out).has_errors
     assert fitted.features(list(outs)).shape == (len(outs), fitted.dim)
+
+
+def test_augment_makes_terser_style_minified_copies(fitted: CodeStructureExtractor) -> None:
+    # issue 23: the head also trains on copies that look like `terser --compress --mangle` output
+    code = (
+        "function area(width, height) {\n  if (width === 0) {\n    return 'none';\n  }\n  return width * height;\n}\n"
+    )
+    rng = np.random.default_rng(0)
+    outs = {fitted.augment(code, rng) for _ in range(40)}
+    terser_like = [o for o in outs if o.startswith("function area(") and "?" in o and '"none"' in o]
+    assert terser_like, outs  # return 0===e?"none":e*t, names shuffled per copy
+    assert all(not parse(o).has_errors for o in terser_like)
 
 
 # ----------------------------------------------------------------------------- loading and bad input
@@ -307,3 +319,26 @@ def test_load_features_and_notes_share_one_parse(
     assert len(calls) == 1
     np.testing.assert_array_equal(X, expected)
     assert any("does not fully parse" in n for n in notes)
+
+
+def test_minified_view_reads_a_file_and_its_minified_copy_alike(corpus) -> None:
+    # issue 23: minified-char-ngram reads minify(code), so terser-style output lands where its source does
+    from provenance.detectors.code.transforms import minify
+
+    assert "minified" not in CodeStructureExtractor().views  # opt-in: it costs a minify of every file
+    fitted = CodeStructureExtractor(views=VIEWS, min_df=1).fit(*corpus)
+    slices = fitted.family_slices()
+    assert "minified-char-ngram" in slices and "minified" in fitted.views
+    codes = corpus[0][:6]
+    rows = fitted.features(codes + [minify(c, seed=3) for c in codes])
+
+    def similarity(family: str) -> float:
+        block = rows[:, slices[family]]
+        return float(np.mean([block[i] @ block[i + 6] for i in range(6)]))  # blocks are L2-normalised
+
+    assert similarity("minified-char-ngram") > 0.9
+    assert similarity("minified-char-ngram") > similarity("char-ngram") + 0.2
+    # the view survives a save: the folder names its views and rebuilds the same features
+    again = CodeStructureExtractor.from_config(fitted.get_config())
+    again.load_state_dict(fitted.state_dict())
+    np.testing.assert_array_equal(again.features(codes), fitted.features(codes))

@@ -25,6 +25,7 @@ import torch
 from PIL import Image
 from scipy.ndimage import gaussian_filter
 
+from provenance.core.validation import ConfigError
 from provenance.detectors import DEFAULT_EXTRACTORS, EXTRACTORS, Extractor, SampleError, create_extractor
 from provenance.detectors.fusion import FusionExtractor
 from provenance.detectors.image.clip import CLIPExtractor, hub_offline, hub_reachable
@@ -299,7 +300,8 @@ def test_residual_cnn_features(fitted_cnn: ResidualCNNExtractor, two_class_data)
     _, _, test, _ = two_class_data
     assert fitted_cnn.classes == ["a", "b"]
     f = fitted_cnn.features(test)
-    assert f.shape == (len(test), 2 * TINY_CNN["widths"][-1])
+    assert fitted_cnn.n_models == 2  # the default: a JPEG network and a re-shared ("wild") one
+    assert f.shape == (len(test), 2 * 2 * TINY_CNN["widths"][-1])
     assert f.dtype == np.float32
     assert np.isfinite(f).all()
     assert f.std(axis=0).max() > 0  # not a constant map
@@ -338,6 +340,40 @@ def test_residual_cnn_state_dict_round_trip(fitted_cnn: ResidualCNNExtractor, tw
     # the saved arrays are copies: changing them does not touch the live network
     next(iter(state.values()))[...] = 0
     np.testing.assert_array_equal(fresh.features(test[:2]), fitted_cnn.features(test[:2]))
+
+
+@pytest.mark.parametrize("augmentation", ["wild", "jpeg+wild"])
+def test_residual_cnn_trains_on_re_shared_copies(augmentation: str, two_class_data, monkeypatch) -> None:
+    # issue 23: "wild" networks cut their patches from chains of crop, downscale and JPEG/WebP
+    from provenance.detectors.image import residual_cnn
+
+    train, labels, test, _ = two_class_data
+    calls: list[int] = []
+    real = residual_cnn.wild_copy
+
+    def counting(image, rng, min_side=64):
+        calls.append(min_side)
+        return real(image, rng, min_side)
+
+    monkeypatch.setattr(residual_cnn, "wild_copy", counting)
+    ext = create_extractor("residual-cnn", **TINY_CNN, n_models=2, augmentation=augmentation, wild_copies=2)
+    assert ext.kinds == tuple(augmentation.split("+"))
+    ext.fit(train, labels)
+    assert calls and set(calls) == {64} and len(calls) == 2 * len(train)  # two copies of each, readable size
+    assert len(ext.nets) == 2 and ext.features(test).shape == (len(test), ext.dim)
+    config = json.loads(json.dumps(ext.get_config()))
+    assert config["augmentation"] == augmentation
+    fresh = create_extractor("residual-cnn", **config)
+    fresh.load_state_dict(ext.state_dict())
+    np.testing.assert_array_equal(fresh.features(test), ext.features(test))
+    # the head's copy: JPEG first when JPEG is among the kinds, else a re-shared copy
+    copy = ext.augment(test[0], np.random.default_rng(0))
+    assert copy.shape[2] == 3 and min(copy.shape[:2]) >= 64
+
+
+def test_residual_cnn_rejects_an_unknown_augmentation() -> None:
+    with pytest.raises(ConfigError, match="augmentation"):
+        create_extractor("residual-cnn", augmentation="blur")
 
 
 def test_residual_cnn_fit_is_reproducible(two_class_data) -> None:
@@ -405,7 +441,7 @@ def test_residual_cnn_any_size(fitted_cnn: ResidualCNNExtractor, rng: np.random.
     assert 1 <= len(emb) <= fitted_cnn.max_crops
     assert logits.shape == (len(emb), 2)
     f = fitted_cnn.features([img])
-    assert f.shape == (1, 2 * TINY_CNN["widths"][-1])
+    assert f.shape == (1, fitted_cnn.n_models * 2 * TINY_CNN["widths"][-1])
     assert np.isfinite(f).all()
 
 
@@ -522,8 +558,9 @@ def test_effnet_lite0_random_weights(rng: np.random.Generator) -> None:
     f = ext.features(imgs)
     assert f.shape == (2, 1280)
     assert np.isfinite(f).all()
-    with pytest.raises(SampleError, match="224x224"):
-        ext.load(random_image(rng, 223, 500))
+    assert ext.features([ext.load(random_image(rng, 223, 500))]).shape == (1, 1280)  # enlarged to a crop
+    with pytest.raises(SampleError, match="32x32"):
+        ext.load(random_image(rng, 31, 500))
 
 
 def test_verify_sha256(tmp_path: Path) -> None:
@@ -606,8 +643,9 @@ def test_clip_vit_b32_random_weights(clip_b32: CLIPExtractor, rng: np.random.Gen
     # never resized: a larger image gives exactly its centre 224x224 crop's features
     centre = np.ascontiguousarray(wide[38:262, 138:362])
     np.testing.assert_allclose(clip_b32.features([centre]), f[1:], rtol=1e-4, atol=1e-5)
-    with pytest.raises(SampleError, match="224x224"):
-        clip_b32.load(random_image(rng, 200, 500))
+    assert clip_b32.features([clip_b32.load(random_image(rng, 200, 500))]).shape == (1, 512)  # enlarged
+    with pytest.raises(SampleError, match="32x32"):
+        clip_b32.load(random_image(rng, 20, 500))
 
 
 def test_clip_several_crops(tiny_clip_arch: str, rng: np.random.Generator) -> None:
@@ -823,16 +861,34 @@ def test_fusion_needs_two_parts() -> None:
 
 
 def test_fusion_load_applies_every_size_check(rng: np.random.Generator) -> None:
-    small = random_image(rng, 100, 300)  # fine for residual-stats (64), too small for effnet-lite0 (224)
-    ext = FusionExtractor([ResidualStatsExtractor(), EfficientNetLite0Extractor(pretrained=False)])
-    with pytest.raises(SampleError, match="224x224"):
+    small = random_image(rng, 100, 300)  # too small for residual-stats at 128; effnet-lite0 enlarges it
+    ext = FusionExtractor([ResidualStatsExtractor(patch_size=128), EfficientNetLite0Extractor(pretrained=False)])
+    with pytest.raises(SampleError, match="128x128"):
         ext.load(small)
     reverse = FusionExtractor([ext.parts[1], ext.parts[0]])
-    with pytest.raises(SampleError, match="224x224"):
+    with pytest.raises(SampleError, match="128x128"):
         reverse.load(small)
+    tiny = random_image(rng, 20, 300)  # under the 32 pixels a content backbone reads
+    with pytest.raises(SampleError, match="32x32"):
+        FusionExtractor([ResidualStatsExtractor(patch_size=16), ext.parts[1]]).load(tiny)
     big = random_image(rng, 230, 240)
     np.testing.assert_array_equal(ext.load(big), big)
     np.testing.assert_array_equal(reverse.load(big), big)
+
+
+def test_content_backbone_enlarges_an_image_smaller_than_its_crop(rng: np.random.Generator) -> None:
+    # issue 23: a downscaled re-share (or a fusion part's augmented copy) is still read, enlarged
+    from provenance.detectors.image.crop_backbone import fit_crop
+
+    effnet = EfficientNetLite0Extractor(pretrained=False)
+    image = random_image(rng, 112, 150)
+    enlarged = fit_crop(image, 224)
+    assert enlarged.shape == (224, 300, 3)
+    big = random_image(rng, 230, 240)
+    assert fit_crop(big, 224) is big  # never touched once it holds a crop
+    X = effnet.features([effnet.load(image), enlarged, big])
+    assert X.shape == (3, 1280) and np.isfinite(X).all()
+    np.testing.assert_allclose(X[0], X[1], rtol=1e-4, atol=1e-5)
 
 
 def test_fusion_size_error_names_the_file(tmp_path: Path, rng: np.random.Generator) -> None:

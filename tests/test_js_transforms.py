@@ -18,8 +18,10 @@ import pytest
 
 from provenance.detectors.code.syntax import iter_named_nodes, parse
 from provenance.detectors.code.transforms import (
+    compress,
     declared_names,
     mangle,
+    minify,
     minify_whitespace,
     rename_identifiers,
     strip_comments,
@@ -32,6 +34,10 @@ TRANSFORMS = {
     "rename_identifiers": rename_identifiers,
     "mangle": mangle,
 }
+#: The terser-style rewrites: they change literals' spelling ('a' -> "a", 1000 -> 1e3), so they are
+#: checked beside the four above everywhere but in ``test_literals_untouched``.
+COMPRESSORS = {"compress": compress, "minify": minify}
+ALL_TRANSFORMS = {**TRANSFORMS, **COMPRESSORS}
 
 LITERALS = r"""// leading comment
 const url = "http://example.com/a//b"; // the string holds //
@@ -167,17 +173,17 @@ def test_mangle_is_strip_rename_minify() -> None:
     assert mangle(code) == "const a=(b,c)=>{return b+c;};"
 
 
-@pytest.mark.parametrize("name", sorted(TRANSFORMS))
+@pytest.mark.parametrize("name", sorted(ALL_TRANSFORMS))
 def test_deep_nesting_and_empty_input(name: str) -> None:
     deep = "x = " + "[" * 5000 + "]" * 5000 + ";"
-    assert parse(TRANSFORMS[name](deep)).n_errors == 0
-    assert TRANSFORMS[name]("") == ""
+    assert parse(ALL_TRANSFORMS[name](deep)).n_errors == 0
+    assert ALL_TRANSFORMS[name]("") == ""
 
 
-@pytest.mark.parametrize("name", sorted(TRANSFORMS))
+@pytest.mark.parametrize("name", sorted(ALL_TRANSFORMS))
 def test_broken_code_gets_no_new_errors(name: str) -> None:
     broken = "function f( {\n  let x = \nreturn x\n}\nconst ok = 1 // fine\n"
-    assert parse(TRANSFORMS[name](broken)).n_errors <= parse(broken).n_errors
+    assert parse(ALL_TRANSFORMS[name](broken)).n_errors <= parse(broken).n_errors
 
 
 PROGRAMS = [
@@ -217,9 +223,9 @@ def _run_in_node(programs: list[str], folder: Path) -> list[str]:
 def test_programs_print_the_same(tmp_path: Path) -> None:
     expected = _run_in_node(PROGRAMS, tmp_path)
     assert all(expected) and not any("threw" in e for e in expected)
-    rewritten = [fn(p) for fn in TRANSFORMS.values() for p in PROGRAMS]
+    rewritten = [fn(p) for fn in ALL_TRANSFORMS.values() for p in PROGRAMS]
     got = _run_in_node(rewritten, tmp_path)
-    for k, name in enumerate(TRANSFORMS):
+    for k, name in enumerate(ALL_TRANSFORMS):
         for i in range(len(PROGRAMS)):
             assert got[k * len(PROGRAMS) + i] == expected[i], f"{name} changed the output of program {i}"
 
@@ -235,13 +241,13 @@ def _dev_files(n: int, seed: int = 0) -> list[Path]:
     return files[:n]
 
 
-@pytest.mark.parametrize("name", sorted(TRANSFORMS))
+@pytest.mark.parametrize("name", sorted(ALL_TRANSFORMS))
 def test_dev_files_still_parse(name: str) -> None:
     files = _dev_files(200)
     ok = 0
     for f in files:
         code = f.read_text(encoding="utf-8")
-        out = TRANSFORMS[name](code)
+        out = ALL_TRANSFORMS[name](code)
         ok += parse(out).n_errors <= parse(code).n_errors
     assert ok / len(files) >= 0.95, f"{name}: only {ok}/{len(files)} files parse as well as before"
 
@@ -275,5 +281,124 @@ def test_dev_files_still_compile_in_node(tmp_path: Path) -> None:
 
     valid = [c for c, ok in zip(codes, compiles(codes), strict=True) if ok]
     assert len(valid) > 50
-    mangled = compiles([mangle(c) for c in valid])
-    assert sum(mangled) / len(valid) >= 0.98
+    for fn in (mangle, minify):
+        rewritten = compiles([fn(c) for c in valid])
+        assert sum(rewritten) / len(valid) >= 0.98, fn.__name__
+
+
+# ----------------------------------------------------------------------------- compress / minify (issue 23)
+
+COMPRESS_CASES = {
+    # booleans, undefined
+    "let ok = true, no = false;": "let ok=!0,no=!1;",
+    "x = undefined; f(undefined);": "x=void 0,f(void 0);",
+    "var t = true.toString();": "var t=true.toString();",
+    # numbers
+    "a = 1000; b = 0.50; c = 1.0; g = 25000000;": "a=1e3,b=.5,c=1,g=25e6;",
+    "d = 0x10; f = 1_000; n = 1.0.toFixed(1);": "d=0x10,f=1_000,n=1.0.toFixed(1);",
+    # quotes
+    "s = 'abc'; t = 'it\\'s'; u = 'say \"hi\"';": 's="abc",t="it\'s",u=\'say "hi"\';',
+    # properties
+    'v = o["key"]; w = o?.["k2"]; q = o["not valid"];': 'v=o.key,w=o?.k2,q=o["not valid"];',
+    'r = {"a": 1, "__proto__": null, "b-c": 2};': 'r={a:1,"__proto__":null,"b-c":2};',
+    # comparisons: the literal first, == where typeof makes === needless
+    'if (x === 0) f(); if (typeof x === "string") g();': '0===x&&f(),"string"==typeof x&&g();',
+    # arrows
+    "const sq = (x) => { return x * x; }; const obj = () => { return {a: 1}; };": "const sq=x=>x*x,obj=()=>({a:1});",
+    # conditionals and sequences
+    "function f(a) { if (a) { b(); } if (!a) c(); if (a) x = 1; else y = 2; }": (
+        "function f(a){a&&b(),a||c(),a?x=1:y=2}"
+    ),
+    "function g(a) { if (a > 1) { return 1; } else { return 2; } }": "function g(a){return a>1?1:2}",
+    "function h(a) { if (a) return 1; return 2; }": "function h(a){return a?1:2}",
+    "function k(a) { a.push(1); a.push(2); return a; }": "function k(a){return a.push(1),a.push(2),a}",
+    "if (a || b) c(); if (a) d = e || f;": "(a||b)&&c(),a&&(d=e||f);",
+    "if (a) b(); else if (c) d(); else { e(); f(); }": "a?b():c?d():(e(),f());",
+    # declarations joined by kind
+    "let a = 1; let b = 2; const c = 3; const d = 4; var e = 5;": "let a=1,b=2;const c=3,d=4;var e=5;",
+    # braces of single statements go, unless a declaration or a dangling else forbids it
+    "for (let i = 0; i < 3; i++) { console.log(i); }": "for(let i=0;i<3;i++)console.log(i);",
+    "if (a) { let x = 1; }": "if(a){let x=1}",
+    "if (a) { if (b) { c(); d(); } } else e();": "a?b&&(c(),d()):e();",
+    "if (a) { if (b) { let x = 1; f(x); } } else e();": "if(a){if(b){let x=1;f(x)}}else e();",
+    "switch (a) { case 1: b(); c(); break; default: d(); }": "switch(a){case 1:b(),c();break;default:d()}",
+}
+
+
+@pytest.mark.parametrize("code", sorted(COMPRESS_CASES))
+def test_compress_rewrites(code: str) -> None:
+    out = compress(code)
+    assert out == COMPRESS_CASES[code]
+    assert not parse(out).has_errors
+
+
+def test_compress_keeps_a_declared_undefined_and_a_seed_drops_rewrites() -> None:
+    assert compress("let undefined = 3; f(undefined);") == "let undefined=3;f(undefined);"
+    code = "function f(a) { if (a) { b(); } return 'x' === a ? true : 1000; }"
+    outs = {compress(code, seed=s) for s in range(1, 40)}
+    assert compress(code, seed=3) == compress(code, seed=3)
+    assert len(outs) > 3 and compress(code) in outs  # seed 0 applies all: some seeds do too
+    assert all(not parse(o).has_errors for o in outs)
+
+
+def test_minify_keeps_top_level_names_and_renames_locals_terser_style() -> None:
+    code = "// sum\nconst add = (first, second) => {\n  return first + second;\n};\n"
+    code += "function top(x) { let y = x; return y; }\n"
+    # terser 5 emits const add=(d,o)=>d+o;function top(n){let t=n;return t} (its letters follow frequency)
+    assert minify(code) == "const add=(e,t)=>e+t;function top(n){let r=n;return r}"
+    renamed = {minify(code, seed=s) for s in range(1, 10)}
+    assert len(renamed) > 1 and all(o.startswith("const add=(") and "function top(" in o for o in renamed)
+
+
+ODD_INPUTS = [
+    "",
+    "   \n\t ",
+    "The answer is to loop over the list; then return the sum.",
+    "```js\nconst x = 1\n```",
+    "function f( { if (a) { return",
+    "}}}{{{ ;;; if if else",
+    "x = " + "(" * 3000 + "1" + ")" * 3000 + ";",
+    "if (a) " * 2000 + "b();",
+    "{" * 2000 + "}" * 2000,
+    "a = '\\u{1F600}' + 'ü' + \"\\\"\";",
+    "<div>{x}</div>",
+    "#!/usr/bin/env node\nif (a) { b() }",
+    "\x00\x01 const a = 1;",
+]
+
+
+@pytest.mark.parametrize("name", sorted(COMPRESSORS))
+def test_compress_never_raises_on_odd_inputs(name: str) -> None:
+    for code in ODD_INPUTS:
+        out = COMPRESSORS[name](code)
+        assert isinstance(out, str)
+        assert parse(out).n_errors <= parse(code).n_errors, code[:40]
+
+
+COMPRESS_PROGRAMS = [
+    "function sign(x) { if (x > 0) { return 1; } else if (x < 0) { return -1; } return 0; }\n"
+    "console.log([5, -2, 0].map(sign))",
+    "let log = []; function f(a) { if (a) log.push('a'); else log.push('b'); if (!a) log.push(\"n\");\n"
+    "return log.length; }\nconsole.log(f(true), f(false), log)",
+    "const o = { 'key': 1, \"b-c\": 2 }; o['x'] = undefined;\n"
+    "console.log(o['key'], o.x === undefined, typeof o === 'object')",
+    "let n = 1000, h = 0.50, z = 2.0; const sq = (v) => { return v * v; }; console.log(n + h + z, sq(3), 'it\\'s')",
+    "let s = 0; for (let i = 0; i < 5; i++) { if (i % 2 === 0) { s += i; } } let t = 1; while (t < 100) { t *= 3; }\n"
+    "console.log(s, t)",
+    "function g(a, b) { a.push(b); a.push(b * 2); return a; } const mk = () => { return { v: 1 }; };\n"
+    "console.log(g([], 3), mk())",
+    "function c(x) { switch (x) { case 1: x++; x *= 2; break; default: x = -x; } return x; } console.log(c(1), c(5))",
+]
+
+
+@pytest.mark.skipif(NODE is None, reason="node is not installed")
+def test_compressed_programs_print_the_same(tmp_path: Path) -> None:
+    expected = _run_in_node(COMPRESS_PROGRAMS, tmp_path)
+    assert all(expected) and not any("threw" in e for e in expected)
+    for seed in (0, 1, 2):
+        rewritten = [fn(p, seed) for fn in COMPRESSORS.values() for p in COMPRESS_PROGRAMS]
+        assert all(r != p for r, p in zip(rewritten, COMPRESS_PROGRAMS * 2, strict=True))
+        got = _run_in_node(rewritten, tmp_path)
+        for k, name in enumerate(COMPRESSORS):
+            for i in range(len(COMPRESS_PROGRAMS)):
+                assert got[k * len(COMPRESS_PROGRAMS) + i] == expected[i], f"{name} seed {seed}: program {i}"

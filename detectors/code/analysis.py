@@ -48,6 +48,12 @@ def analyse(
             out.sparse[fam] = counter(w)
     if "char-ngram" in fams:
         out.sparse["char-ngram"] = char_ngram_counts(code, char_ngrams, max_ngram_chars)
+    if "minified-char-ngram" in fams:
+        from provenance.detectors.code.transforms import minify
+
+        # minify is close to idempotent on minified code: this view reads a file and its terser copy alike
+        minified = minify(str(code)[: 4 * max_ngram_chars])
+        out.sparse["minified-char-ngram"] = char_ngram_counts(minified, char_ngrams, max_ngram_chars)
     for fam, dense in _DENSE.items():
         if fam in fams:
             out.dense[fam] = dense(w)

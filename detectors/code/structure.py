@@ -39,7 +39,9 @@ from provenance.detectors.code.syntax import (
     validate_code,
 )
 from provenance.detectors.code.vocabulary import (
+    CHAR_FAMILIES,
     DEFAULT_MAX_FEATURES,
+    DEFAULT_VIEWS,
     DENSE_FAMILIES,
     DENSE_FEATURES,
     FAMILIES,
@@ -59,8 +61,10 @@ class CodeStructureExtractor(Extractor):
 
     Parameters (with the limits a saved model is held to, about 10x the defaults)
     ----------
-    views: which groups of families to use, from ``("structure", "lexical", "layout", "chars")``.
-        ``("structure",)`` alone is blind to names, literals, layout and comments.
+    views: which groups of families to use, from ``("structure", "lexical", "layout", "chars", "minified")``.
+        ``("structure",)`` alone is blind to names, literals, layout and comments; ``"minified"``
+        (character n-grams of the code after terser-style minification, off by default: it costs a
+        minify of every file) reads a file and its minified copy alike. Default: the first four.
     max_features: vocabulary cap per learnt family (an int for all, or a dict by family), 1 to 100,000.
     min_df: an n-gram must occur in at least this many training files to become a feature (>= 1).
     char_ngrams: 1 to 8 character n-gram lengths, each 1 to 16, for the ``char-ngram`` family.
@@ -95,7 +99,7 @@ class CodeStructureExtractor(Extractor):
 
     def __init__(
         self,
-        views: Sequence[str] = VIEWS,
+        views: Sequence[str] = DEFAULT_VIEWS,
         max_features: int | dict[str, int] | None = None,
         min_df: int = 2,
         char_ngrams: Sequence[int] = (3,),
@@ -188,13 +192,13 @@ class CodeStructureExtractor(Extractor):
         self.vocabulary = {f: [str(x) for x in vocabulary[f]] for f in self._sparse}
         self._lookup = {f: {} for f in self._sparse}
         self._index = {f: {s: i for i, s in enumerate(words)} for f, words in self.vocabulary.items()}
-        if "char-ngram" in self.vocabulary:
-            self._lookup["char-ngram"] = {tuple(s): i for s, i in self._index["char-ngram"].items()}
+        for fam in CHAR_FAMILIES & set(self.vocabulary):
+            self._lookup[fam] = {tuple(s): i for s, i in self._index[fam].items()}
 
     # ------------------------------------------------------------------ names
     @staticmethod
     def _render(family: str, key: Any) -> str:
-        if family == "char-ngram":
+        if family in CHAR_FAMILIES:
             return "".join(key)
         if isinstance(key, tuple):
             return ">".join(display_name(k) for k in key)
@@ -202,7 +206,7 @@ class CodeStructureExtractor(Extractor):
 
     def _column(self, family: str, key: Any) -> int:
         table = self._lookup[family]
-        if family == "char-ngram":
+        if family in CHAR_FAMILIES:
             return table.get(key, -1)
         col = table.get(key)
         if col is None:
@@ -213,7 +217,7 @@ class CodeStructureExtractor(Extractor):
     def _columns(self, family: str, counts: Counter) -> tuple[np.ndarray, np.ndarray]:
         """Columns and counts of the in-vocabulary keys of ``counts``."""
         table = self._lookup[family]
-        miss = -1 if family == "char-ngram" else -2
+        miss = -1 if family in CHAR_FAMILIES else -2
         cols = [table.get(k, miss) for k in counts]
         if miss == -2 and -2 in cols:
             cols = [c if c != -2 else self._column(family, k) for c, k in zip(cols, counts, strict=True)]
@@ -294,19 +298,26 @@ class CodeStructureExtractor(Extractor):
             )
         return out
 
-    def augment(self, loaded: Any, rng: np.random.Generator) -> str | None:
-        """A rewritten copy: comments stripped, whitespace minified, names renamed, or all three."""
-        from provenance.detectors.code.transforms import mangle, minify_whitespace, rename_identifiers, strip_comments
+    #: The rewrites :meth:`augment` picks from, uniformly (names in
+    #: :mod:`~provenance.detectors.code.transforms`); ``minify`` is terser-style compress + mangle.
+    augmentations: ClassVar[tuple[str, ...]] = (
+        "strip_comments",
+        "minify_whitespace",
+        "rename_identifiers",
+        "mangle",
+        "minify",
+    )
 
-        choice = int(rng.integers(4))
+    def augment(self, loaded: Any, rng: np.random.Generator) -> str | None:
+        """A rewritten copy: comments stripped, whitespace minified, names renamed, all three, or minified
+        as terser does it (compress + mangle), picked at random from :attr:`augmentations`."""
+        from provenance.detectors.code import transforms
+
+        choice = self.augmentations[int(rng.integers(len(self.augmentations)))]
         seed = int(rng.integers(1, 2**31))
-        if choice == 0:
-            return strip_comments(loaded)
-        if choice == 1:
-            return minify_whitespace(loaded)
-        if choice == 2:
-            return rename_identifiers(loaded, seed=seed)
-        return mangle(loaded, seed=seed)
+        if choice in ("strip_comments", "minify_whitespace"):
+            return getattr(transforms, choice)(loaded)
+        return getattr(transforms, choice)(loaded, seed=seed)
 
     # ------------------------------------------------------------------ features
     def _analyse(self, code: str) -> Analysis:

@@ -21,6 +21,9 @@ layout        layout              indentation, semicolons, trailing commas, line
                                   blank lines, brace style, spacing
 layout        comments            comment rate, kind, position, wording habits
 chars         char-ngram          character n-grams of the source (learnt vocabulary)
+minified      minified-char-ngram character n-grams of the source after
+                                  :func:`~provenance.detectors.code.transforms.minify` (terser-style
+                                  compress + mangle): the same for a file and its minified copy
 ============  ==================  =========================================================
 
 Syntax families are identifier-blind: they see node *types* (and keyword/operator
@@ -34,7 +37,10 @@ A *sparse* family has a vocabulary learnt from training files (capped by
 
 from __future__ import annotations
 
-VIEWS = ("structure", "lexical", "layout", "chars")
+VIEWS = ("structure", "lexical", "layout", "chars", "minified")
+#: the views a code-structure extractor reads unless told otherwise: ``"minified"`` costs a minify of
+#: every file (about 3x slower) for about one point after terser on the dev split (BENCHMARKS.md, issue 23)
+DEFAULT_VIEWS = ("structure", "lexical", "layout", "chars")
 
 #: (family, view, kind) in output order; kind "sparse" has a learnt vocabulary, "dense" fixed features
 FAMILIES: tuple[tuple[str, str, str], ...] = (
@@ -51,7 +57,10 @@ FAMILIES: tuple[tuple[str, str, str], ...] = (
     ("layout", "layout", "dense"),
     ("comments", "layout", "dense"),
     ("char-ngram", "chars", "sparse"),
+    ("minified-char-ngram", "minified", "sparse"),
 )
+#: Families whose keys are character tuples (rendered by joining them).
+CHAR_FAMILIES = frozenset({"char-ngram", "minified-char-ngram"})
 SPARSE_FAMILIES = tuple(f for f, _v, k in FAMILIES if k == "sparse")
 DENSE_FAMILIES = tuple(f for f, _v, k in FAMILIES if k == "dense")
 
@@ -62,6 +71,7 @@ DEFAULT_MAX_FEATURES: dict[str, int] = {
     "parent-child": 1500,
     "syntax-token": 150,
     "char-ngram": 4000,
+    "minified-char-ngram": 4000,
 }
 
 _CONTROL = (
@@ -300,4 +310,12 @@ DENSE_FEATURES: dict[str, tuple[str, ...]] = {
 }
 
 
-__all__ = ["DEFAULT_MAX_FEATURES", "DENSE_FAMILIES", "DENSE_FEATURES", "FAMILIES", "SPARSE_FAMILIES", "VIEWS"]
+__all__ = [
+    "DEFAULT_MAX_FEATURES",
+    "DEFAULT_VIEWS",
+    "DENSE_FAMILIES",
+    "DENSE_FEATURES",
+    "FAMILIES",
+    "SPARSE_FAMILIES",
+    "VIEWS",
+]

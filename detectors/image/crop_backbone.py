@@ -7,6 +7,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 import torch
+from PIL import Image
 
 from provenance.core.validation import Bound
 from provenance.detectors.base import Extractor
@@ -18,13 +19,29 @@ from provenance.detectors.progress import progress_bar
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+#: the smallest side a content backbone reads (it enlarges anything smaller than its crop)
+MIN_SIDE = 32
+
+
+def fit_crop(image: np.ndarray, size: int) -> np.ndarray:
+    """``image`` enlarged (bicubic) so that its short side is at least ``size``; unchanged if it is."""
+    h, w = image.shape[:2]
+    if min(h, w) >= size:
+        return image
+    scale = size / min(h, w)
+    shape = (max(size, round(w * scale)), max(size, round(h * scale)))
+    return np.asarray(Image.fromarray(np.ascontiguousarray(image)).resize(shape, Image.BICUBIC))
 
 
 class CropBackboneExtractor(JPEGAugmentMixin, Extractor):
     """Embeds a grid of ``patch_size`` crops with a frozen network and averages them.
 
-    Crops are taken at native resolution (no resizing), normalised with ``mean`` and
-    ``std``, and passed through :meth:`_embed`, which subclasses implement.
+    Crops are taken at native resolution, normalised with ``mean`` and ``std``, and passed
+    through :meth:`_embed`, which subclasses implement. An image smaller than one crop (a
+    downscaled re-share, or a part's augmented copy in a fusion) is first enlarged, bicubic, until
+    its short side fills the crop: these networks read content, which survives resizing, not the
+    pixel-level traces the forensic extractors read (those never resize). Images with a side under
+    :data:`MIN_SIDE` pixels are refused.
 
     Limits of a saved model (about 10x what the project uses): ``patch_size`` 16 to 2048
     pixels, ``max_crops`` 1 to 256 per image, ``batch_size`` 1 to 1024 crops per pass.
@@ -46,7 +63,7 @@ class CropBackboneExtractor(JPEGAugmentMixin, Extractor):
 
     def load(self, sample: Any) -> np.ndarray:
         image = load_image(sample)
-        check_min_size(image, self.patch_size, describe_sample(sample))
+        check_min_size(image, min(MIN_SIDE, self.patch_size), describe_sample(sample))
         return image
 
     def _embed(self, x: torch.Tensor) -> torch.Tensor:
@@ -56,7 +73,7 @@ class CropBackboneExtractor(JPEGAugmentMixin, Extractor):
     def features(self, loaded: Sequence[np.ndarray], progress: bool = False) -> np.ndarray:
         crops, owner = [], []
         for i, image in enumerate(loaded):
-            c = grid_crops(image, self.patch_size, self.max_crops)
+            c = grid_crops(fit_crop(image, self.patch_size), self.patch_size, self.max_crops)
             crops.append(c)
             owner.extend([i] * len(c))
         if not crops:

@@ -17,6 +17,7 @@ from PIL import Image, UnidentifiedImageError
 
 from provenance.core import files
 from provenance.detectors.errors import SampleError, describe_sample
+from provenance.detectors.image.condition import ImageCondition, condition_notes, read_condition
 from provenance.detectors.reading import Code, Text, read_file
 
 #: Default cap on decoded pixels: 64 megapixels (an 8k x 8k image) is more than any
@@ -105,10 +106,18 @@ def _pil_to_rgb(im: Image.Image, name: str, max_pixels: int) -> np.ndarray:
 
 
 class DecodedImage(np.ndarray):
-    """Decoded ``(H, W, 3)`` uint8 pixels that carry ``notes``: what their decode left out (a PNG's
-    text chunks that Pillow refused), so that a model's result says so (:meth:`Extractor.notes`)."""
+    """Decoded ``(H, W, 3)`` uint8 pixels that carry ``notes`` and the file's ``condition``.
+
+    ``notes``: what the decode left out (a PNG's text chunks that Pillow refused) and what the file
+    went through when it matters (:func:`~provenance.detectors.image.condition.condition_notes`: a
+    low JPEG quality, a lossy WebP, a size that suggests a resize), so that a model's result says so
+    (:meth:`Extractor.notes`). ``condition``: the :class:`ImageCondition` read from the file (None
+    for pixels given as an array). Slices and copies made from the pixels are plain pixels again:
+    they carry neither, as a crop or a re-encoded copy is no longer the file that was read.
+    """
 
     notes: tuple[str, ...] = ()
+    condition: ImageCondition | None = None
 
 
 #: PNG chunks that hold text; none of them changes the pixels
@@ -147,9 +156,10 @@ class _UnreadableError(Exception):  # never leaves this module: decode_image tur
     """Pillow could not open or decode the bytes, for a reason other than a pixel cap."""
 
 
-def _pixels(data: bytes, name: str, max_pixels: int) -> np.ndarray:
-    """One decode of ``data``: :class:`SampleError` for a decompression bomb or the pixel cap,
-    :class:`_UnreadableError` (with Pillow's reason) for anything else."""
+def _pixels(data: bytes, name: str, max_pixels: int) -> tuple[np.ndarray, ImageCondition]:
+    """One decode of ``data``, and its condition read from the image Pillow parsed for it (the
+    tables and factors of its header: nothing is decoded twice). :class:`SampleError` for a
+    decompression bomb or the pixel cap, :class:`_UnreadableError` (with Pillow's reason) for anything else."""
     with warnings.catch_warnings():
         warnings.simplefilter("error", Image.DecompressionBombWarning)
         # PIL's own bomb check follows our cap (its default would override a larger one);
@@ -172,13 +182,19 @@ def _pixels(data: bytes, name: str, max_pixels: int) -> np.ndarray:
             except (OSError, ValueError, SyntaxError) as exc:
                 raise _UnreadableError(f"corrupt or truncated image data ({exc})") from None
         try:
-            return _pil_to_rgb(im, name, max_pixels)
+            return _pil_to_rgb(im, name, max_pixels), read_condition(data, im)
         except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
             raise SampleError(name, f"decompression bomb refused ({exc})") from None
 
 
 def decode_image(data: bytes, name: str, max_pixels: int = MAX_PIXELS) -> tuple[np.ndarray, list[str]]:
     """Encoded image bytes as ``(H, W, 3)`` uint8 RGB, and notes on what the decode left out.
+
+    The pixels are a :class:`DecodedImage` that carries the file's :class:`ImageCondition` (read from
+    the image Pillow parsed for the decode) and, as its ``notes``, those notes followed by the
+    condition's (:func:`~provenance.detectors.image.condition.condition_notes`): a model that reads
+    them says what the file went through, while the returned list, for the evidence readers, holds
+    only what the decode left out.
 
     A PNG that Pillow refuses because of its text chunks (one that decompresses past Pillow's
     1 MB cap, as a large ComfyUI workflow does, 64 MB of them in all, an unknown compression) is
@@ -190,7 +206,8 @@ def decode_image(data: bytes, name: str, max_pixels: int = MAX_PIXELS) -> tuple[
     if len(data) == 0:
         raise SampleError(name, "empty file (0 bytes)")
     try:
-        return _pixels(data, name, max_pixels), []
+        pixels, condition = _pixels(data, name, max_pixels)
+        return _with_notes(pixels, condition_notes(condition), condition), []
     except _UnreadableError as exc:
         reason = str(exc)
         stripped = without_png_text(data)
@@ -198,7 +215,7 @@ def decode_image(data: bytes, name: str, max_pixels: int = MAX_PIXELS) -> tuple[
         raise SampleError(name, reason)
     data, keywords = stripped
     try:
-        pixels = _pixels(data, name, max_pixels)
+        pixels, condition = _pixels(data, name, max_pixels)
     except _UnreadableError as exc:  # the text was not what made it unreadable
         raise SampleError(name, str(exc)) from None
     shown = ", ".join(repr(k[:40]) for k in keywords[:5]) + (
@@ -208,15 +225,17 @@ def decode_image(data: bytes, name: str, max_pixels: int = MAX_PIXELS) -> tuple[
         f"PNG text chunks ({shown}) skipped to decode the pixels: Pillow refused them ({reason}); the pixels "
         "were read whole, and the evidence readers read the text with their own caps"
     )
-    return pixels, [note]
+    return _with_notes(pixels, [note, *condition_notes(condition)], condition), [note]
 
 
-def _with_notes(pixels: np.ndarray, notes: Sequence[str]) -> np.ndarray:
-    """``pixels`` as a :class:`DecodedImage` carrying ``notes``; plain pixels when there are none."""
-    if not notes:
+def _with_notes(pixels: np.ndarray, notes: Sequence[str], condition: ImageCondition | None = None) -> np.ndarray:
+    """``pixels`` as a :class:`DecodedImage` carrying ``notes`` and ``condition``; plain pixels when
+    there are neither."""
+    if not notes and condition is None:
         return pixels
     out = pixels.view(DecodedImage)
     out.notes = tuple(notes)
+    out.condition = condition
     return out
 
 
@@ -236,8 +255,10 @@ def load_image(sample: ImageInput, *, max_pixels: int = MAX_PIXELS, name: str | 
     Accepts a file path, encoded bytes, a PIL image or an array (HxW, HxWx1..4; uint8,
     uint16 or float in [0, 1]). Greyscale is repeated to three channels, alpha is
     dropped, CMYK/palette images are converted and 16-bit images are scaled to 8 bits.
-    Raises :class:`SampleError` with the sample's name and the reason on any failure. Pixels whose
-    decode left something out (see :func:`decode_image`) come back as a :class:`DecodedImage` with notes.
+    Raises :class:`SampleError` with the sample's name and the reason on any failure. Pixels read
+    from a file (a path or bytes; or a PIL image opened from one) come back as a :class:`DecodedImage`
+    carrying the file's :class:`ImageCondition` and notes: what the decode left out (see
+    :func:`decode_image`) and what the file went through when it weakens the traces.
     """
     name = name or describe_sample(sample)
     if isinstance(sample, np.ndarray):
@@ -245,15 +266,20 @@ def load_image(sample: ImageInput, *, max_pixels: int = MAX_PIXELS, name: str | 
             raise SampleError(name, f"array of {sample.shape[0] * sample.shape[1]} pixels is above the cap")
         if sample.size == 0:
             raise SampleError(name, "empty array")
-        # pixels decoded by :func:`decode_image` keep their notes
-        return _with_notes(_array_to_rgb(sample, name), sample.notes if isinstance(sample, DecodedImage) else ())
+        if isinstance(sample, DecodedImage):  # pixels decoded here before keep their notes and condition
+            return _with_notes(_array_to_rgb(sample, name), sample.notes, sample.condition)
+        return _array_to_rgb(sample, name)
     if isinstance(sample, Image.Image):
-        return _pil_to_rgb(sample, name, max_pixels)
+        pixels = _pil_to_rgb(sample, name, max_pixels)
+        if not sample.format:  # made or changed in memory: no file's condition to read
+            return pixels
+        condition = read_condition(b"", sample)  # what Pillow kept of the file it opened: tables, factors
+        return _with_notes(pixels, condition_notes(condition), condition)
     if isinstance(sample, bytes | bytearray | memoryview):
-        return _with_notes(*decode_image(bytes(sample), name, max_pixels))
+        return decode_image(bytes(sample), name, max_pixels)[0]
     if isinstance(sample, Text | Code):  # content, never a file name: an image model cannot read it
         what = "JavaScript" if isinstance(sample, Code) else "text"
         raise SampleError(name, f"is {what}, not an image (an image reader reads files, bytes, PIL images or arrays)")
     if isinstance(sample, str | os.PathLike):
-        return _with_notes(*decode_image(read_bytes(sample), name, max_pixels))
+        return decode_image(read_bytes(sample), name, max_pixels)[0]
     raise SampleError(name, f"cannot read an image from a {type(sample).__name__}")

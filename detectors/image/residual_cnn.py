@@ -5,7 +5,11 @@ filters remove image content, a pixel-unshuffle keeps every residual sample whil
 cutting cost, a few conv blocks learn generator traces, and mean+std pooling makes
 the patch embedding. An image's embedding is the mean over a grid of patches, so any
 image size works and the size itself is never a cue. Training uses class-balanced
-random patches with JPEG re-compression (and optional rescaling) as augmentation.
+random patches of augmented copies. By default two networks are trained: one on JPEG copies, one
+on re-shared copies (chains of grid-moving crops, downscaling and JPEG/WebP compression,
+:func:`~provenance.detectors.image.augment.wild_copy`), and the features hold both embeddings: the
+first keeps the clean and JPEG accuracy, the second adds what survives a resize (BENCHMARKS.md,
+"Re-sharing: images").
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from torch.nn import functional as F
 from provenance.core.validation import MAX_CLASSES, MAX_INT, Bound, ConfigError, check_module_state
 from provenance.detectors.base import Extractor
 from provenance.detectors.errors import describe_sample
-from provenance.detectors.image.augment import JPEGAugmentMixin, jpeg_roundtrip, rescale
+from provenance.detectors.image.augment import AUGMENT_KINDS, augmented_copy, jpeg_roundtrip, rescale, wild_copy
 from provenance.detectors.image.patches import check_min_size, grid_crops, random_crops
 from provenance.detectors.image.reading import load_image
 from provenance.detectors.progress import progress_bar
@@ -80,7 +84,12 @@ class ResidualNet(nn.Module):
         return self.head(self.embed(x))
 
 
-class ResidualCNNExtractor(JPEGAugmentMixin, Extractor):
+#: what a residual CNN may train on: one kind for every network, or ``"jpeg+wild"``, an ensemble
+#: whose even members train on JPEG copies and odd members on re-shared ("wild") copies
+AUGMENTATIONS = (*AUGMENT_KINDS, "jpeg+wild")
+
+
+class ResidualCNNExtractor(Extractor):
     """Trainable residual CNN; features are patch embeddings averaged over a crop grid.
 
     Parameters (the limits a saved model is held to, about 10x the largest the project uses)
@@ -92,10 +101,18 @@ class ResidualCNNExtractor(JPEGAugmentMixin, Extractor):
     lr: learning rate, in (0, 10].
     jpeg_prob: probability that a training patch comes from a JPEG copy (quality
         drawn from ``jpeg_quality``, two values in 1..100); resize_prob: probability of a
-        rescaled copy; both in [0, 1].
+        rescaled copy; both in [0, 1]. Used by the networks that train as ``"jpeg"``.
+    augmentation: what training patches and the head's copies go through: ``"jpeg"`` (JPEG copies,
+        and rescaled ones with ``resize_prob``), ``"wild"`` (``wild_copies`` re-shared copies of
+        each image, chains of crop, downscale and JPEG/WebP; a patch comes from one of them with
+        probability ``wild_prob``, from the original otherwise) or ``"jpeg+wild"`` (with
+        ``n_models`` >= 2: even networks train as ``"jpeg"``, odd ones as ``"wild"``, and the head
+        sees both embeddings; the head's copies are JPEG ones; the default, measured best on re-shared
+        images in issue 23; with ``n_models`` 1 only the JPEG network trains).
+    wild_copies: 1 to 64; wild_prob: in [0, 1].
     seed: random seed for initialisation and sampling (>= 0).
-    n_models: an ensemble of 1 to 16 networks trained with seeds ``seed, seed+1, ...``;
-        features concatenate their embeddings, probabilities are averaged.
+    n_models: an ensemble of 1 to 16 networks (default 2: one per kind of ``augmentation``) trained
+        with seeds ``seed, seed+1, ...``; features concatenate their embeddings, probabilities are averaged.
     classes: the training labels (set by :meth:`fit`; at most 10,000).
     """
 
@@ -114,6 +131,8 @@ class ResidualCNNExtractor(JPEGAugmentMixin, Extractor):
         "resize_prob": (0.0, 1.0),
         "seed": (0, MAX_INT),
         "n_models": (1, 16),
+        "wild_copies": (1, 64),
+        "wild_prob": (0.0, 1.0),
     }
     config_lengths: ClassVar[dict[str, tuple[int, int]]] = {
         "widths": (1, 16),
@@ -133,7 +152,10 @@ class ResidualCNNExtractor(JPEGAugmentMixin, Extractor):
         jpeg_quality: Sequence[int] = (60, 95),
         resize_prob: float = 0.0,
         seed: int = 0,
-        n_models: int = 1,
+        n_models: int = 2,
+        augmentation: str = "jpeg+wild",
+        wild_copies: int = 4,
+        wild_prob: float = 0.7,
         classes: Sequence[str] | None = None,
     ) -> None:
         self.patch_size = int(patch_size)
@@ -147,6 +169,11 @@ class ResidualCNNExtractor(JPEGAugmentMixin, Extractor):
         self.resize_prob = float(resize_prob)
         self.seed = int(seed)
         self.n_models = int(n_models)
+        if augmentation not in AUGMENTATIONS:
+            raise ConfigError("augmentation", f"{augmentation!r} is not one of {', '.join(AUGMENTATIONS)}")
+        self.augmentation = str(augmentation)
+        self.wild_copies = int(wild_copies)
+        self.wild_prob = float(wild_prob)
         self.classes = list(classes) if classes is not None else None
         self.nets: list[ResidualNet] = []
 
@@ -155,17 +182,26 @@ class ResidualCNNExtractor(JPEGAugmentMixin, Extractor):
         check_min_size(image, self.patch_size, describe_sample(sample))
         return image
 
-    def _variants(self, image: np.ndarray, rng: np.random.Generator) -> list[np.ndarray]:
-        out = [image]
-        if self.jpeg_prob > 0:
-            lo, hi = self.jpeg_quality
-            for _ in range(2):
-                out.append(jpeg_roundtrip(image, int(rng.integers(lo, hi + 1))))
-        if self.resize_prob > 0:
-            for f in (0.5, 0.75, 1.5):
-                small = rescale(image, f)
-                if min(small.shape[:2]) >= self.patch_size:
-                    out.append(small)
+    def augment(self, loaded: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        return augmented_copy(loaded, rng, self.kinds[0], self.patch_size)
+
+    @property
+    def kinds(self) -> tuple[str, ...]:
+        """The augmentation of each ensemble member in turn (``"jpeg+wild"``: even members JPEG, odd wild)."""
+        return tuple(self.augmentation.split("+"))
+
+    def _variants(self, image: np.ndarray, rng: np.random.Generator) -> dict[str, list[np.ndarray]]:
+        """The copies training patches are cut from: ``clean``, and per kind ``jpeg`` / ``resize`` / ``wild``."""
+        out: dict[str, list[np.ndarray]] = {"clean": [image], "jpeg": [], "resize": [], "wild": []}
+        if "jpeg" in self.kinds:
+            if self.jpeg_prob > 0:
+                lo, hi = self.jpeg_quality
+                out["jpeg"] = [jpeg_roundtrip(image, int(rng.integers(lo, hi + 1))) for _ in range(2)]
+            if self.resize_prob > 0:
+                scaled = (rescale(image, f) for f in (0.5, 0.75, 1.5))
+                out["resize"] = [v for v in scaled if min(v.shape[:2]) >= self.patch_size]
+        if "wild" in self.kinds:
+            out["wild"] = [wild_copy(image, rng, self.patch_size) for _ in range(self.wild_copies)]
         return out
 
     def fit(self, loaded: Sequence[np.ndarray], labels: Sequence[str], progress: bool = False) -> ResidualCNNExtractor:
@@ -182,18 +218,30 @@ class ResidualCNNExtractor(JPEGAugmentMixin, Extractor):
         variants = [self._variants(img, rng) for img in progress_bar(loaded, progress, desc="augment")]
         by_class = [np.flatnonzero(y_all == c) for c in range(len(self.classes))]
         self.nets = [
-            self._train_one(self.seed + k, variants, by_class, progress, f"train residual-cnn {k + 1}/{self.n_models}")
+            self._train_one(
+                self.seed + k,
+                self.kinds[k % len(self.kinds)],
+                variants,
+                by_class,
+                progress,
+                f"train residual-cnn {k + 1}/{self.n_models}",
+            )
             for k in range(self.n_models)
         ]
         return self
 
     def _train_one(
-        self, seed: int, variants: list[list[np.ndarray]], by_class: list[np.ndarray], progress: bool, desc: str
+        self,
+        seed: int,
+        kind: str,
+        variants: list[dict[str, list[np.ndarray]]],
+        by_class: list[np.ndarray],
+        progress: bool,
+        desc: str,
     ) -> ResidualNet:
         assert self.classes is not None
         rng = np.random.default_rng(seed)
         torch.manual_seed(seed)
-        n_jpeg = 2 if self.jpeg_prob > 0 else 0
         net = ResidualNet(len(self.classes), self.widths)
         opt = torch.optim.AdamW(net.parameters(), lr=self.lr, weight_decay=1e-4)
         warmup = max(1, self.steps // 10)
@@ -213,12 +261,14 @@ class ResidualCNNExtractor(JPEGAugmentMixin, Extractor):
                 i = by_class[c][rng.integers(0, len(by_class[c]))]
                 vs = variants[i]
                 u = rng.random()
-                if n_jpeg and u < self.jpeg_prob:
-                    v = vs[1 + rng.integers(0, n_jpeg)]
-                elif len(vs) > 1 + n_jpeg and u > 1 - self.resize_prob:
-                    v = vs[1 + n_jpeg + rng.integers(0, len(vs) - 1 - n_jpeg)]
+                if kind == "wild":
+                    v = vs["wild"][rng.integers(0, len(vs["wild"]))] if u < self.wild_prob else vs["clean"][0]
+                elif vs["jpeg"] and u < self.jpeg_prob:
+                    v = vs["jpeg"][rng.integers(0, len(vs["jpeg"]))]
+                elif vs["resize"] and u > 1 - self.resize_prob:
+                    v = vs["resize"][rng.integers(0, len(vs["resize"]))]
                 else:
-                    v = vs[0]
+                    v = vs["clean"][0]
                 p = random_crops(v, self.patch_size, 1, rng)[0]
                 if rng.random() < 0.5:
                     p = p[:, ::-1]

@@ -334,8 +334,7 @@ class OutputFolder:
                 done.update(iter_keys(part, key, errors_only=errors_only))
             except Exception as exc:  # a part edited or damaged by hand (JSON, Arrow, OS errors)
                 raise OutputError(
-                    f"{part}: unreadable ({type(exc).__name__}: {str(exc)[:200]}); move it out of the folder "
-                    f"to {again}"
+                    f"{part}: unreadable ({type(exc).__name__}: {str(exc)[:200]}); move it out of the folder to {again}"
                 ) from None
         return done
 

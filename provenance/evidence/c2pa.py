@@ -25,6 +25,7 @@ import re
 from pathlib import Path
 from typing import Any, ClassVar
 
+from provenance.core.magic import IMAGE_MIMES, sniff_image
 from provenance.evidence.base import Evidence, EvidenceReader, EvidenceSample
 
 #: the JUMBF description box of a C2PA manifest store: "jumd" then the C2PA UUID
@@ -234,40 +235,14 @@ class C2PAReader(EvidenceReader):
         )
 
 
+#: the formats C2PA embeds manifests into (a BMP or JPEG 2000 has no C2PA embedding)
+C2PA_FORMATS = frozenset({"PNG", "JPEG", "WEBP", "GIF", "TIFF", "JXL", "AVIF", "HEIF", "SVG"})
+
+
 def sniff_mime(data: bytes) -> str | None:
     """The MIME type of ``data`` from its leading bytes, for the formats C2PA embeds into; None otherwise."""
-    head = data[:64]
-    if head.startswith(b"\x89PNG\r\n\x1a\n"):
-        return "image/png"
-    if head.startswith(b"\xff\xd8\xff"):
-        return "image/jpeg"
-    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
-        return "image/webp"
-    if head[:6] in (b"GIF87a", b"GIF89a"):
-        return "image/gif"
-    if head[:4] in (b"II*\x00", b"MM\x00*"):
-        return "image/tiff"
-    if head.startswith(b"\xff\x0a") or head.startswith(b"\x00\x00\x00\x0cJXL \r\n\x87\n"):
-        return "image/jxl"
-    if head[4:8] == b"ftyp":
-        brand = head[8:12]
-        if brand in (b"avif", b"avis"):
-            return "image/avif"
-        if brand in (b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis", b"hevm", b"hevs", b"mif1", b"msf1"):
-            return "image/heic"
-        return None
-    if _looks_like_svg(data):
-        return "image/svg+xml"
-    return None
-
-
-def _looks_like_svg(data: bytes) -> bool:
-    """An XML document whose root element is ``<svg``: the prolog (declaration, comments, doctype) may come first."""
-    head = data[:4096].lstrip(b"\xef\xbb\xbf \t\r\n")
-    if not head.startswith(b"<"):
-        return False
-    match = re.search(rb"<([A-Za-z][\w:.\-]*)", re.sub(rb"<!--.*?-->|<\?.*?\?>|<!DOCTYPE[^>]*>", b"", head, flags=re.S))
-    return match is not None and match.group(1).split(b":")[-1].lower() == b"svg"
+    fmt = sniff_image(data)
+    return IMAGE_MIMES[fmt] if fmt in C2PA_FORMATS else None
 
 
 def normalise_source(names: list[str], claim_generator: str | None, generator_info: list[dict[str, str]]) -> str | None:

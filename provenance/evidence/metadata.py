@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from xml.parsers import expat
 
+from provenance.core.magic import sniff_image
 from provenance.evidence.base import Evidence, EvidenceReader, EvidenceSample
 
 #: the longest raw field value kept in a record's detail
@@ -252,13 +253,8 @@ class ImageMetadata:
 
 def sniff_format(data: bytes) -> str | None:
     """The container by its magic bytes (the name may lie): ``PNG``, ``JPEG``, ``WEBP`` or None."""
-    if data.startswith(PNG_SIGNATURE):
-        return "PNG"
-    if data.startswith(b"\xff\xd8\xff"):
-        return "JPEG"
-    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
-        return "WEBP"
-    return None
+    fmt = sniff_image(data)
+    return fmt if fmt in ("PNG", "JPEG", "WEBP") else None
 
 
 def _inflate(raw: bytes, limit: int) -> bytes | None:
