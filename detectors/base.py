@@ -82,8 +82,9 @@ class Extractor(ConfigMixin):
     def degrade(self, loaded: Any, rng: np.random.Generator) -> Any | None:
         """A heavily degraded copy of one loaded sample, of the kind :meth:`degradation` grades heavy
         (for images: JPEG at a quality of 40-69); the attributor sets its stricter threshold on such
-        copies of held-out samples. None: the modality has no such notion (text, code)."""
-        if self.modality != "image":
+        copies of held-out samples. None: the modality has no such notion (text, code), or the
+        loaded sample is not an array of pixels (a plug-in's own type)."""
+        if self.modality != "image" or not (isinstance(loaded, np.ndarray) and loaded.ndim == 3):
             return None
         from provenance.detectors.image.augment import heavy_copy
 

@@ -101,3 +101,16 @@ def test_copies_that_are_seldom_right_raise_the_threshold(tmp_path: Path) -> Non
     model.extractor.degrade = lambda loaded, rng: one  # right for one generator's copies only
     model.fit(x, y)
     assert model.degraded_threshold_ > model.threshold_
+
+
+def test_only_arrays_of_pixels_get_a_heavy_copy() -> None:
+    # a plug-in image extractor may load its own type: no heavy copy, so no stricter threshold
+    from provenance.detectors import create_extractor
+
+    ext = create_extractor("residual-stats")
+    rng = np.random.default_rng(0)
+    pixels = np.full((64, 64, 3), 128, np.uint8)
+    copy = ext.degrade(pixels, rng)
+    assert copy is not None and copy.shape == pixels.shape
+    assert ext.degrade(object(), rng) is None
+    assert ext.degrade(np.zeros((64, 64), np.uint8), rng) is None

@@ -39,10 +39,18 @@ PR_SET_PDEATHSIG = 1
 WATCH_INTERVAL_S = 0.5
 #: the variable that marks the processes started for one sweep's local Ray (its value: the run's id)
 RUN_VAR = "PROVENANCE_BATCH_RUN"
+#: Ray's workers and agents rename themselves with setproctitle, which may write the title over the
+#: environment that ``/proc`` shows, the mark included (a DashboardAgent then outlived a killed driver,
+#: 1 run in 8); with this variable set setproctitle leaves the environment alone
+NO_TITLE_IN_ENV = "SPT_NOENV"
 #: how long the reaper goes on killing what carries the mark (a dying raylet may still start a worker)
 REAP_FOR_S = 10.0
-#: how long the reaper keeps looking once no process of the run is left
+#: how long the reaper keeps looking once no process of the run is left (after a clean close)
 QUIET_S = 2.0
+#: after the driver died: a Ray agent that was starting can appear seconds later, so the reaper waits
+#: longer for quiet, for at most this long in all
+QUIET_AFTER_DEATH_S = 5.0
+REAP_AFTER_DEATH_S = 30.0
 
 
 class Terminated(KeyboardInterrupt):
@@ -129,17 +137,24 @@ def marked_processes(run_id: str) -> set[int]:
 
 def reap(run_id: str) -> None:
     """The reaper's work: wait until the driver closes our standard input (or dies), then kill every
-    process of the run, for up to :data:`REAP_FOR_S` seconds while new ones appear."""
+    process of the run while new ones appear, until none has been seen for :data:`QUIET_S` (at most
+    :data:`REAP_FOR_S` in all); after the driver's death, for :data:`QUIET_AFTER_DEATH_S` (at most
+    :data:`REAP_AFTER_DEATH_S`), as an agent caught starting up shows up late."""
+    driver = os.getppid()
     sys.stdin.buffer.read()
-    deadline = time.monotonic() + REAP_FOR_S
-    quiet_since = time.monotonic()
-    while time.monotonic() < deadline:
+    start = quiet_since = time.monotonic()
+    died = False
+    while True:
+        now = time.monotonic()
+        # re-parented: the driver is gone (checked each turn: the pipe closes a moment before the
+        # kernel hands this process to its new parent)
+        died = died or os.getppid() != driver
+        if now - start >= (REAP_AFTER_DEATH_S if died else REAP_FOR_S):
+            return
         left = marked_processes(run_id) - {os.getpid()}
         if left:
-            quiet_since = time.monotonic()
-        elif time.monotonic() - quiet_since >= QUIET_S:
-            # none seen for a while: a process still being started when the driver died (a Ray agent
-            # forked late) has had the time to show up and be killed
+            quiet_since = now
+        elif now - quiet_since >= (QUIET_AFTER_DEATH_S if died else QUIET_S):
             return
         for pid in left:
             with contextlib.suppress(OSError):
@@ -158,7 +173,7 @@ class Reaper:
     def __init__(self) -> None:
         self.run_id = uuid.uuid4().hex
         self._process: subprocess.Popen[bytes] | None = None
-        self._previous: str | None = None
+        self._previous: dict[str, str | None] = {}
 
     def start(self) -> Reaper:
         """Start the reaper and mark this process's children to come."""
@@ -170,18 +185,20 @@ class Reaper:
             env=env,
             start_new_session=True,
         )
-        self._previous = os.environ.get(RUN_VAR)
+        self._previous = {name: os.environ.get(name) for name in (RUN_VAR, NO_TITLE_IN_ENV)}
         os.environ[RUN_VAR] = self.run_id
+        os.environ[NO_TITLE_IN_ENV] = "1"
         return self
 
     def close(self) -> None:
         """The run is over: unmark, and let the reaper kill what is left of it."""
         if self._process is None:
             return
-        if self._previous is None:
-            os.environ.pop(RUN_VAR, None)
-        else:
-            os.environ[RUN_VAR] = self._previous
+        for name, value in self._previous.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
         process, self._process = self._process, None
         with contextlib.suppress(OSError):
             process.stdin.close()  # type: ignore[union-attr]
