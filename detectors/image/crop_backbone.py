@@ -7,12 +7,11 @@ from typing import Any, ClassVar
 
 import numpy as np
 import torch
-from PIL import Image
 
 from provenance.core.validation import Bound
 from provenance.detectors.base import Extractor
 from provenance.detectors.errors import describe_sample
-from provenance.detectors.image.augment import JPEGAugmentMixin
+from provenance.detectors.image.augment import JPEGAugmentMixin, rescale
 from provenance.detectors.image.patches import check_min_size, grid_crops
 from provenance.detectors.image.reading import load_image
 from provenance.detectors.progress import progress_bar
@@ -25,12 +24,8 @@ MIN_SIDE = 32
 
 def fit_crop(image: np.ndarray, size: int) -> np.ndarray:
     """``image`` enlarged (bicubic) so that its short side is at least ``size``; unchanged if it is."""
-    h, w = image.shape[:2]
-    if min(h, w) >= size:
-        return image
-    scale = size / min(h, w)
-    shape = (max(size, round(w * scale)), max(size, round(h * scale)))
-    return np.asarray(Image.fromarray(np.ascontiguousarray(image)).resize(shape, Image.BICUBIC))
+    short = min(image.shape[:2])
+    return image if short >= size else rescale(np.ascontiguousarray(image), size / short)
 
 
 class CropBackboneExtractor(JPEGAugmentMixin, Extractor):
