@@ -45,6 +45,19 @@ def test_the_stricter_threshold_is_set_saved_and_read_back(image_model, tmp_path
     assert Attributor.from_pretrained(tmp_path / "m").degraded_threshold_ is None
 
 
+@pytest.mark.parametrize("bad", ["0.9", "NaN", 1e400, [0.5], {"x": 1}, True])
+def test_a_tampered_degraded_threshold_is_refused_by_name(image_model, tmp_path: Path, bad: object) -> None:
+    from provenance.core.serialization import ModelFormatError
+
+    model, _ = image_model
+    model.save_pretrained(tmp_path / "m")
+    config = json.loads((tmp_path / "m" / "config.json").read_text())
+    config["degraded_threshold"] = bad
+    (tmp_path / "m" / "config.json").write_text(json.dumps(config).replace("Infinity", "1e400"))
+    with pytest.raises(ModelFormatError, match="degraded_threshold"):
+        Attributor.from_pretrained(tmp_path / "m")
+
+
 def test_a_heavily_recompressed_file_is_held_to_the_stricter_threshold(image_model) -> None:
     model, folders = image_model
     files, _ = files_and_labels(folders["test"])
