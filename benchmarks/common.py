@@ -24,9 +24,12 @@ from __future__ import annotations
 
 import argparse
 import csv
+import http.client
 import json
 import os
+import subprocess
 import sys
+import time
 from collections.abc import Hashable, Iterable
 from pathlib import Path
 from typing import Any
@@ -234,6 +237,25 @@ def load_js_set(name: str, folder: Path | None = None) -> list[dict]:
 def js_split(rows: list[dict], seed: int, test_share: float = 0.3) -> tuple[list[dict], list[dict]]:
     """Split by task / prompt: no test task is seen in training; 30% of the tasks tested."""
     return split_by_group(rows, "group", seed, test_share)
+
+
+# ---------------------------------------------------------------------------------------- a service
+def wait_ready(proc: subprocess.Popen, port: int, timeout: float = 180, interval: float = 0.3) -> None:
+    """Until a ``provenance serve`` started as ``proc`` answers ``/readyz`` on ``port`` with 200; a
+    RuntimeError when it exits or ``timeout`` seconds pass first."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"the service exited with {proc.returncode}")
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+            conn.request("GET", "/readyz")
+            if conn.getresponse().status == 200:
+                return
+        except OSError:
+            pass
+        time.sleep(interval)
+    raise RuntimeError("the service was not ready in time")
 
 
 # ------------------------------------------------------------------------------ made here, no data needed

@@ -38,7 +38,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.common import add_quick, new_parser, photos_512
+from benchmarks.common import add_quick, new_parser, photos_512, wait_ready
 
 TEXTS_A = "Upon reflection, {i} of us think it is upon the people to decide, whilst we wait. "
 TEXTS_B = "On the whole there are {i} reasons, among them the cost, and no more to say on it. "
@@ -73,22 +73,6 @@ def start_server(bundle: Path, port: int, workers: int, queue_size: int, log: Pa
     env = {k: v for k, v in os.environ.items() if k not in ("PROVENANCE_TOKEN", "PROVENANCE_MODEL")}
     with open(log, "wb") as out:
         return subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True)
-
-
-def wait_ready(proc: subprocess.Popen, port: int, timeout: float = 180) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"the service exited with {proc.returncode}")
-        try:
-            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-            conn.request("GET", "/readyz")
-            if conn.getresponse().status == 200:
-                return
-        except OSError:
-            pass
-        time.sleep(0.3)
-    raise RuntimeError("the service was not ready in time")
 
 
 def stop_server(proc: subprocess.Popen) -> None:

@@ -175,6 +175,14 @@ class FusionExtractor(Extractor):
         no part names its columns (nothing a person could read)."""
         if self.block_mean_ is None:
             raise RuntimeError("fusion extractor is not fitted: call fit() first")
+        # named once per fitted state (fit and load_state_dict set a new block_mean_ list): the
+        # names of a text fusion number ~15,000 and every attribute() call asks for them
+        cached = getattr(self, "_names_cache", None)
+        if cached is None or cached[0] is not self.block_mean_:
+            cached = self._names_cache = (self.block_mean_, self._feature_names())
+        return None if cached[1] is None else list(cached[1])
+
+    def _feature_names(self) -> list[str] | None:
         per_part = [part.feature_names() for part in self.parts]
         if all(own is None for own in per_part):
             return None

@@ -5,8 +5,6 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any, TypeVar
 
-from tqdm.auto import tqdm
-
 T = TypeVar("T")
 
 
@@ -14,6 +12,8 @@ def progress_bar(items: Iterable[T], enabled: bool, desc: str = "", total: int |
     """Wrap ``items`` in a tqdm bar on stderr when ``enabled``, else return them unchanged."""
     if not enabled:
         return items
+    from tqdm.auto import tqdm  # imported when a bar is drawn: ~40 ms of every start-up otherwise
+
     return tqdm(items, desc=desc, total=total, leave=False, dynamic_ncols=True)
 
 
@@ -38,4 +38,6 @@ def progress_counter(enabled: bool, desc: str = "", total: int | None = None, un
     stand-in when not ``enabled``. For work done in chunks, where no single loop sees every item."""
     if not enabled:
         return _NoBar()
+    from tqdm.auto import tqdm
+
     return tqdm(desc=desc, total=total, unit=unit, leave=False, dynamic_ncols=True)

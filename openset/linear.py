@@ -6,7 +6,6 @@ from collections.abc import Sequence
 from typing import Any, ClassVar
 
 import numpy as np
-from sklearn.linear_model import LogisticRegression
 
 from provenance.core.validation import Bound, ConfigError, check_array
 from provenance.openset.base import Head, check_features, check_labels
@@ -50,6 +49,8 @@ class LinearHead(Head):
             self.mean_ = np.zeros(X.shape[1], dtype=np.float32)
             self.scale_ = np.ones(X.shape[1], dtype=np.float32)
         Z = (X - self.mean_) / self.scale_
+        from sklearn.linear_model import LogisticRegression  # imported when used: ~1 s at start-up
+
         lr = LogisticRegression(C=self.C, class_weight=self.class_weight, max_iter=self.max_iter)
         lr.fit(Z, codes)
         coef, intercept = lr.coef_, lr.intercept_

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import faiss
 import numpy as np
 
 from provenance.openset.base import check_features
@@ -29,6 +28,8 @@ class ReferenceIndex:
         if self.labels.shape[0] != X.shape[0]:
             raise ValueError("vectors and labels differ in length")
         self.vectors = X
+        import faiss  # imported when used: most heads and open-set rules never search
+
         self.index = faiss.IndexFlatIP(X.shape[1])
         self.index.add(X)
 

@@ -25,7 +25,6 @@ from collections.abc import Callable, Sequence
 from typing import Any, ClassVar
 
 import numpy as np
-from sklearn.linear_model import LogisticRegression
 
 from provenance.core.config import ConfigMixin
 from provenance.core.validation import Bound, ConfigError, check_array
@@ -292,6 +291,8 @@ class LinearOneVsRestScorer(OneClassScorer):
         self.mean_, self.scale_ = _standardiser(N)
         Z = (np.concatenate([P, N]) - self.mean_) / self.scale_
         y = np.concatenate([np.ones(P.shape[0], dtype=np.int64), np.zeros(N.shape[0], dtype=np.int64)])
+        from sklearn.linear_model import LogisticRegression  # imported when used: ~1 s at start-up
+
         lr = LogisticRegression(C=self.C, class_weight="balanced", max_iter=self.max_iter)
         lr.fit(Z, y)
         self.coef_ = lr.coef_[0].astype(np.float32)

@@ -41,7 +41,11 @@ def explain(
     if shares is None or len(feature_names) != len(shares):
         return None
     classes = list(head.classes_)
-    order = np.argsort(-shares)[:top]
+    k = min(top, len(shares))
+    if k <= 0:
+        return []
+    top_idx = top_columns(shares, k)
+    order = top_idx[np.lexsort((top_idx, -shares[top_idx]))]  # largest first, ties by column
     out = []
     for j in order:
         if shares[j] <= 0:
@@ -65,6 +69,32 @@ def explain(
     return out
 
 
+def top_columns(shares: np.ndarray, k: int) -> np.ndarray:
+    """The columns of the ``k`` largest shares (ties: the first columns), in column order.
+
+    Thousands of columns, eight wanted: a full sort cost half a millisecond per sample, and even
+    a partition over every column a fifth of one. The k-th largest of every 16th column is a
+    lower bound of the k-th largest of all (a subset's k-th largest is never above the whole's),
+    so the columns at or above it hold the answer; the partition then runs on those few.
+    """
+    n = len(shares)
+    if k >= n:
+        return np.arange(n)
+    base = None
+    pool = shares
+    if n > 64 * k:
+        sample = shares[::16]
+        bound = np.partition(sample, len(sample) - k)[len(sample) - k]
+        candidates = np.flatnonzero(shares >= bound)
+        if len(candidates) >= k:  # fewer only when NaN is about: then the whole row is searched
+            base, pool = candidates, shares[candidates]
+    kth = pool[np.argpartition(-pool, k - 1)[:k]].min()
+    above = np.flatnonzero(pool > kth)
+    picked = np.concatenate([above, np.flatnonzero(pool == kth)[: k - len(above)]])
+    picked.sort()
+    return picked if base is None else base[picked]
+
+
 def describe(explanation: list[dict[str, Any]] | None, limit: int = 5) -> str:
     """One line for people: ``function:'upon' 0.0 (Madison 0.2, Hamilton 3.0); ...``."""
     if not explanation:
@@ -77,4 +107,4 @@ def describe(explanation: list[dict[str, Any]] | None, limit: int = 5) -> str:
     return "; ".join(parts)
 
 
-__all__ = ["describe", "explain"]
+__all__ = ["describe", "explain", "top_columns"]

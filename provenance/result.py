@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields, is_dataclass
 from typing import Any
 
 UNKNOWN = "unknown"
@@ -53,9 +53,23 @@ class Attribution:
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict (candidates as ``[label, score]`` lists)."""
-        d = asdict(self)
+        # a copy of the containers only: dataclasses.asdict deep-copies every leaf, which cost
+        # about half a millisecond per answer with explanations
+        d = {f.name: _copied(getattr(self, f.name)) for f in fields(self)}
         d["candidates"] = [[lab, float(s)] for lab, s in self.candidates]
         return d
+
+
+def _copied(obj: Any) -> Any:
+    if isinstance(obj, dict):
+        return {k: _copied(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_copied(v) for v in obj]
+    if isinstance(obj, tuple):
+        return tuple(_copied(v) for v in obj)
+    if is_dataclass(obj) and not isinstance(obj, type):  # as asdict would
+        return asdict(obj)
+    return obj
 
 
 def finite(obj: Any) -> Any:

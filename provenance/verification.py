@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -24,15 +24,29 @@ from provenance.attributor import Attributor, as_batch
 from provenance.core.config import load_pretrained
 from provenance.core.errors import ProvenanceError
 from provenance.detectors.errors import SampleError, describe_sample, sample_name
-from provenance.detectors.image.reading import ImageInput, as_image_list, load_image
 from provenance.detectors.progress import progress_bar
-from provenance.fingerprints.keys import KeyedGenerator, KeyInput
-from provenance.fingerprints.residual import ResidualFingerprint
-from provenance.fingerprints.whitebox import AutoencoderVerifier
 from provenance.openset.base import softmax
 
-#: the saved checks `verify --fingerprint` reads
-Fingerprint = ResidualFingerprint | AutoencoderVerifier
+# the image checks are imported when used: the keyed generator imports torch (~1.5 s at
+# start-up), the residual fingerprint scipy, and a text answer needs neither
+if TYPE_CHECKING:
+    from provenance.detectors.image.reading import ImageInput
+    from provenance.fingerprints.keys import KeyedGenerator, KeyInput
+    from provenance.fingerprints.residual import ResidualFingerprint
+    from provenance.fingerprints.whitebox import AutoencoderVerifier
+
+    #: the saved checks `verify --fingerprint` reads
+    Fingerprint = ResidualFingerprint | AutoencoderVerifier
+
+
+def __getattr__(name: str) -> Any:
+    if name == "Fingerprint":  # the saved checks `verify --fingerprint` reads
+        from provenance.fingerprints.residual import ResidualFingerprint
+        from provenance.fingerprints.whitebox import AutoencoderVerifier
+
+        return ResidualFingerprint | AutoencoderVerifier
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 #: images decoded and checked together
 _CHUNK = 32
@@ -166,6 +180,10 @@ def load_verifier(directory: str | os.PathLike, **overrides: Any) -> Fingerprint
     :class:`~provenance.core.serialization.ModelFormatError` for anything else (an attributor,
     a missing folder), naming the folder and the reason.
     """
+    from provenance.fingerprints.keys import KeyedGenerator
+    from provenance.fingerprints.residual import ResidualFingerprint
+    from provenance.fingerprints.whitebox import AutoencoderVerifier
+
     return load_pretrained(
         directory,
         kinds=(ResidualFingerprint, AutoencoderVerifier, KeyedGenerator),
@@ -176,17 +194,25 @@ def load_verifier(directory: str | os.PathLike, **overrides: Any) -> Fingerprint
 
 def load_fingerprint(directory: str | os.PathLike, **overrides: Any) -> Fingerprint:
     """:func:`load_verifier` restricted to fingerprints and white-box checks (a keyed generator is refused)."""
+    from provenance.fingerprints.residual import ResidualFingerprint
+    from provenance.fingerprints.whitebox import AutoencoderVerifier
+
     return load_pretrained(directory, kinds=(ResidualFingerprint, AutoencoderVerifier), what="fingerprint", **overrides)
 
 
 def method_of(verifier: Any) -> str:
     """The ``method`` a verification row of ``verifier`` carries."""
-    if isinstance(verifier, KeyedGenerator):
-        return "embedded-key"
+    from provenance.fingerprints.residual import ResidualFingerprint
+    from provenance.fingerprints.whitebox import AutoencoderVerifier
+
     if isinstance(verifier, ResidualFingerprint):
         return "residual-fingerprint"
     if isinstance(verifier, AutoencoderVerifier):
         return "whitebox-autoencoder"
+    from provenance.fingerprints.keys import KeyedGenerator  # last: it imports torch
+
+    if isinstance(verifier, KeyedGenerator):
+        return "embedded-key"
     raise TypeError(f"not a verifier: {type(verifier).__name__}")
 
 
@@ -207,6 +233,8 @@ def verify_source(
     (its threshold is set at false-match probability ``fpr``, default the generator's own).
     ``claim`` names the source in the rows (default: the key when given as a hex string).
     """
+    from provenance.detectors.image.reading import as_image_list, load_image
+
     images = as_image_list(samples)
     method = method_of(verifier)
     if method == "embedded-key":

@@ -36,7 +36,27 @@ def _same_attributions(got: list[dict], want: list[dict]) -> None:
         assert g["score"] == pytest.approx(w["score"], rel=1e-5, abs=1e-6)
         assert g["open_set_score"] == pytest.approx(w["open_set_score"], rel=1e-5, abs=1e-5)
         assert [c[0] for c in g["candidates"]] == [c[0] for c in w["candidates"]]
-        assert g["explanation"] == w["explanation"] and g["notes"] == w["notes"]
+        got_groups, want_groups = _by_weight(g["explanation"]), _by_weight(w["explanation"])
+        if got_groups and want_groups:
+            # the last weight may be cut at the explanation's length: which of its ties made it may differ
+            assert [len(x) for x in got_groups] == [len(x) for x in want_groups]
+            assert [x[0].split('"weight"')[1] for x in got_groups] == [x[0].split('"weight"')[1] for x in want_groups]
+            got_groups, want_groups = got_groups[:-1], want_groups[:-1]
+        assert got_groups == want_groups and g["notes"] == w["notes"]
+
+
+def _by_weight(explanation: list[dict] | None) -> list[list[str]] | None:
+    """The explanation's features grouped by weight, largest first: features of equal weight were in
+    numpy's quicksort order when the fixtures were written, and are by column since issue 24
+    (``provenance.explain``)."""
+    if explanation is None:
+        return None
+    weights = [e["weight"] for e in explanation]
+    assert weights == sorted(weights, reverse=True)
+    groups: dict[float, list[str]] = {}
+    for e in explanation:
+        groups.setdefault(e["weight"], []).append(json.dumps(e, sort_keys=True))
+    return [sorted(groups[w]) for w in sorted(groups, reverse=True)]
 
 
 def test_image_attributor_v1_loads_with_its_enrolled_source() -> None:

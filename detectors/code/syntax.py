@@ -26,7 +26,9 @@ from __future__ import annotations
 
 import json
 import re
+import threading
 import warnings
+from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import lru_cache
@@ -207,10 +209,30 @@ def parse(code: str | bytes) -> ParsedCode:
     else:
         text = str(code)
         source = text.encode("utf-8", errors="surrogatepass")
+    key = (isinstance(code, bytes), source)
+    with _RECENT_LOCK:
+        hit = _RECENT.get(key)
+        if hit is not None:
+            _RECENT.move_to_end(key)
+            return hit
     tree = _parser().parse(source)
     n_errors, error_bytes = error_stats(tree.root_node)
     ratio = min(1.0, error_bytes / len(source)) if source else 0.0
-    return ParsedCode(code=text, source=source, tree=tree, error_ratio=ratio, n_errors=n_errors)
+    parsed = ParsedCode(code=text, source=source, tree=tree, error_ratio=ratio, n_errors=n_errors)
+    if len(source) <= RECENT_PARSE_BYTES // 8:
+        with _RECENT_LOCK:
+            _RECENT[key] = parsed
+            while len(_RECENT) > RECENT_PARSES or sum(len(k[1]) for k in _RECENT) > RECENT_PARSE_BYTES:
+                _RECENT.popitem(last=False)
+    return parsed
+
+
+#: the last few parses, by source: the code banner reader and the model read the same file in turn
+#: (a chunk of 16 samples), so each file is parsed once; trees are only read, never changed
+RECENT_PARSES = 48
+RECENT_PARSE_BYTES = 16 * 2**20
+_RECENT: OrderedDict[tuple[bool, bytes], ParsedCode] = OrderedDict()
+_RECENT_LOCK = threading.Lock()
 
 
 def shared_parse(code: str) -> ParsedCode:

@@ -10,11 +10,16 @@ on re-shared copies (chains of grid-moving crops, downscaling and JPEG/WebP comp
 :func:`~provenance.detectors.image.augment.wild_copy`), and the features hold both embeddings: the
 first keeps the clean and JPEG accuracy, the second adds what survives a resize (BENCHMARKS.md,
 "Re-sharing: images").
+
+At inference (issue 24) the crops of consecutive images share a forward pass (``INFER_PATCHES`` at a
+time), each BatchNorm is folded into its conv (made once per set of weights), the high-pass residuals
+are computed once for the whole ensemble, and the convs run channels-last: the features of the
+training-time :meth:`ResidualNet.embed`, one image at a time, up to float rounding.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any, ClassVar
 
 import numpy as np
@@ -28,7 +33,7 @@ from provenance.detectors.errors import describe_sample
 from provenance.detectors.image.augment import AUGMENT_KINDS, augmented_copy, jpeg_roundtrip, rescale, wild_copy
 from provenance.detectors.image.patches import check_min_size, grid_crops, random_crops
 from provenance.detectors.image.reading import load_image
-from provenance.detectors.progress import progress_bar
+from provenance.detectors.progress import progress_bar, progress_counter
 
 # 5x5 high-pass kernels (first-order, second-order and the "KV" SRM kernel)
 _HP_KERNELS = np.array(
@@ -47,6 +52,38 @@ _HP_KERNELS = np.array(
     dtype=np.float32,
 )
 _HP_SCALE = np.array([1.0, 0.5, 0.25, 1 / 12], dtype=np.float32)
+#: residuals are scaled by this before clipping to [-_CLIP, _CLIP]
+_GAIN = 8.0
+_CLIP = 3.0
+#: patches in one forward pass at inference: the crops of consecutive images share a pass, and this
+#: bounds the memory it takes (about 0.5 MB per 64 px patch at the default widths) whatever the
+#: number of images in a :meth:`ResidualCNNExtractor.features` call. On 2 cores (issue 24) 32 to 128
+#: ran as fast, 256 slower (the activations leave the caches)
+INFER_PATCHES = 64
+
+
+def _stride2_highpass() -> torch.Tensor:
+    """The inference form of :meth:`ResidualNet.embed`'s first three steps: ``/ 255``, the depthwise
+    high-pass bank with its ``* 8`` gain, and the 2x2 pixel-unshuffle, as one stride-2 6x6 grouped
+    convolution (weights ``(48, 1, 6, 6)``): output channel ``colour * 16 + filter * 4 + dy * 2 + dx``
+    is the filter's response at pixel ``(2i + dy, 2j + dx)``, exactly the channel pixel-unshuffle puts
+    there. The clipping commutes with the unshuffle, so it follows. Same sums, other rounding."""
+    k = _HP_KERNELS * (_HP_SCALE * (_GAIN / 255.0))[:, None, None]
+    w = np.zeros((3, 4, 2, 2, 6, 6), dtype=np.float32)
+    for dy in range(2):
+        for dx in range(2):
+            w[:, :, dy, dx, dy : dy + 5, dx : dx + 5] = k
+    return torch.from_numpy(w.reshape(48, 1, 6, 6)).contiguous(memory_format=torch.channels_last)
+
+
+_HP_STRIDE2 = _stride2_highpass()
+
+
+def residual_input(x: torch.Tensor) -> torch.Tensor:
+    """The clipped, pixel-unshuffled residuals :meth:`ResidualNet.embed` feeds its conv blocks, for
+    uint8-range float patches ``(B, 3, H, W)`` with even ``H`` and ``W`` (the inference path: every
+    network computes the same, so an ensemble computes it once). Channels-last, like its input."""
+    return F.conv2d(x, _HP_STRIDE2, stride=2, padding=2, groups=3).clamp_(-_CLIP, _CLIP)
 
 
 class ResidualNet(nn.Module):
@@ -70,15 +107,60 @@ class ResidualNet(nn.Module):
         self.body = nn.Sequential(*layers)
         self.embed_dim = 2 * c_in
         self.head = nn.Linear(self.embed_dim, n_classes)
+        # inference: the weights' versions, and the conv blocks with BatchNorm folded in made from them
+        self._folded: tuple[tuple[tuple[int, int], ...], list[tuple[torch.Tensor, torch.Tensor, int]]] | None = None
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:
-        """Patch embeddings ``(B, embed_dim)`` for uint8-range float patches ``(B, 3, H, W)``."""
+        """Patch embeddings ``(B, embed_dim)`` for uint8-range float patches ``(B, 3, H, W)``.
+
+        What training runs; :meth:`embed_residuals` (after :func:`residual_input`) is the same at
+        inference, faster."""
         x = x / 255.0
         r = F.conv2d(x, self.hp, padding=2, groups=3)
-        r = torch.clamp(r * 8.0, -3.0, 3.0)  # residuals live near 0; clip rare content edges
+        r = torch.clamp(r * _GAIN, -_CLIP, _CLIP)  # residuals live near 0; clip rare content edges
         r = F.pixel_unshuffle(r, 2)
         h = self.body(r)
         return torch.cat([h.mean(dim=(2, 3)), h.flatten(2).std(dim=2)], dim=1)
+
+    def folded_blocks(self) -> list[tuple[torch.Tensor, torch.Tensor, int]]:
+        """The conv blocks as ``(weight, bias, stride)`` with each BatchNorm folded into its conv
+        (eval-mode BatchNorm is an affine map per channel), weights channels-last.
+
+        Made once and kept until a weight or a BatchNorm statistic changes: the key is every
+        parameter's and buffer's storage and version counter, which an optimiser step, a training
+        forward pass (running statistics), ``load_state_dict`` and any in-place edit bump (an edit
+        through ``.data`` does not: it bypasses the counter by design). Not part of ``state_dict``."""
+        tensors = [*self.body.parameters(), *self.body.buffers()]
+        cached = self._folded
+        if any(t.is_inference() for t in tensors):  # made under inference_mode: no version counter
+            key = None
+        else:
+            key = tuple((t.data_ptr(), t._version) for t in tensors)
+            if cached is not None and cached[0] == key:
+                return cached[1]
+        mods = list(self.body)
+        folded = []
+        with torch.inference_mode(False), torch.no_grad():
+            for conv, bn in zip(mods[0::3], mods[1::3], strict=True):
+                assert isinstance(conv, nn.Conv2d) and isinstance(bn, nn.BatchNorm2d)
+                assert bn.running_mean is not None and bn.running_var is not None
+                scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
+                w = (conv.weight * scale[:, None, None, None]).contiguous(memory_format=torch.channels_last)
+                folded.append((w, bn.bias - bn.running_mean * scale, int(conv.stride[0])))
+        if key is not None:
+            self._folded = (key, folded)  # one store: a concurrent reader sees the old pair or the new
+        return folded
+
+    def embed_residuals(self, r: torch.Tensor) -> torch.Tensor:
+        """:meth:`embed` at inference, from :func:`residual_input`'s output: BatchNorm folded into the
+        convs (:meth:`folded_blocks`), channels-last. Equal to :meth:`embed` up to float rounding, in
+        eval mode only (training mode normalises by the batch's statistics: use :meth:`embed`)."""
+        if self.training:
+            raise RuntimeError("embed_residuals is for inference: call eval() first, or embed() to train")
+        h = r
+        for w, b, stride in self.folded_blocks():
+            h = F.conv2d(h, w, b, stride=stride, padding=1).relu_()
+        return torch.cat([h.mean(dim=(2, 3)), h.std(dim=(2, 3))], dim=1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.embed(x))
@@ -288,18 +370,61 @@ class ResidualCNNExtractor(Extractor):
             raise RuntimeError("residual-cnn is not trained: call fit() or load a saved model")
         return self.nets
 
-    @torch.no_grad()
+    def _crop_batches(self, loaded: Sequence[np.ndarray]) -> Iterator[tuple[np.ndarray, torch.Tensor]]:
+        """The grid crops of consecutive images, ``INFER_PATCHES`` at most at a time (an image's crops
+        never split, so one with more goes alone): ``(owner, x)``, the image index of each crop and
+        the crops as uint8-range float ``(B, 3, P, P)``, channels-last (no transposing copy)."""
+        group: list[np.ndarray] = []
+        owners: list[int] = []
+        for i, image in enumerate(loaded):
+            crops = grid_crops(image, self.patch_size, self.max_crops)
+            if group and len(owners) + len(crops) > INFER_PATCHES:
+                yield np.array(owners), torch.from_numpy(np.concatenate(group)).permute(0, 3, 1, 2).float()
+                group, owners = [], []
+            group.append(crops)
+            owners.extend([i] * len(crops))
+        if group:
+            yield np.array(owners), torch.from_numpy(np.concatenate(group)).permute(0, 3, 1, 2).float()
+
+    def _batch_outputs(self, x: torch.Tensor, probs: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Per-patch embeddings (networks concatenated) of a crop batch and, with ``probs``, the
+        class probabilities averaged over the networks. Inference only (the caller's inference mode)."""
+        nets = self._require_nets()
+        if any(net.training for net in nets) or x.shape[2] % 2 or x.shape[3] % 2:
+            # the reference path (odd sizes: pixel-unshuffle refuses them, as it always has)
+            embs = [net.embed(x) for net in nets]
+        else:
+            r = residual_input(x)  # the same for every network: computed once
+            embs = [net.embed_residuals(r) for net in nets]
+        emb = torch.cat(embs, dim=1)
+        if not probs:
+            return emb, None
+        p = torch.stack([torch.softmax(net.head(e), dim=1) for net, e in zip(nets, embs, strict=True)])
+        return emb, p.mean(dim=0)
+
     def patch_outputs(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Per-patch embeddings (networks concatenated) and class probabilities (averaged)."""
-        nets = self._require_nets()
-        crops = grid_crops(image, self.patch_size, self.max_crops)
-        x = torch.from_numpy(crops.transpose(0, 3, 1, 2).astype(np.float32))
-        embs, probs = [], []
-        for net in nets:
-            emb = net.embed(x)
-            embs.append(emb)
-            probs.append(torch.softmax(net.head(emb), dim=1))
-        return torch.cat(embs, dim=1).numpy(), torch.stack(probs).mean(dim=0).numpy()
+        self._require_nets()
+        with torch.inference_mode():
+            (_, x), *_ = self._crop_batches([image])
+            emb, probs = self._batch_outputs(x, probs=True)
+            assert probs is not None
+            return emb.numpy(), probs.numpy()
+
+    def _patch_means(self, loaded: Sequence[np.ndarray], progress: bool, probs: bool) -> np.ndarray:
+        """Each image's mean over its crops of the patch embeddings (or, with ``probs``, of the class
+        probabilities), the crops of consecutive images batched together (:meth:`_crop_batches`)."""
+        self._require_nets()
+        width = len(self.classes or ()) if probs else self.dim
+        sums = torch.zeros(len(loaded), width)
+        counts = np.zeros(len(loaded))
+        with torch.inference_mode(), progress_counter(progress, desc=self.name, total=len(loaded)) as bar:
+            for owner, x in self._crop_batches(loaded):
+                emb, p = self._batch_outputs(x, probs)
+                sums.index_add_(0, torch.from_numpy(owner), emb if p is None else p)
+                counts += np.bincount(owner, minlength=len(loaded))
+                bar.update(int(owner[-1]) + 1 - int(owner[0]))  # an image's crops never split
+        return (sums.numpy() / np.maximum(counts, 1)[:, None]).astype(np.float32)
 
     @property
     def dim(self) -> int:
@@ -307,16 +432,12 @@ class ResidualCNNExtractor(Extractor):
 
     def features(self, loaded: Sequence[np.ndarray], progress: bool = False) -> np.ndarray:
         self._require_nets()
-        out = np.zeros((len(loaded), self.dim), dtype=np.float32)
-        for i, image in enumerate(progress_bar(loaded, progress, desc="residual-cnn")):
-            emb, _ = self.patch_outputs(image)
-            out[i] = emb.mean(axis=0)
-        return out
+        return self._patch_means(loaded, progress, probs=False)
 
     def predict_log_proba(self, loaded: Sequence[np.ndarray]) -> np.ndarray:
         """The networks' own class log-probabilities, averaged over patches and networks."""
-        rows = [np.log(np.clip(self.patch_outputs(image)[1].mean(axis=0), 1e-12, None)) for image in loaded]
-        return np.stack(rows)
+        self._require_nets()
+        return np.log(np.clip(self._patch_means(loaded, False, probs=True), 1e-12, None))
 
     def state_dict(self) -> dict[str, np.ndarray]:
         nets = self._require_nets()

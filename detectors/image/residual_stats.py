@@ -12,7 +12,6 @@ from collections.abc import Sequence
 from typing import Any, ClassVar
 
 import numpy as np
-from scipy.ndimage import convolve
 
 from provenance.core.validation import Bound
 from provenance.detectors.base import Extractor
@@ -27,8 +26,26 @@ _LAPLACE = np.array([[0, -1, 0], [-1, 4, -1], [0, -1, 0]], dtype=np.float32) / 4
 
 def highpass_residual(crops: np.ndarray) -> np.ndarray:
     """Laplacian residual of float crops ``(k, H, W, C)``, per channel."""
+    from scipy.ndimage import convolve  # imported when used: uint8 pixels take _laplacian_of_pixels
+
     k = _LAPLACE[None, :, :, None]
     return convolve(crops.astype(np.float32), k, mode="reflect")
+
+
+def _laplacian_of_pixels(crops: np.ndarray) -> np.ndarray:
+    """:func:`highpass_residual` of uint8 crops ``(k, H, W, C)`` by shifted slices (several times
+    faster than ``convolve``). The same numbers: on integer pixels every product and partial sum is a
+    multiple of 1/4 below 1024 in size, exact in float32 as in ``convolve``'s float64 accumulator.
+    ``mode="reflect"`` of ``scipy.ndimage`` repeats the edge pixel, as ``np.pad``'s ``"symmetric"`` does."""
+    p = np.pad(crops, ((0, 0), (1, 1), (1, 1), (0, 0)), mode="symmetric").astype(np.float32)
+    c = p[:, 1:-1, 1:-1]
+    out = c * np.float32(4.0)
+    out -= p[:, :-2, 1:-1]
+    out -= p[:, 2:, 1:-1]
+    out -= p[:, 1:-1, :-2]
+    out -= p[:, 1:-1, 2:]
+    out *= np.float32(0.25)
+    return out
 
 
 def _cooccurrence(q: np.ndarray, levels: int) -> np.ndarray:
@@ -74,9 +91,16 @@ class ResidualStatsExtractor(JPEGAugmentMixin, Extractor):
         return image
 
     def _one(self, image: np.ndarray) -> np.ndarray:
-        crops = grid_crops(image, self.patch_size, self.max_crops).astype(np.float32)
-        res = highpass_residual(crops)  # (k, P, P, 3)
-        grey = res.mean(axis=3)
+        crops = grid_crops(image, self.patch_size, self.max_crops)
+        if crops.dtype == np.uint8:  # always, from load(): the exact fast path
+            res = _laplacian_of_pixels(crops)  # (k, P, P, 3)
+        else:
+            res = highpass_residual(crops.astype(np.float32))
+        # the mean over the 3 channels, as res.mean(axis=3) computes it (float32, summed in order,
+        # then divided by 3): the same bits, so the rounding to co-occurrence levels cannot move
+        grey = res[..., 0] + res[..., 1]
+        grey += res[..., 2]
+        grey /= np.float32(3.0)
         p, b = self.patch_size, self.spectrum_bins
         spec = np.log1p(np.abs(np.fft.fftshift(np.fft.fft2(grey), axes=(1, 2)))).mean(axis=0)
         pooled = spec.reshape(b, p // b, b, p // b).mean(axis=(1, 3)).ravel()
@@ -87,11 +111,17 @@ class ResidualStatsExtractor(JPEGAugmentMixin, Extractor):
         t = self.truncation
         q = (np.clip(np.rint(grey), -t, t) + t).astype(np.int64)
         cooc = _cooccurrence(q, 2 * t + 1)
-        flat = res.reshape(-1, 3)
-        std = flat.std(axis=0) + 1e-6
-        kurt = ((flat - flat.mean(axis=0)) ** 4).mean(axis=0) / std**4
+        # per channel, over a contiguous row each: pairwise sums, and d*d*d*d rather than the slow d**4
+        # (issue 24: 0.7 ms instead of 17 per 512 px image; within 1e-6 of float64, where the column-wise
+        # float32 sums before were up to 6e-4 off in log-kurtosis)
+        rows = np.ascontiguousarray(res.reshape(-1, 3).T)
+        d = rows - rows.mean(axis=1, keepdims=True)
+        d *= d
+        std = np.sqrt(d.mean(axis=1)) + 1e-6
+        d *= d
+        kurt = d.mean(axis=1) / std**4
         with np.errstate(divide="ignore", invalid="ignore"):
-            corr = np.corrcoef(flat.T)[np.triu_indices(3, 1)]
+            corr = np.corrcoef(rows)[np.triu_indices(3, 1)]
         moments = np.concatenate([np.log(std), np.log(kurt + 1e-6), np.nan_to_num(corr)])
         return np.concatenate([pooled, radial, cooc, moments]).astype(np.float32)
 

@@ -29,7 +29,17 @@ import numpy as np
 from provenance.core.validation import Bound, check_array
 from provenance.detectors.base import Extractor
 from provenance.detectors.progress import progress_bar
-from provenance.detectors.text.ngrams import BLANK, END, LINE, START, smooth_idf, top_terms, word_ngrams, word_tokens
+from provenance.detectors.text.ngrams import (
+    BLANK,
+    END,
+    LINE,
+    START,
+    TokenNgramCounter,
+    smooth_idf,
+    top_terms,
+    word_ngrams,
+    word_tokens,
+)
 from provenance.detectors.text.reading import load_text
 from provenance.detectors.text.stylometry import FUNCTION_WORDS
 
@@ -132,15 +142,27 @@ def skeleton_tokens(blocks: Sequence[str]) -> list[str]:
 def masked_tokens(tokens: Sequence[str]) -> list[str]:
     """Stamatatos-style distortion: function words, punctuation and layout marks kept; other
     words become ``*``, numbers ``#``."""
+    cache = _MASKED
+    if len(cache) > _MASKED_MAX:  # a bound for a long-lived process reading many vocabularies
+        cache.clear()
     out = []
     for t in tokens:
-        if t in FUNCTION_SET or t in (START, END, LINE, BLANK) or (not t[0].isalnum() and t[0] != "_"):
-            out.append(t)
-        elif _NUMBER.fullmatch(t):
-            out.append("#")
-        else:
-            out.append("*")
+        m = cache.get(t)
+        if m is None:
+            m = cache[t] = _masked(t)
+        out.append(m)
     return out
+
+
+def _masked(t: str) -> str:
+    if t in FUNCTION_SET or t in (START, END, LINE, BLANK) or (not t[0].isalnum() and t[0] != "_"):
+        return t
+    return "#" if _NUMBER.fullmatch(t) else "*"
+
+
+#: each token's masked form, remembered: a text repeats most of its tokens
+_MASKED: dict[str, str] = {}
+_MASKED_MAX = 200_000
 
 
 def edge_tokens(tokens: Sequence[str]) -> tuple[list[str], list[str]]:
@@ -204,7 +226,7 @@ class MarkersExtractor(Extractor):
         if set(self.vocabulary) - allowed:
             raise ValueError(f"vocabulary keys must be among {sorted(allowed)}, got {sorted(self.vocabulary)}")
         self.idf_: dict[str, np.ndarray] = {}
-        self._index: dict[str, dict[str, int]] = {}
+        self._index: dict[str, TokenNgramCounter] = {}
 
     # ------------------------------------------------------------------ learned state
     def _keys(self) -> list[str]:
@@ -256,16 +278,14 @@ class MarkersExtractor(Extractor):
             raise RuntimeError("markers extractor is not fitted: call fit() (or load a saved model)")
         for key in keys:
             if key not in self._index:
-                self._index[key] = {g: i for i, g in enumerate(self.vocabulary[key])}
+                self._index[key] = TokenNgramCounter(self.vocabulary[key], 3)
         widths = [len(SKELETON_STATS) if k == "stats" else len(self.vocabulary[k]) for k in self._columns()]
         starts = dict(zip(self._columns(), np.cumsum([0, *widths[:-1]]).tolist(), strict=True))
         out = np.zeros((len(loaded), sum(widths)), dtype=np.float32)
         for row, text in enumerate(progress_bar(loaded, enabled=progress, desc="markers")):
             seqs = self._sequences(text)
             for key in keys:
-                index = self._index[key]
-                ids = np.asarray([index[g] for g in word_ngrams(seqs[key], 3) if g in index], dtype=np.int64)
-                cols, tf = np.unique(ids, return_counts=True)
+                cols, tf = np.unique(self._index[key].ids(seqs[key]), return_counts=True)
                 vals = (1.0 + np.log(tf)) * self.idf_[key][cols]
                 norm = float(np.sqrt((vals * vals).sum()))
                 out[row, starts[key] + cols] = vals / norm if norm > 0 else vals

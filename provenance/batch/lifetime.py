@@ -22,7 +22,6 @@ on Linux; elsewhere Ray's own fate sharing is what there is).
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import os
 import signal
 import subprocess
@@ -33,10 +32,8 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-#: prctl's option for the signal a process gets when its parent dies (linux/prctl.h)
-PR_SET_PDEATHSIG = 1
-#: how often the watching thread looks at the parent
-WATCH_INTERVAL_S = 0.5
+from provenance.core.processes import PR_SET_PDEATHSIG, die_with_parent
+
 #: the variable that marks the processes started for one sweep's local Ray (its value: the run's id)
 RUN_VAR = "PROVENANCE_BATCH_RUN"
 #: Ray's workers and agents rename themselves with setproctitle, which may write the title over the
@@ -59,31 +56,6 @@ class Terminated(KeyboardInterrupt):
 
     #: what a process stopped by SIGTERM exits with, by the shell's convention (128 + 15)
     exit_code = 128 + signal.SIGTERM
-
-
-def die_with_parent(parent_pid: int) -> None:
-    """End this process when ``parent_pid``, its parent, dies (call it first thing in a worker)."""
-    _kernel_kill_on_parent_death()
-    if os.getppid() != parent_pid:  # the parent died before the kernel was asked
-        os._exit(1)
-    threading.Thread(target=_watch, args=(parent_pid,), name="provenance-parent-watch", daemon=True).start()
-
-
-def _kernel_kill_on_parent_death() -> bool:
-    """Ask Linux to send SIGKILL to this process when its parent (the thread that started it) ends."""
-    if not sys.platform.startswith("linux"):
-        return False
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        return libc.prctl(PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0) == 0
-    except (OSError, AttributeError):  # no prctl here: the watching thread is the only guard
-        return False
-
-
-def _watch(parent_pid: int) -> None:
-    while os.getppid() == parent_pid:
-        time.sleep(WATCH_INTERVAL_S)
-    os._exit(1)  # adopted by init (or a subreaper): the driver is gone
 
 
 @contextmanager

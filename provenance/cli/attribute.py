@@ -62,6 +62,12 @@ already know, enroll it instead (`provenance enroll`).""",
     add_evidence_flags(p)
     add_literal_flags(p)
     p.add_argument(
+        "--no-explain",
+        action="store_true",
+        help="leave out the features that weighed most in each answer (explanation): faster on "
+        "large batches of texts and code",
+    )
+    p.add_argument(
         "--one-source",
         action="store_true",
         help="the samples come from one unknown source: one answer for the whole set (see above)",
@@ -121,7 +127,12 @@ def attribute(args: argparse.Namespace) -> int:
     if args.one_source:
         return attribute_set(args, samples, model)
     results = attribute_records(
-        samples, model, evidence=not args.no_evidence, evidence_options=evidence_options(args), progress=not args.quiet
+        samples,
+        model,
+        evidence=not args.no_evidence,
+        evidence_options=evidence_options(args),
+        progress=not args.quiet,
+        explain=not args.no_explain,
     )
     emit(args, results, "\n".join(result_text(r) for r in results))
     return EXIT_SAMPLES_FAILED if any(r["error"] for r in results) else EXIT_OK

@@ -222,8 +222,15 @@ def emit(args: argparse.Namespace, payload: Any, human: str) -> None:
     """Print a command's answer: ``payload`` as JSON with ``--json`` (non-finite numbers as null),
     else the ``human`` text."""
     if args.json:
-        json.dump(finite(payload), sys.stdout, indent=2, allow_nan=False)
-        sys.stdout.write("\n")
+        payload = finite(payload)
+        if isinstance(payload, list) and len(payload) > 1:
+            # one compact record per line: json's C encoder only runs without indent, and indenting
+            # 1,000 answers in Python cost longer than attributing them
+            lines = ",\n".join(json.dumps(item, allow_nan=False) for item in payload)
+            sys.stdout.write(f"[\n{lines}\n]\n")
+        else:
+            json.dump(payload, sys.stdout, indent=2, allow_nan=False)
+            sys.stdout.write("\n")
     else:
         print(human)
     sys.stdout.flush()  # a closed pipe shows here, inside main's handler, not at interpreter exit

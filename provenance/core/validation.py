@@ -319,6 +319,8 @@ def check_type(value: Any, hint: Any, field: str, section: str = "params") -> No
         for i, (item, arm) in enumerate(zip(value, args, strict=True)):
             check_type(item, arm, f"{field}[{i}]", section)
     elif origin in _SEQUENCES and args:
+        if args[0] is str and all(type(item) is str for item in value):
+            return  # a vocabulary of thousands of strings: one pass, not one call per item
         for i, item in enumerate(value):
             check_type(item, args[0], f"{field}[{i}]", section)
     elif origin in _MAPPINGS and len(args) == 2:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from typing import Any
 
 import numpy as np
@@ -44,9 +45,15 @@ def detect_modality(data: bytes, name: str = "", text_as: str | None = None) -> 
 
 def looks_like_image(data: bytes, name: str = "") -> bool:
     """Bytes whose header Pillow opens as an image (the first bytes of a file are enough), or a
-    file named as an image: a broken image is an image, and its reader says what is wrong with it."""
+    file named as an image: a broken image is an image, and its reader says what is wrong with it.
+    Plain UTF-8 text is not handed to Pillow unless it begins as a text-based image format does
+    (so a text that happens to begin with "ZCZC", a weather bulletin's mark, stays a text)."""
     import io
 
+    from provenance.evidence.metadata import sniff_format
+
+    if _plainly_text(data):
+        return name.lower().endswith(tuple(IMAGE_SUFFIXES)) or sniff_format(data) is not None
     from PIL import Image
 
     try:
@@ -54,9 +61,30 @@ def looks_like_image(data: bytes, name: str = "") -> bool:
             im.size  # noqa: B018 - the header parsed: an image
         return True
     except Exception:  # not an image Pillow knows, or one it refuses (a PNG text chunk over its cap)
-        from provenance.evidence.metadata import sniff_format
-
         return name.lower().endswith(tuple(IMAGE_SUFFIXES)) or sniff_format(data) is not None
+
+
+#: how the image formats Pillow reads from text begin: XPM, XBM, PNM, EPS, FITS, SVG and XML, IM
+#: and IMT headers (an XBM may open with a comment: any "#define" sends the bytes to Pillow)
+_TEXT_IMAGE_STARTS = re.compile(
+    rb"\s*(?:/\*\s*XPM|#define|P[0-9fy]|%!|SIMPLE|<|Image (?:type|size)|Name:|width|height|pixel)"
+)
+#: control bytes no text holds (NUL and the like; tab, line feed, form feed and carriage return are text)
+_BINARY_BYTES = re.compile(rb"[\x00-\x08\x0b\x0e-\x1f\x7f]")
+
+
+def _plainly_text(data: bytes) -> bool:
+    """UTF-8 text without control bytes that no image format Pillow knows starts like: Pillow need not
+    try its forty formats on it (0.05 ms per text or script, a few percent of its attribution)."""
+    head = data[:4096]
+    if _BINARY_BYTES.search(head) or _TEXT_IMAGE_STARTS.match(head) or b"#define" in head:
+        return False
+    try:
+        head.decode("utf-8")
+    except UnicodeDecodeError as exc:  # a cut in the middle of a character is still text
+        if exc.start < len(head) - 4:
+            return False
+    return True
 
 
 def looks_like_javascript(text: str) -> bool:
