@@ -129,6 +129,22 @@ def test_debris_of_killed_saves_is_cleaned_by_the_next_save(tmp_path: Path) -> N
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m"]
 
 
+def test_a_save_clears_the_probe_of_a_killed_save_and_no_other(tmp_path: Path) -> None:
+    """A save killed between making and removing its writability probe leaves an empty folder; the
+    next save removes it when its process is gone, and leaves a live process's probe alone."""
+    target = tmp_path / "m"
+    write_model_dir(target, _config(0), _arrays(0))
+    dead_pid = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead_pid.wait()
+    dead = tmp_path / f".probe-{dead_pid.pid}-abc123"
+    live = tmp_path / f".probe-{os.getpid()}-def456"
+    other = tmp_path / ".probe-notapid"
+    for folder in (dead, live, other):
+        folder.mkdir()
+    write_model_dir(target, _config(1), _arrays(1))
+    assert not dead.exists() and live.exists() and other.exists()
+
+
 def test_the_lock_is_reentrant_and_times_out_for_others(tmp_path: Path) -> None:
     target = tmp_path / "m"
     with model_lock(target):

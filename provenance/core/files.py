@@ -233,6 +233,10 @@ def staged_folder(target: PathLike) -> Iterator[Path]:
         raise
 
 
+#: how the folders :func:`check_writable_beside` makes and removes begin (then the pid, a dash)
+PROBE_PREFIX = ".probe-"
+
+
 def check_writable_beside(target: PathLike) -> None:
     """Raise :class:`OSError` unless a folder can be made beside ``target``, where a staged save writes.
 
@@ -245,7 +249,22 @@ def check_writable_beside(target: PathLike) -> None:
         parent = parent.parent
     if not parent.is_dir():
         raise NotADirectoryError(errno.ENOTDIR, "not a folder", str(parent))
-    os.rmdir(tempfile.mkdtemp(prefix=".probe-", dir=parent))
+    # the pid in the name lets a later save clear the probe of a process killed in between
+    os.rmdir(tempfile.mkdtemp(prefix=f"{PROBE_PREFIX}{os.getpid()}-", dir=parent))
+
+
+def _dead_probe(path: Path) -> bool:
+    """Whether ``path`` is the probe folder of a process that no longer runs."""
+    pid = path.name[len(PROBE_PREFIX) :].split("-", 1)[0]
+    if not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except OSError:  # alive, someone else's
+        return False
+    return False
 
 
 def remove_staged_debris(target: PathLike) -> None:
@@ -256,6 +275,11 @@ def remove_staged_debris(target: PathLike) -> None:
         for leftover in target.parent.glob(glob.escape(prefix) + "*"):
             if leftover.is_dir() and not leftover.is_symlink():
                 shutil.rmtree(leftover, ignore_errors=True)
+    # a save killed inside check_writable_beside leaves its (empty) probe folder
+    for probe in target.parent.glob(glob.escape(PROBE_PREFIX) + "*"):
+        if probe.is_dir() and not probe.is_symlink() and _dead_probe(probe):
+            with contextlib.suppress(OSError):
+                probe.rmdir()
 
 
 # ---------------------------------------------------------------------- locks
