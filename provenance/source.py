@@ -316,6 +316,7 @@ def attribute_source(
     evidence_options: dict[str, dict[str, Any]] | None = None,
     progress: bool = False,
     rule: str | None = None,
+    explain: bool = True,
 ) -> SourceAttribution:
     """One answer for ``samples`` (paths, bytes, images, ``Text``/``Code``...) taken to come from one
     unknown source.
@@ -327,6 +328,7 @@ def attribute_source(
     (``sum-log-prob``, ``mean-features``, ``vote``); default: the one the model chose on held-out
     groups when it was trained. Raises :class:`GroupError` for an empty set, an unknown rule or
     readable members of several modalities; a member that cannot be read is left out with a note.
+    ``explain``: False leaves the members' ``explanation`` out.
     """
     # imported here: provenance.api re-exports this module's names
     from provenance.api import load_model
@@ -339,6 +341,7 @@ def attribute_source(
         evidence_options=evidence_options,
         progress=progress,
         rule=rule,
+        explain=explain,
     )
 
 
@@ -351,6 +354,7 @@ def attribute_source_batch(
     evidence_options: dict[str, dict[str, Any]] | None = None,
     progress: bool = False,
     rule: str | None = None,
+    explain: bool = True,
 ) -> SourceAttribution:
     """:func:`attribute_source` with the model already resolved, as the doors hold it (None: no model,
     the set's evidence alone; ``$PROVENANCE_MODEL`` is not read), as :func:`provenance.api.attribute_batch`
@@ -367,6 +371,7 @@ def attribute_source_batch(
         progress=progress,
         names=names,
         feature_rows=rows,
+        explain=explain,
     )
     return _group_answer(answers, rows, model, rule)
 

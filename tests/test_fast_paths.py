@@ -110,6 +110,11 @@ def test_json_lists_one_record_per_line_and_no_explain(
     quiet = json.loads(capsys.readouterr().out)
     assert [r["explanation"] for r in quiet] == [None, None]
     assert [r["candidates"] for r in quiet] == [r["candidates"] for r in records]
+    group_args = ["attribute", *map(str, files), "--model", str(model), "--json", "-q", "--one-source"]
+    assert main([*group_args, "--no-explain"]) == 0
+    assert [m["explanation"] for m in json.loads(capsys.readouterr().out)["per_sample"]] == [None, None]
+    assert main(group_args) == 0
+    assert all(m["explanation"] for m in json.loads(capsys.readouterr().out)["per_sample"])
     assert main(["attribute", str(files[0]), "--model", str(model), "--json", "-q"]) == 0
     one = capsys.readouterr().out
     assert json.loads(one)[0]["sample"] == str(files[0]) and one.count("\n") > 4  # a single record stays indented

@@ -118,6 +118,15 @@ def test_json_text_and_code_and_the_evidence_switch(client: TestClient) -> None:
     assert bare[0]["evidence"] == [] and bare[0]["label"] == code["label"]
 
 
+def test_the_explain_switch_leaves_the_answer_and_drops_the_explanation(client: TestClient) -> None:
+    full = client.post("/v1/attribute", json={"text": [TEXT_A, TEXT_B]}).json()
+    bare = client.post("/v1/attribute?explain=false", json={"text": [TEXT_A, TEXT_B]}).json()
+    assert all(r["explanation"] for r in full) and [r["explanation"] for r in bare] == [None, None]
+    assert [{**r, "explanation": None} for r in full] == bare
+    group = client.post("/v1/attribute?one_source=true&explain=false", json={"text": [TEXT_A, TEXT_A]}).json()
+    assert group["label"] == "A" and [m["explanation"] for m in group["per_sample"]] == [None, None]
+
+
 def test_a_signed_manifest_decides_and_its_evidence_is_answered(client: TestClient) -> None:
     r = client.post("/v1/attribute", files=_files(("dalle.png", signed_png())))
     (rec,) = r.json()

@@ -149,6 +149,7 @@ def attribute_set(args: argparse.Namespace, samples: list, model: object) -> int
         evidence_options=evidence_options(args),
         progress=not args.quiet,
         rule=args.rule,
+        explain=not args.no_explain,
     ).to_dict()
     emit(args, record, source_text(record))
     failed = record["error"] or any(r["error"] for r in record["per_sample"])

@@ -247,6 +247,13 @@ def _api_router() -> APIRouter:
                 "for the set (`provenance attribute --one-source --json`) instead of a list"
             ),
         ] = False,
+        explain: Annotated[
+            bool,
+            Query(
+                description="name the features that weighed most in each answer (false: `explanation` is null, "
+                "as `provenance attribute --no-explain`; faster for many texts)"
+            ),
+        ] = True,
     ) -> JSONResponse:
         """Attribute each sample: one record per file or text, in order, as `provenance attribute --json`.
 
@@ -265,13 +272,21 @@ def _api_router() -> APIRouter:
         if one_source:
             record = await service.admission.run(
                 lambda: work.attribute_source(
-                    payload.samples, service.model, evidence=evidence, evidence_options=service.evidence_options
+                    payload.samples,
+                    service.model,
+                    evidence=evidence,
+                    evidence_options=service.evidence_options,
+                    explain=explain,
                 )
             )
             return JSONResponse(record)
         records = await service.admission.run(
             lambda: work.attribute(
-                payload.samples, service.model, evidence=evidence, evidence_options=service.evidence_options
+                payload.samples,
+                service.model,
+                evidence=evidence,
+                evidence_options=service.evidence_options,
+                explain=explain,
             )
         )
         return JSONResponse(records)

@@ -53,6 +53,7 @@ def attribute(
     *,
     evidence: bool = True,
     evidence_options: dict[str, dict[str, Any]] | None = None,
+    explain: bool = True,
 ) -> list[dict[str, Any]]:
     """One ``provenance attribute --json`` record per input, in order (:func:`provenance.api.attribute_records`)."""
     from provenance.api import attribute_records
@@ -63,6 +64,7 @@ def attribute(
         names=[i.name for i in inputs],
         evidence=evidence,
         evidence_options=evidence_options,
+        explain=explain,
     )
 
 
@@ -72,6 +74,7 @@ def attribute_source(
     *,
     evidence: bool = True,
     evidence_options: dict[str, dict[str, Any]] | None = None,
+    explain: bool = True,
 ) -> dict[str, Any]:
     """The one record of ``provenance attribute --one-source --json`` for the inputs, taken to come
     from one source (:func:`provenance.api.attribute_source`); an empty set or one that mixes
@@ -85,6 +88,7 @@ def attribute_source(
             names=[i.name for i in inputs],
             evidence=evidence,
             evidence_options=evidence_options,
+            explain=explain,
         ).to_dict()
     )
 
