@@ -294,6 +294,35 @@ def test_jsonl_and_parquet_lists_in_jsonl_and_parquet_out(
     assert "no 'text'" in errors[f"{lists / 'list.jsonl'}:6"]
 
 
+def test_a_sweep_without_explanations_and_its_resume(
+    inputs: Path, bundle: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--no-explain leaves every record's explanation null, as `attribute --no-explain` does; a resumed
+    sweep must say the same, and a folder swept with explanations resumes as before."""
+    texts = sorted(str(p) for p in inputs.glob("note*.txt"))[:4]
+    out = tmp_path / "out"
+    argv = ["batch", *texts, "-o", str(out), "--model", str(bundle), "--workers", "0", "-q"]
+    assert main([*argv, "--no-explain"]) == 0
+    records = _by_sample(read_records(out))
+    assert sorted(records) == texts and all(r["explanation"] is None for r in records.values())
+    capsys.readouterr()
+    assert main(["attribute", *texts, "--model", str(bundle), "--json", "-q", "--no-explain"]) == 0
+    expected = _by_sample(json.loads(capsys.readouterr().out))
+    assert {n: {k: v for k, v in r.items() if k not in BATCH_KEYS} for n, r in records.items()} == expected
+    assert main([*argv, "--resume"]) == 2
+    assert "explanations" in capsys.readouterr().err
+    assert main([*argv, "--resume", "--no-explain"]) == 0
+    with_explanations = tmp_path / "with"
+    assert main(["batch", *texts, "-o", str(with_explanations), "--model", str(bundle), "--workers", "0", "-q"]) == 0
+    assert all(r["explanation"] for r in read_records(with_explanations))
+    assert (
+        main(
+            ["batch", *texts, "-o", str(with_explanations), "--model", str(bundle), "--workers", "0", "-q", "--resume"]
+        )
+        == 0
+    )
+
+
 def test_output_folders_it_must_refuse(
     inputs: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:

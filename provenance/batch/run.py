@@ -196,6 +196,7 @@ def run_batch(
     allow_outside: bool = False,
     progress: bool = True,
     group_field: str | None = None,
+    explain: bool = True,
 ) -> BatchSummary:
     """Attribute every sample ``inputs`` name and write one record each into the folder ``out``.
 
@@ -205,7 +206,8 @@ def run_batch(
     See :mod:`provenance.batch` for the inputs, the output folder and the records. Raises
     :class:`~provenance.batch.inputs.InputError`, :class:`~provenance.batch.output.OutputError`,
     :class:`~provenance.core.serialization.ModelFormatError` or ``ValueError`` before any work
-    for bad usage; a bad sample never raises (it gets an error record).
+    for bad usage; a bad sample never raises (it gets an error record). ``explain``: False leaves the
+    records' ``explanation`` null (a resumed sweep must say the same).
     """
     from provenance.api import load_model
 
@@ -234,6 +236,8 @@ def run_batch(
         "trust_anchors_sha256": content_sha256(os.fspath(trust_anchors)) if trust_anchors else None,
         "link": None,
     }
+    if not explain:  # only when off: folders written before this setting existed resume as they were
+        settings["explanations"] = "off"
     link_path = os.path.abspath(os.fspath(link)) if link is not None else None
     if link_path is not None:
         from provenance.index import LinkageIndex, backbone_for
@@ -256,6 +260,7 @@ def run_batch(
         link=link_path,
         k=k,
         threads=threads,
+        explain=explain,
     )
     folder = OutputFolder(out, resume=resume, record_format=record_format, settings=settings)
     summary = BatchSummary(out=str(folder.path), engine=engine, workers=n_workers, listed=len(items))

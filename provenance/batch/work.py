@@ -98,7 +98,7 @@ class WorkSpec:
     """Everything a worker needs to rebuild the sweep's model and options (plain JSON values).
 
     ``model``: an attributor or bundle folder (absolute), or None for evidence only;
-    ``evidence`` / ``evidence_options``: as :func:`provenance.api.attribute_batch` takes them;
+    ``evidence`` / ``evidence_options`` / ``explain``: as :func:`provenance.api.attribute_batch` takes them;
     ``link`` / ``k``: a linkage index folder and how many neighbours each record gets;
     ``threads``: math threads per worker (None: leave the libraries' default).
     """
@@ -109,6 +109,7 @@ class WorkSpec:
     link: str | None = None
     k: int = 5
     threads: int | None = None
+    explain: bool = True
 
     def to_dict(self) -> dict[str, Any]:
         """The spec as JSON-ready values."""
@@ -174,6 +175,7 @@ class Worker:
                 names=[item.sample for item in items],
                 evidence=self.spec.evidence,
                 evidence_options=self.spec.evidence_options,
+                explain=self.spec.explain,
             ).to_dict()
         except Exception as exc:  # members of several modalities (GroupError), or a model meeting odd input
             said = str(exc) if isinstance(exc, ProvenanceError) else f"{type(exc).__name__}: {exc}"
@@ -192,6 +194,7 @@ class Worker:
             names=[item.sample for item in items],
             evidence=self.spec.evidence,
             evidence_options=self.spec.evidence_options,
+            explain=self.spec.explain,
         )
 
     # ------------------------------------------------------------------ linkage

@@ -12,6 +12,7 @@ from provenance.cli.common import (
     EXIT_SAMPLES_FAILED,
     UsageError,
     add_evidence_flags,
+    add_explain_flag,
     add_literal_flags,
     add_model_flag,
     emit,
@@ -61,12 +62,7 @@ already know, enroll it instead (`provenance enroll`).""",
     add_model_flag(p)
     add_evidence_flags(p)
     add_literal_flags(p)
-    p.add_argument(
-        "--no-explain",
-        action="store_true",
-        help="leave out the features that weighed most in each answer (explanation): faster on "
-        "large batches of texts and code",
-    )
+    add_explain_flag(p)
     p.add_argument(
         "--one-source",
         action="store_true",

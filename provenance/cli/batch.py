@@ -12,6 +12,7 @@ from provenance.cli.common import (
     UsageError,
     add_allow_outside,
     add_evidence_flags,
+    add_explain_flag,
     add_model_flag,
     emit,
     evidence_options,
@@ -88,6 +89,7 @@ also printed on stdout. Exit 0: every sample (and group) answered; 1: some got e
         help='the field of .jsonl / .parquet lists naming each sample\'s group (default "group", else "source")',
     )
     add_evidence_flags(p)
+    add_explain_flag(p)
     add_allow_outside(p)
     p.set_defaults(run=run)
 
@@ -126,6 +128,7 @@ def run(args: argparse.Namespace) -> int:
         allow_outside=args.allow_outside,
         progress=not args.quiet,
         group_field=args.group_field,
+        explain=not args.no_explain,
     )
     print(summary.describe(), file=sys.stderr)
     if args.json:

@@ -62,6 +62,16 @@ def add_evidence_flags(p: argparse.ArgumentParser, skip: bool = True) -> None:
         p.add_argument("--no-evidence", action="store_true", help="skip the evidence readers: the model's answer only")
 
 
+def add_explain_flag(p: argparse.ArgumentParser) -> None:
+    """``--no-explain``: answers without the features that weighed most."""
+    p.add_argument(
+        "--no-explain",
+        action="store_true",
+        help="leave out the features that weighed most in each answer (explanation): faster on "
+        "large batches of texts and code",
+    )
+
+
 def add_literal_flags(p: argparse.ArgumentParser) -> None:
     """``--text`` and ``--code``: samples given as content on the command line."""
     p.add_argument(
