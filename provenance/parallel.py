@@ -29,6 +29,7 @@ from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
+from provenance.core.errors import ProvenanceError
 from provenance.core.processes import die_with_parent
 
 #: the smallest batch worth forking for: below it a second process saves less than it costs
@@ -49,8 +50,12 @@ def requested_workers() -> int | None:
     except ValueError:
         n = 0
     if n < 1:
-        raise ValueError(f"${WORKERS_ENV} must be a whole number >= 1, got {raw!r}")
+        raise WorkersSettingError(f"${WORKERS_ENV} must be a whole number >= 1, got {raw!r:.40}")
     return n
+
+
+class WorkersSettingError(ProvenanceError, ValueError):
+    """``$PROVENANCE_WORKERS`` is not a positive whole number (the command line exits 2 naming it)."""
 
 
 def usable_cores() -> int:
@@ -62,14 +67,16 @@ def usable_cores() -> int:
 
 
 def pool_workers(n_samples: int, n_chunks: int) -> int:
-    """How many processes a call of ``n_samples`` samples in ``n_chunks`` chunks should use (1: this one)."""
+    """How many processes a call of ``n_samples`` samples in ``n_chunks`` chunks should use (1: this one).
+    A bad ``$PROVENANCE_WORKERS`` is an error whatever the call's size."""
+    requested = requested_workers()
     if n_samples < POOL_MIN_SAMPLES or n_chunks < 2:
         return 1
     if "fork" not in multiprocessing.get_all_start_methods() or "torch" in sys.modules:
         return 1
     if threading.active_count() > 1:  # a fork copies locks other threads may hold
         return 1
-    return max(1, min(requested_workers() or usable_cores(), n_chunks))
+    return max(1, min(requested or usable_cores(), n_chunks))
 
 
 def _start_worker(parent_pid: int) -> None:
@@ -117,4 +124,12 @@ def _collect(pool: ProcessPoolExecutor, futures: list[Future], job: Callable[[in
         pool.shutdown(wait=True, cancel_futures=True)
 
 
-__all__ = ["POOL_MIN_SAMPLES", "WORKERS_ENV", "map_chunks", "pool_workers", "requested_workers", "usable_cores"]
+__all__ = [
+    "POOL_MIN_SAMPLES",
+    "WORKERS_ENV",
+    "WorkersSettingError",
+    "map_chunks",
+    "pool_workers",
+    "requested_workers",
+    "usable_cores",
+]

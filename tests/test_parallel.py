@@ -74,6 +74,19 @@ def test_a_bad_worker_count_is_an_error_naming_it(monkeypatch: pytest.MonkeyPatc
     monkeypatch.setenv(WORKERS_ENV, value)
     with pytest.raises(ValueError, match=WORKERS_ENV):
         requested_workers()
+    with pytest.raises(ValueError, match=WORKERS_ENV):
+        pool_workers(1, 1)  # a one-sample call says so too
+
+
+def test_a_bad_worker_count_is_a_usage_error_in_the_cli(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from provenance.cli import main
+
+    monkeypatch.setenv(WORKERS_ENV, "<script>" * 20)
+    assert main(["attribute", "--text", "A few words.", "--json", "-q"]) == 2
+    err = capsys.readouterr().err
+    assert WORKERS_ENV in err and "Traceback" not in err and len(err) < 300
 
 
 def test_chunks_come_back_in_order_from_other_processes(no_torch: None) -> None:
