@@ -82,6 +82,7 @@ class FusionExtractor(Extractor):
             )
         self.parts = list(parts)
         self.block_mean_: list[np.ndarray] | None = None
+        self._names_cache: tuple[list[np.ndarray] | None, list[str] | None] | None = None
         self.block_scale_: list[np.ndarray] | None = None
 
     @property
@@ -177,7 +178,7 @@ class FusionExtractor(Extractor):
             raise RuntimeError("fusion extractor is not fitted: call fit() first")
         # named once per fitted state (fit and load_state_dict set a new block_mean_ list): the
         # names of a text fusion number ~15,000 and every attribute() call asks for them
-        cached = getattr(self, "_names_cache", None)
+        cached = self._names_cache
         if cached is None or cached[0] is not self.block_mean_:
             cached = self._names_cache = (self.block_mean_, self._feature_names())
         return None if cached[1] is None else list(cached[1])

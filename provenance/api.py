@@ -184,17 +184,13 @@ def attribute_batch(
     return results
 
 
-def _reads_images(model: Model | None) -> bool:
-    return route(model, "image") is not None
-
-
 def _read_chunk(
     samples: Sequence[Any], names: Sequence[str], model: Model | None, readers: dict[str, EvidenceReader | str]
 ) -> tuple[list[EvidenceSample | None], list[Attribution], list[tuple[list, list[str]]]]:
     """Read each sample of a chunk once: its evidence sample (None when unreadable), the answer so far
     and its evidence records (and its pixels, when the model reads images)."""
     text_as = text_modality(model)
-    reads_images = _reads_images(model)
+    reads_images = route(model, "image") is not None
 
     def read_one(sample: Any, name: str) -> tuple[EvidenceSample | None, Attribution, tuple[list, list[str]]]:
         if isinstance(sample, Unreadable):
