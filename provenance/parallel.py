@@ -76,7 +76,8 @@ def pool_workers(n_samples: int, n_chunks: int) -> int:
         return 1
     if threading.active_count() > 1:  # a fork copies locks other threads may hold
         return 1
-    return max(1, min(requested or usable_cores(), n_chunks))
+    cores = usable_cores()
+    return max(1, min(requested or cores, cores, n_chunks))  # a cap: never more processes than cores
 
 
 def _start_worker(parent_pid: int) -> None:

@@ -53,6 +53,8 @@ def test_large_batches_use_the_cores(quiet: None, monkeypatch: pytest.MonkeyPatc
     assert pool_workers(POOL_MIN_SAMPLES, 2) == 2
     monkeypatch.setenv(WORKERS_ENV, "1")
     assert pool_workers(10_000, 100) == 1
+    monkeypatch.setenv(WORKERS_ENV, "100000")  # a cap, not a fork bomb
+    assert pool_workers(10_000_000, 625_000) == parallel.usable_cores()
 
 
 def test_no_fork_with_torch_or_threads(no_torch: None, monkeypatch: pytest.MonkeyPatch) -> None:
