@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
 from provenance.core.config import ConfigMixin
+
+if TYPE_CHECKING:
+    from provenance.detectors.image.patches import CropGrid
 
 ProgressFactory = Callable[..., Any]
 
@@ -45,6 +48,14 @@ class Extractor(ConfigMixin):
     def features(self, loaded: Sequence[Any], progress: bool = False) -> np.ndarray:
         """Feature vectors ``(len(loaded), dim)`` for samples returned by :meth:`load`."""
         raise NotImplementedError
+
+    def region_features(
+        self, loaded: Sequence[Any], progress: bool = False
+    ) -> tuple[np.ndarray, list[CropGrid] | None]:
+        """:meth:`features`, and for each sample the features of each crop it averages with where the
+        crop lies (:class:`~provenance.detectors.image.patches.CropGrid`), in the same pass: image
+        explanations score each crop. None for an extractor that reads no grid of crops."""
+        return self.features(loaded, progress=progress), None
 
     def feature_names(self) -> list[str] | None:
         """A name per feature column (``family:feature``) when the columns mean something a

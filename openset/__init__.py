@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from provenance.openset.base import HEADS, ONE_CLASS_SCORERS, OPEN_SET_SCORES, Head
 
 if TYPE_CHECKING:
+    from provenance.openset.clusters import SourceClusterer
     from provenance.openset.delta import DeltaHead
     from provenance.openset.linear import LinearHead
     from provenance.openset.oneclass import OneClassScorer
@@ -25,6 +26,7 @@ _LAZY = {
     "OneClassScorer": "provenance.openset.oneclass",
     "PrototypeHead": "provenance.openset.prototype",
     "OpenSetScore": "provenance.openset.scores",
+    "SourceClusterer": "provenance.openset.clusters",
 }
 
 create_head = HEADS.create
@@ -54,6 +56,7 @@ __all__ = [
     "OneClassScorer",
     "OpenSetScore",
     "PrototypeHead",
+    "SourceClusterer",
     "create_head",
     "create_one_class_scorer",
     "create_open_set_score",

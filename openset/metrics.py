@@ -125,6 +125,58 @@ def roc_curve(
     return fpr, tpr, np.concatenate([[np.inf], thr])
 
 
+def precision_recall_curve(
+    positive_scores: Sequence[float], negative_scores: Sequence[float]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Recalls, precisions and thresholds of the positives (accept when score >= threshold), from the
+    highest threshold down; the first point is recall 0 at precision 1, by convention."""
+    pos = np.asarray(positive_scores, dtype=np.float64)
+    neg = np.asarray(negative_scores, dtype=np.float64)
+    if pos.size == 0 or neg.size == 0:
+        raise ValueError("precision_recall_curve needs at least one positive and one negative score")
+    thr = np.unique(np.concatenate([pos, neg]))[::-1]
+    # counts of accepted scores per threshold by binary search: one pass, not one per threshold
+    tp = pos.size - np.searchsorted(np.sort(pos), thr, side="left")
+    fp = neg.size - np.searchsorted(np.sort(neg), thr, side="left")
+    recall = np.concatenate([[0.0], tp / pos.size])
+    precision = np.concatenate([[1.0], tp / np.maximum(tp + fp, 1)])
+    return recall, precision, np.concatenate([[np.inf], thr])
+
+
+def average_precision(positive_scores: Sequence[float], negative_scores: Sequence[float]) -> float:
+    """Area under the precision-recall curve as a step function (the sum of precision times each
+    gain in recall), the positives' counterpart of :func:`auroc`."""
+    recall, precision, _ = precision_recall_curve(positive_scores, negative_scores)
+    return float(np.sum(np.diff(recall) * precision[1:]))
+
+
+def reliability_bins(
+    proba: np.ndarray, y_true: Sequence, classes: Sequence, n_bins: int = 10
+) -> list[dict[str, float]]:
+    """The equal-width confidence bins of :func:`expected_calibration_error`: per bin its edges
+    (``low``, ``high``), ``count``, mean ``confidence`` and ``accuracy`` (both NaN when empty)."""
+    p = np.asarray(proba, dtype=np.float64)
+    t = np.asarray(y_true)
+    if p.shape[0] != t.shape[0]:
+        raise ValueError("proba and y_true differ in length")
+    conf = p.max(axis=1) if p.size else np.zeros(0)
+    correct = np.asarray(classes)[p.argmax(axis=1)] == t if p.size else np.zeros(0, dtype=bool)
+    bins = np.minimum((conf * n_bins).astype(int), n_bins - 1)
+    out = []
+    for b in range(n_bins):
+        m = bins == b
+        out.append(
+            {
+                "low": b / n_bins,
+                "high": (b + 1) / n_bins,
+                "count": int(m.sum()),
+                "confidence": float(conf[m].mean()) if m.any() else float("nan"),
+                "accuracy": float(correct[m].mean()) if m.any() else float("nan"),
+            }
+        )
+    return out
+
+
 def equal_error_rate(genuine_scores: Sequence[float], impostor_scores: Sequence[float]) -> float:
     """Error rate where false acceptance equals false rejection (linear interpolation)."""
     fpr, tpr, _ = roc_curve(genuine_scores, impostor_scores)

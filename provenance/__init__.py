@@ -4,6 +4,7 @@
 >>> result = provenance.attribute("image.png", model="my-model")
 >>> result.label, result.score, result.unknown
 >>> group = provenance.attribute_source(["a.txt", "b.txt", "c.txt"], model="my-model")  # one source, one answer
+>>> groups = provenance.cluster(["a.png", "b.png", "c.png"], model="my-model")  # which go together
 
 The subpackages are the rooms of the house (see the README's map):
 ``provenance.detectors`` (sample -> vector, a folder per modality),
@@ -26,6 +27,8 @@ __version__ = "0.1.0"
 _LAZY = {
     "attribute": "provenance.api",
     "attribute_source": "provenance.source",
+    "cluster": "provenance.clustering",
+    "Clustering": "provenance.clustering",
     "SourceAttribution": "provenance.source",
     "load_model": "provenance.api",
     "Attributor": "provenance.attributor",
@@ -56,6 +59,7 @@ _LAZY = {
     "BodyTooLargeError": "provenance.service.limits",
     "RequestError": "provenance.service.work",
     "GroupError": "provenance.source",
+    "ClusterError": "provenance.clustering",
 }
 
 
@@ -78,6 +82,8 @@ __all__ = [
     "BackboneMismatchError",
     "BackboneUnavailableError",
     "BodyTooLargeError",
+    "ClusterError",
+    "Clustering",
     "Code",
     "ConfigError",
     "DatasetError",
@@ -102,6 +108,7 @@ __all__ = [
     "__version__",
     "attribute",
     "attribute_source",
+    "cluster",
     "evaluate",
     "load_model",
 ]

@@ -7,8 +7,9 @@ checked is :mod:`provenance.attributor_state`.
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from dataclasses import replace
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
@@ -19,6 +20,7 @@ from provenance.attributor_state import (
     read_modality,
     restore_bank,
     restore_calibration,
+    restore_clusterer,
     restore_groups,
     restore_record,
 )
@@ -39,11 +41,20 @@ from provenance.detectors.errors import SampleError, describe_sample
 from provenance.detectors.progress import progress_counter
 from provenance.enrollment import EnrolledSources
 from provenance.explain import explain as explain_decision
+from provenance.explain import explain_regions
 from provenance.openset import HEADS, OPEN_SET_SCORES, create_head, create_open_set_score
 from provenance.openset.base import Head, softmax
 from provenance.openset.groups import GroupCalibration
 from provenance.openset.scores import OpenSetScore
 from provenance.result import UNKNOWN, Attribution
+
+#: the report a training run writes into the model folder (provenance.report), and the most a save carries over
+REPORT_NAME = "report.html"
+MAX_REPORT_BYTES = 64 * 2**20
+
+if TYPE_CHECKING:
+    from provenance.detectors.image.patches import CropGrid
+    from provenance.openset.clusters import SourceClusterer
 
 #: modalities whose ``"default"`` extractor is ``"auto"``: the recipe is chosen by grouped cross-validation
 AUTO_MODALITIES = frozenset({"text", "code"})
@@ -193,10 +204,14 @@ class Attributor(ConfigMixin):
         self.bank_labels_: np.ndarray | None = None
         self.enrolled = EnrolledSources()
         self.name: str | None = None
+        #: the folder this model was loaded from (its report.html is carried over when it is saved again)
+        self._loaded_dir: Path | None = None
         self.n_outliers_ = 0
         self.outlier_rejection_: float | None = None
         #: the calibration of answers for sets of samples from one source (None: a model saved before it)
         self.group_calibration_: GroupCalibration | None = None
+        #: groups samples by likely common source (:mod:`provenance.clustering`); None: a model saved before it
+        self.clusterer_: SourceClusterer | None = None
         #: the stricter threshold for heavily degraded samples (None: none set, or a model saved before it)
         self.degraded_threshold_: float | None = None
 
@@ -344,24 +359,32 @@ class Attributor(ConfigMixin):
             yield loaded, positions, errors
 
     def _stream(
-        self, samples: Sequence[Any], progress: bool, notes: bool = False
-    ) -> tuple[np.ndarray, list[int], dict[int, str], list[list[str]], list[float]]:
+        self, samples: Sequence[Any], progress: bool, notes: bool = False, regions: bool = False
+    ) -> tuple[np.ndarray, list[int], dict[int, str], list[list[str]], list[float], list[Any]]:
         """Features of ``samples`` a chunk at a time: load, featurise, take the notes, drop.
 
-        Returns the feature rows of the readable samples, their positions, errors by position and,
-        with ``notes``, each readable sample's :meth:`Extractor.notes` and :meth:`Extractor.degradation`
-        (they need the loaded sample). One bar counts samples over the whole call; the extractor
-        draws none per chunk.
+        Returns the feature rows of the readable samples, their positions, errors by position,
+        with ``notes`` each readable sample's :meth:`Extractor.notes` and :meth:`Extractor.degradation`
+        (they need the loaded sample) and, with ``regions`` and an extractor that reads a grid of
+        crops, each readable sample's ``(decision, grid)``: the head's temperature-scaled decision
+        scores of each crop (:meth:`_crop_decisions`; an empty list otherwise). One bar counts
+        samples over the whole call; the extractor draws none per chunk.
         """
         blocks: list[np.ndarray] = []
         positions: list[int] = []
         errors: dict[int, str] = {}
         sample_notes: list[list[str]] = []
         degradations: list[float] = []
+        crop_scores: list[Any] = []
         with progress_counter(progress, desc=self.extractor.registry_name, total=len(samples), unit="sample") as bar:
             for loaded, chunk_positions, chunk_errors in self._chunks(samples):
                 if loaded:
-                    blocks.append(self._featurise(loaded, progress=False))
+                    if regions:
+                        block, grids = self.extractor.region_features(loaded, progress=False)
+                        blocks.append(block)
+                        crop_scores.extend(self._crop_decisions(grids) if grids else [None] * len(loaded))
+                    else:
+                        blocks.append(self._featurise(loaded, progress=False))
                     if notes:
                         sample_notes.extend(self.extractor.notes(item) for item in loaded)
                         degradations.extend(self.extractor.degradation(item) for item in loaded)
@@ -370,9 +393,19 @@ class Attributor(ConfigMixin):
                 bar.update(len(chunk_positions) + len(chunk_errors))
                 loaded.clear()  # drop the decoded samples before the next chunk is loaded
         if not blocks:
-            return np.zeros((0, 0), np.float32), positions, errors, sample_notes, degradations
+            return np.zeros((0, 0), np.float32), positions, errors, sample_notes, degradations, crop_scores
         feats = blocks[0] if len(blocks) == 1 else np.concatenate(blocks)
-        return feats, positions, errors, sample_notes, degradations
+        return feats, positions, errors, sample_notes, degradations, crop_scores
+
+    def _crop_decisions(self, grids: list[CropGrid]) -> list[tuple[np.ndarray, CropGrid]]:
+        """Each image's crops scored alone by the head (one call for the chunk), kept beside the grid
+        with its features dropped: only the small ``(crops, classes)`` scores outlive the chunk."""
+        decision = self.head.decision_function(np.concatenate([g.features for g in grids])) / self.temperature_
+        cuts = np.cumsum([len(g.features) for g in grids])[:-1]
+        return [
+            (d, replace(g, features=np.zeros((0, 0), np.float32)))
+            for d, g in zip(np.split(decision, cuts), grids, strict=True)
+        ]
 
     def features(self, samples: Sequence[Any], progress: bool = False) -> tuple[np.ndarray, list[int], dict[int, str]]:
         """Feature rows for the readable samples, their positions, and per-sample errors.
@@ -380,7 +413,7 @@ class Attributor(ConfigMixin):
         Samples are decoded, featurised and dropped in chunks (``CHUNK_SIZE`` samples, about
         ``CHUNK_BYTES`` decoded), so memory does not grow with the batch.
         """
-        feats, positions, errors, _, _ = self._stream(samples, progress)
+        feats, positions, errors, *_ = self._stream(samples, progress)
         return feats, positions, errors
 
     def _featurise(self, loaded: list[Any], progress: bool) -> np.ndarray:
@@ -414,6 +447,7 @@ class Attributor(ConfigMixin):
         them), so its memory grows with the training set. The steps are those of
         :func:`provenance.attributor_training.train`.
         """
+        self._loaded_dir = None  # trained anew: the report of the folder it came from describes another model
         train(self, samples, labels, progress=progress, groups=groups, outliers=outliers)
         return self
 
@@ -477,7 +511,9 @@ class Attributor(ConfigMixin):
         self.check_fitted()
         samples = as_batch(samples)
         # streamed: the notes are taken while each chunk's decoded samples are alive, then they are dropped
-        feats, positions, errors, notes, degradations = self._stream(samples, progress, notes=True)
+        feats, positions, errors, notes, degradations, crop_scores = self._stream(
+            samples, progress, notes=True, regions=explain
+        )
         results: list[Attribution] = [None] * len(samples)  # type: ignore[list-item]
         common = {"modality": self.modality, "extractor": self.extractor.registry_name, "model": self.name}
         for i, msg in errors.items():
@@ -506,15 +542,17 @@ class Attributor(ConfigMixin):
                 enrolled = unknown and enrolled_hits[row] is not None
                 if enrolled:
                     label, score = enrolled_hits[row][0], float(enrolled_scores[enrolled_hits[row][0]][row])
+                explanation: Any = None
+                if names and len(order) >= 2:
+                    explanation = explain_decision(
+                        self.head, feats[row], names, means, int(order[0]), int(order[1]), values=shown[row]
+                    )
+                elif crop_scores and crop_scores[row] is not None and len(order) >= 2:
+                    decision, grid = crop_scores[row]
+                    explanation = explain_regions(decision, grid, self.classes_, int(order[0]), int(order[1]))
                 results[i] = Attribution(
                     sample=describe_sample(samples[i]),
-                    explanation=(
-                        explain_decision(
-                            self.head, feats[row], names, means, int(order[0]), int(order[1]), values=shown[row]
-                        )
-                        if names and len(order) >= 2
-                        else None
-                    ),
+                    explanation=explanation,
                     notes=row_notes,
                     label=label,
                     score=score,
@@ -578,6 +616,9 @@ class Attributor(ConfigMixin):
             "recipe_choice": self.recipe_choice_,
             "group_calibration": None if self.group_calibration_ is None else self.group_calibration_.to_config(),
             "degraded_threshold": self.degraded_threshold_,
+            "clusterer": None
+            if self.clusterer_ is None
+            else {"config": self.clusterer_.get_config(), "learned": self.clusterer_.learned_config()},
         }
 
     def state_dict(self) -> dict[str, np.ndarray]:
@@ -594,6 +635,7 @@ class Attributor(ConfigMixin):
                 "enrolled": self.enrolled.state_dict(),
                 "bank": bank,
                 "explain": {"class_means": self.class_means_} if self.class_means_ is not None else {},
+                "clusterer": {} if self.clusterer_ is None else self.clusterer_.state_dict(),
             }
         )
 
@@ -629,6 +671,7 @@ class Attributor(ConfigMixin):
         restore_bank(model, state, classes)
         restore_record(model, learned, state, classes)
         restore_groups(model, learned, classes)
+        restore_clusterer(model, learned, state)
         check_feature_widths(model)
         return model
 
@@ -656,6 +699,23 @@ class Attributor(ConfigMixin):
 
     def _loaded_from(self, directory: Path) -> None:
         self.name = directory.name
+        self._loaded_dir = directory
+
+    def saved_documents(self, directory: Path) -> dict[str, bytes]:
+        """``report.html`` of the training run, when this object trained; for a model loaded from a folder
+        (saved again by ``enroll``), the report that folder held, carried over as it is: enrolling adds
+        sources but changes neither the known classes nor the held-out figures the report shows."""
+        documents = super().saved_documents(directory)
+        loaded = self._loaded_dir
+        if documents or loaded is None:
+            return documents
+        report = Path(loaded) / REPORT_NAME
+        try:
+            if report.is_file() and not report.is_symlink() and report.stat().st_size <= MAX_REPORT_BYTES:
+                return {REPORT_NAME: report.read_bytes()}
+        except OSError:  # gone or unreadable since: the model saves without it
+            pass
+        return {}
 
 
 def _check_part(part: str, value: Any, field: str, section: str) -> Any:

@@ -149,6 +149,25 @@ def restore_groups(model: Attributor, learned: dict[str, Any], classes: list[str
     model.group_calibration_ = None if config is None else GroupCalibration.from_config(config, classes)
 
 
+def restore_clusterer(model: Attributor, learned: dict[str, Any], state: dict[str, np.ndarray]) -> None:
+    """The grouping of samples by source (:class:`~provenance.openset.clusters.SourceClusterer`), its
+    settings and arrays checked; None for a folder saved before it (grouping then calibrates on the bank)."""
+    entry = learned.get("clusterer")
+    if entry is None:
+        model.clusterer_ = None
+        return
+    from provenance.openset.clusters import SourceClusterer
+
+    if not (isinstance(entry, dict) and set(entry) <= {"config", "learned"}):
+        raise ConfigError("clusterer", f"expected an object with 'config' and 'learned', got {entry!r:.60}", "learned")
+    try:
+        model.clusterer_ = SourceClusterer.from_state(
+            entry.get("config") or {}, split_state(state, "clusterer"), entry.get("learned") or {}
+        )
+    except ConfigError as exc:
+        raise exc.nested("clusterer") from None
+
+
 def check_feature_widths(model: Attributor) -> None:
     """Every part sees the same feature vectors: the widths of the head's and the open-set score's
     means, the bank, the class means and every enrolled scorer must agree."""
@@ -158,6 +177,7 @@ def check_feature_widths(model: Attributor) -> None:
         ("open_set.mean", getattr(model.open_set, "mean_", None), 0),
         ("bank.features", model.bank_, 1),
         ("explain.class_means", model.class_means_, 1),
+        ("clusterer.mean", getattr(model.clusterer_, "mean_", None), 0),
     ):
         if isinstance(arr, np.ndarray) and arr.ndim > axis:
             widths[what] = int(arr.shape[axis])
@@ -175,6 +195,7 @@ __all__ = [
     "read_modality",
     "restore_bank",
     "restore_calibration",
+    "restore_clusterer",
     "restore_groups",
     "restore_record",
 ]

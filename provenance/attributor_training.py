@@ -34,6 +34,7 @@ import numpy as np
 
 from provenance.detectors import create_extractor
 from provenance.enrollment import EnrolledSources
+from provenance.evaluation import held_out_record
 from provenance.openset import create_head
 from provenance.openset.base import softmax
 from provenance.openset.calibration import fit_temperature
@@ -42,6 +43,7 @@ from provenance.openset.metrics import threshold_at_fpr, threshold_at_tpr
 
 if TYPE_CHECKING:
     from provenance.attributor import Attributor
+    from provenance.openset.clusters import SourceClusterer
 
 #: at most this many training feature rows are kept as the negative bank for enrollment
 BANK_SIZE = 4000
@@ -267,6 +269,20 @@ def keep_bank(model: Attributor, X: np.ndarray, y: np.ndarray, rng: np.random.Ge
     model.bank_labels_ = y[keep]
 
 
+def fit_clusterer(X: np.ndarray, y: np.ndarray, seed: int) -> SourceClusterer | None:
+    """The grouping of samples by likely common source (:class:`~provenance.openset.clusters.SourceClusterer`):
+    its "same source" projection learnt on the training rows, its distance threshold calibrated on
+    known classes held out of that projection. None, with a warning, when the rows cannot calibrate
+    it (grouping then calibrates on the model's bank when asked)."""
+    from provenance.openset.clusters import SourceClusterer
+
+    try:
+        return SourceClusterer(seed=seed).fit(X, y)
+    except ValueError as exc:
+        warnings.warn(f"grouping by source not calibrated: {exc}", stacklevel=2)
+        return None
+
+
 def train(
     model: Attributor,
     samples: Sequence[Any],
@@ -296,9 +312,11 @@ def train(
     model.outlier_rejection_ = None
     model.group_calibration_ = None  # no held-out samples: sets fall back to the single-sample calibration
     model.degraded_threshold_ = None  # ... and degraded samples to the one threshold
+    model.calibration_record_ = None  # ... and a save writes no report.html
     if cal_idx.size:
         fit_parts(model, rows, y, fit_idx, out_fit if out_cal.size else all_outliers)
         cal_scores = calibrate(model, rows, y, cal_idx, (out_fit, out_cal))
+        model.calibration_record_ = held_out_record(model, samples, data, rows, y, cal_idx, (out_fit, out_cal))
         model.degraded_threshold_ = calibrate_degraded(model, data, y, cal_idx, cal_scores, rows.X[cal_idx])
         if model.extractor.trainable and model.refit_extractor:
             model.extractor.fit(data.loaded, y.tolist(), progress=progress)
@@ -311,6 +329,7 @@ def train(
         model.class_thresholds_ = class_thresholds(model, proba, y)
         model.temperature_ = 1.0
     keep_bank(model, rows.X, y, rng)
+    model.clusterer_ = fit_clusterer(rows.X, y, model.seed)
     model.enrolled = EnrolledSources()
     model.threshold_ = threshold_at_tpr(cal_scores, model.tpr)
     model.n_train_ = len(y)
@@ -327,6 +346,7 @@ __all__ = [
     "choose_recipe",
     "class_thresholds",
     "featurise",
+    "fit_clusterer",
     "fit_parts",
     "keep_bank",
     "read_training_set",

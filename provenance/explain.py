@@ -10,15 +10,24 @@ the margin comes from the head itself (:meth:`~provenance.openset.base.Head.marg
 The features with the largest positive shares are reported with the sample's value and
 the training mean of each of the two classes, e.g. ``function:'upon' 0.0 (Madison 0.2,
 Hamilton 3.0)``.
+
+Images are explained by place instead (:func:`explain_regions`): the extractor reads a grid of crops
+at native resolution and averages their features, so the head can score each crop alone. Each cell
+of the grid is the log-odds of the chosen label over the runner-up that its crop alone gives. The map
+shows where the generator's high-frequency traces (noise, up-sampling and compression patterns) are
+read, not which objects matter: a face or a sky is not evidence, its pixels' fine texture is.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from provenance.openset.base import Head
+
+if TYPE_CHECKING:
+    from provenance.detectors.image.patches import CropGrid
 
 
 def explain(
@@ -69,6 +78,36 @@ def explain(
     return out
 
 
+#: what an image explanation's grid shows, said in every one of them
+REGIONS_READ = (
+    "each cell: the log-odds of label over runner_up that the crop alone gives (above 0 favours label); "
+    "the model reads high-frequency pixel traces of the generator in each crop, not the objects shown"
+)
+
+
+def explain_regions(decision: np.ndarray, grid: CropGrid, classes: list[str], best: int, second: int) -> dict[str, Any]:
+    """Where in the image the label was read: the grid of the crops' log-odds of ``best`` over ``second``.
+
+    ``decision``: the head's temperature-scaled decision scores of each crop's features, one row per
+    crop in ``grid``'s order. For a linear head the cells average to the image's own log-odds (the
+    image's features are the crops' mean and the head is linear in them).
+    """
+    margin = decision[:, best] - decision[:, second]
+    cells = margin.reshape(len(grid.ys), len(grid.xs))
+    return {
+        "kind": "regions",
+        "label": classes[best],
+        "runner_up": classes[second],
+        "crop": int(grid.crop),
+        "grid": [[round(float(v), 3) + 0.0 for v in row] for row in cells],
+        "rows": [int(y) for y in grid.ys],
+        "cols": [int(x) for x in grid.xs],
+        "height": int(grid.height),
+        "width": int(grid.width),
+        "reads": REGIONS_READ,
+    }
+
+
 def top_columns(shares: np.ndarray, k: int) -> np.ndarray:
     """The columns of the ``k`` largest shares (ties: the first columns), in column order.
 
@@ -95,10 +134,13 @@ def top_columns(shares: np.ndarray, k: int) -> np.ndarray:
     return picked if base is None else base[picked]
 
 
-def describe(explanation: list[dict[str, Any]] | None, limit: int = 5) -> str:
-    """One line for people: ``function:'upon' 0.0 (Madison 0.2, Hamilton 3.0); ...``."""
+def describe(explanation: list[dict[str, Any]] | dict[str, Any] | None, limit: int = 5) -> str:
+    """One line for people: ``function:'upon' 0.0 (Madison 0.2, Hamilton 3.0); ...``; for an image's
+    grid, how many crops favour each side and where the strongest one lies."""
     if not explanation:
         return ""
+    if isinstance(explanation, dict):
+        return describe_regions(explanation)
     parts = []
     for e in explanation[:limit]:
         typical = e.get("typical") or {}
@@ -107,4 +149,19 @@ def describe(explanation: list[dict[str, Any]] | None, limit: int = 5) -> str:
     return "; ".join(parts)
 
 
-__all__ = ["describe", "explain", "top_columns"]
+def describe_regions(explanation: dict[str, Any]) -> str:
+    """``10 of 16 crops favour A over B; strongest at x 192-256, y 0-64 (log-odds 2.1)``."""
+    cells = [(v, r, c) for r, row in enumerate(explanation["grid"]) for c, v in enumerate(row)]
+    if not cells:
+        return ""
+    label, runner_up, crop = explanation["label"], explanation["runner_up"], explanation["crop"]
+    favour = sum(v > 0 for v, _, _ in cells)
+    v, r, c = max(cells)
+    y, x = explanation["rows"][r], explanation["cols"][c]
+    return (
+        f"{favour} of {len(cells)} crops favour {label} over {runner_up}; strongest at x {x}-{x + crop}, "
+        f"y {y}-{y + crop} (log-odds {v:+.2f}); the map shows pixel traces, not objects"
+    )
+
+
+__all__ = ["REGIONS_READ", "describe", "describe_regions", "explain", "explain_regions", "top_columns"]

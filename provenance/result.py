@@ -40,7 +40,7 @@ class Attribution:
     model: str | None = None
     open_set_score: float | None = None
     threshold: float | None = None
-    explanation: list[dict[str, Any]] | None = None
+    explanation: list[dict[str, Any]] | dict[str, Any] | None = None
     notes: list[str] = field(default_factory=list)
     evidence: list[dict[str, Any]] = field(default_factory=list)
     decided_by: str | None = None

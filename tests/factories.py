@@ -8,14 +8,17 @@ an assertion tuned on one run holds on the next.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +28,7 @@ from PIL import Image
 
 from provenance import Attributor
 from provenance.bundle import Bundle
+from provenance.detectors import create_extractor
 
 #: the shared data folder beside the checkout (real JavaScript for the transform tests)
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -286,7 +290,56 @@ def js_style_model() -> Attributor:
     return Attributor("default", modality="code").fit(*js_style_data())
 
 
+# ----------------------------------------------------------------------------- image explanations
+
+
+def half_and_half(left: str, right: str, seed: int = 0, size: int = 128) -> np.ndarray:
+    """A ``size`` x ``2*size`` image whose left half is one synthetic generator's and right half another's."""
+    g = np.random.default_rng(seed)
+    return np.concatenate([synthetic_image(left, g, size), synthetic_image(right, g, size)], axis=1)
+
+
+def cnn_model() -> Attributor:
+    """The default image extractor (``residual-cnn``, both networks), small and briefly trained, on the
+    synthetic generators ``gauss``, ``upsampled`` and ``jpeg`` (64x64 crops of their images)."""
+    import torch
+
+    g = np.random.default_rng(0)
+    kinds = list(KNOWN_KINDS) * 16
+    images = [synthetic_image(k, g, 64) for k in kinds]
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)  # tiny networks: one thread beats several fighting over a shared machine
+    try:
+        ext = create_extractor("default", "image", widths=(8,) * 6, steps=150, batch_size=16, lr=3e-3, seed=0)
+        return Attributor(ext).fit(images, kinds)
+    finally:
+        torch.set_num_threads(before)
+
+
 # ----------------------------------------------------------------------------- models and servers
+#: Debian's Chromium, which the browser tests drive through Playwright (never a downloaded browser)
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+
+
+@contextlib.contextmanager
+def app_in_thread(app: Any) -> Iterator[str]:
+    """A real uvicorn server for ``app`` on a free loopback port, in a thread of this process; yields its URL."""
+    import uvicorn
+
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", access_log=False))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started and thread.is_alive() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert server.started, "uvicorn did not start"
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(15)
+
 
 
 def extract(extractor: Any, samples: Sequence[Any]) -> np.ndarray:

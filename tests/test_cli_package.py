@@ -37,9 +37,9 @@ COMMAND_LINES = _command_lines()
 
 def test_the_parser_offers_every_command() -> None:
     names = {words[0] for words in COMMAND_LINES}
-    expected = {"train", "evaluate", "attribute", "inspect", "bundle", "enroll", "verify", "fingerprint"}
+    expected = {"train", "evaluate", "attribute", "inspect", "cluster", "bundle", "enroll", "verify", "fingerprint"}
     assert names == expected | {"serve", "batch", "index", "demo"}
-    assert ["index", "query"] in COMMAND_LINES and len(COMMANDS) == 9
+    assert ["index", "query"] in COMMAND_LINES and len(COMMANDS) == 10
 
 
 @pytest.mark.parametrize("words", COMMAND_LINES, ids=" ".join)

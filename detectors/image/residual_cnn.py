@@ -31,7 +31,7 @@ from provenance.core.validation import MAX_CLASSES, MAX_INT, Bound, ConfigError,
 from provenance.detectors.base import Extractor
 from provenance.detectors.errors import describe_sample
 from provenance.detectors.image.augment import AUGMENT_KINDS, augmented_copy, jpeg_roundtrip, rescale, wild_copy
-from provenance.detectors.image.patches import check_min_size, grid_crops, random_crops
+from provenance.detectors.image.patches import CropGrid, check_min_size, grid_crops, grid_positions, random_crops
 from provenance.detectors.image.reading import load_image
 from provenance.detectors.progress import progress_bar, progress_counter
 
@@ -411,9 +411,12 @@ class ResidualCNNExtractor(Extractor):
             assert probs is not None
             return emb.numpy(), probs.numpy()
 
-    def _patch_means(self, loaded: Sequence[np.ndarray], progress: bool, probs: bool) -> np.ndarray:
+    def _patch_means(
+        self, loaded: Sequence[np.ndarray], progress: bool, probs: bool, keep: list[np.ndarray] | None = None
+    ) -> np.ndarray:
         """Each image's mean over its crops of the patch embeddings (or, with ``probs``, of the class
-        probabilities), the crops of consecutive images batched together (:meth:`_crop_batches`)."""
+        probabilities), the crops of consecutive images batched together (:meth:`_crop_batches`).
+        ``keep``: a list that receives each image's per-crop rows, in image order."""
         self._require_nets()
         width = len(self.classes or ()) if probs else self.dim
         sums = torch.zeros(len(loaded), width)
@@ -421,6 +424,10 @@ class ResidualCNNExtractor(Extractor):
         with torch.inference_mode(), progress_counter(progress, desc=self.name, total=len(loaded)) as bar:
             for owner, x in self._crop_batches(loaded):
                 emb, p = self._batch_outputs(x, probs)
+                if keep is not None:  # an image's crops never split, and images come in order
+                    rows = (emb if p is None else p).numpy()
+                    starts = np.flatnonzero(np.r_[True, owner[1:] != owner[:-1]])
+                    keep.extend(np.split(rows, starts[1:]))
                 sums.index_add_(0, torch.from_numpy(owner), emb if p is None else p)
                 counts += np.bincount(owner, minlength=len(loaded))
                 bar.update(int(owner[-1]) + 1 - int(owner[0]))  # an image's crops never split
@@ -433,6 +440,20 @@ class ResidualCNNExtractor(Extractor):
     def features(self, loaded: Sequence[np.ndarray], progress: bool = False) -> np.ndarray:
         self._require_nets()
         return self._patch_means(loaded, progress, probs=False)
+
+    def region_features(
+        self, loaded: Sequence[np.ndarray], progress: bool = False
+    ) -> tuple[np.ndarray, list[CropGrid] | None]:
+        """:meth:`features` and each image's per-crop embeddings, from one pass of the networks."""
+        self._require_nets()
+        kept: list[np.ndarray] = []
+        feats = self._patch_means(loaded, progress, probs=False, keep=kept)
+        grids = []
+        for image, rows in zip(loaded, kept, strict=True):
+            h, w = image.shape[:2]
+            ys, xs = grid_positions(h, w, self.patch_size, self.max_crops)
+            grids.append(CropGrid(rows.astype(np.float32), ys, xs, self.patch_size, h, w))
+        return feats, grids
 
     def predict_log_proba(self, loaded: Sequence[np.ndarray]) -> np.ndarray:
         """The networks' own class log-probabilities, averaged over patches and networks."""

@@ -8,6 +8,7 @@
       part-<run>-00001.jsonl
       groups-<run>-00000.jsonl          group records (inputs with a group field), committed like parts
       _SUCCESS                          present only when the last run gave every sample (and group) a record
+      _clusters.json                    with --cluster: the samples grouped by likely source, after a complete run
 
 A part is written under a hidden temporary name (``.part-...tmp``), synced, then renamed into
 place: a reader (this module, pyarrow, Spark, Ray) never sees a half-written part, and names
@@ -127,11 +128,22 @@ def _sweep_folder(folder: str | os.PathLike) -> Path:
 
 
 def read_records(folder: str | os.PathLike) -> Iterator[dict[str, Any]]:
-    """Every per-sample record of a sweep's output folder, part after part (records as JSON lines hold them)."""
+    """Every per-sample record of a sweep's output folder, part after part (records as JSON lines hold them).
+
+    A sweep run with ``--cluster`` gives each record ``cluster`` too: its sample's group number, None
+    for a sample in no group (:mod:`provenance.batch.clusters`)."""
+    from provenance.batch.clusters import read_clusters
     from provenance.batch.records import iter_part
 
-    for part in committed_parts(_sweep_folder(folder)):
-        yield from iter_part(part)
+    path = _sweep_folder(folder)
+    clusters = read_clusters(path)
+    for part in committed_parts(path):
+        if clusters is None:
+            yield from iter_part(part)
+        else:
+            for record in iter_part(part):
+                record["cluster"] = clusters.get(record["sample"])
+                yield record
 
 
 def read_group_records(folder: str | os.PathLike) -> Iterator[dict[str, Any]]:
@@ -296,6 +308,9 @@ class OutputFolder:
                 leftover.unlink()
         with contextlib.suppress(OSError):
             (self.path / SUCCESS_NAME).unlink()  # the folder is not complete until this run says so
+        from provenance.batch.clusters import forget_clusters
+
+        forget_clusters(self.path)  # groups of an earlier run describe another sweep
         manifest = self.manifest or {
             "format": FORMAT,
             "format_version": FORMAT_VERSION,

@@ -51,6 +51,8 @@ class BatchSummary:
     earlier_group_errors: int = 0
     #: error records an earlier run wrote for samples this one skipped (``--resume``): they are still the sweep's
     earlier_errors: int = 0
+    #: with ``--cluster``: how many groups of likely common source the sweep's samples form (None: not asked)
+    clusters: int | None = None
 
     @property
     def samples_per_s(self) -> float:
@@ -91,6 +93,7 @@ class BatchSummary:
             "wall_s": round(self.wall_s, 3),
             "samples_per_s": round(self.samples_per_s, 3),
             "complete": self.complete,
+            **({} if self.clusters is None else {"clusters": self.clusters}),
         }
 
     def describe(self) -> str:
@@ -109,6 +112,8 @@ class BatchSummary:
                 f"{self.groups_skipped} already done"
                 + (f" ({self.earlier_group_errors} of them errors)" if self.earlier_group_errors else "")
             )
+        if self.clusters is not None:
+            lines.append(f"clusters: the samples form {self.clusters} groups of likely common source (_clusters.json)")
         for label, n in sorted(self.labels.items(), key=lambda kv: (-kv[1], kv[0])):
             lines.append(f"  {label}: {n}")
         return "\n".join(lines)
@@ -197,6 +202,8 @@ def run_batch(
     progress: bool = True,
     group_field: str | None = None,
     explain: bool = True,
+    cluster: bool = False,
+    min_size: int = 2,
 ) -> BatchSummary:
     """Attribute every sample ``inputs`` name and write one record each into the folder ``out``.
 
@@ -207,7 +214,10 @@ def run_batch(
     :class:`~provenance.batch.inputs.InputError`, :class:`~provenance.batch.output.OutputError`,
     :class:`~provenance.core.serialization.ModelFormatError` or ``ValueError`` before any work
     for bad usage; a bad sample never raises (it gets an error record). ``explain``: False leaves the
-    records' ``explanation`` null (a resumed sweep must say the same).
+    records' ``explanation`` null (a resumed sweep must say the same). ``cluster``: when the sweep
+    completes, group every listed sample by likely common source (groups of at least ``min_size``)
+    into ``OUT/_clusters.json``; :func:`~provenance.batch.output.read_records` then gives each record
+    its ``cluster`` (:mod:`provenance.batch.clusters`).
     """
     from provenance.api import load_model
 
@@ -230,6 +240,12 @@ def run_batch(
     OutputFolder(out, resume=resume, record_format=record_format).check()
     model_path = resolve_model(model)
     loaded = load_model(model_path) if model_path is not None else None  # a bad folder stops us here
+    if cluster and loaded is None:
+        from provenance.clustering import ClusterError
+
+        raise ClusterError("--cluster groups the samples by the model's features: give a model (--model)")
+    if min_size < 1:
+        raise ValueError(f"--min-size must be at least 1, got {min_size}")
     settings: dict[str, Any] = {
         "model_sha256": folder_sha256(model_path) if model_path is not None else None,
         "evidence": evidence,
@@ -314,6 +330,12 @@ def run_batch(
                     folder.finish({**summary.to_dict(), "status": "interrupted"}, complete=False)
                 raise
         group_writer.flush()
+        if cluster:
+            from provenance.batch.clusters import cluster_sweep
+
+            listed_items = listed if resume else items
+            clustering = cluster_sweep(folder.path, listed_items, loaded, min_size, progress)
+            summary.clusters = clustering["n_groups"]
         if engine == "ray":
             summary.workers = runner.actors
         summary.parts, summary.complete = len(writer.parts) + len(group_writer.parts), True

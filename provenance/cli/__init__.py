@@ -17,13 +17,13 @@ import os
 import sys
 from collections.abc import Sequence
 
-from provenance.cli import attribute, batch, bundle, demo, enroll, index, serve, train, verify
+from provenance.cli import attribute, batch, bundle, cluster, demo, enroll, index, serve, train, verify
 from provenance.cli.common import EXIT_BROKEN_PIPE, EXIT_USAGE, UsageError, output_flags
 from provenance.core.errors import ProvenanceError
 from provenance.core.plugins import load_plugins
 
 #: the command modules, in the order ``provenance --help`` lists their commands
-COMMANDS = (train, attribute, bundle, enroll, verify, serve, batch, index, demo)
+COMMANDS = (train, attribute, cluster, bundle, enroll, verify, serve, batch, index, demo)
 
 #: what a command stopped by Ctrl-C exits with (128 + SIGINT)
 EXIT_INTERRUPTED = 130

@@ -64,6 +64,13 @@ already know, enroll it instead (`provenance enroll`).""",
     add_literal_flags(p)
     add_explain_flag(p)
     p.add_argument(
+        "--explain-dir",
+        metavar="DIR",
+        help="write a heatmap PNG per explained image into DIR (made if missing): the image with its grid "
+        "of crops, red where a crop favours the label, blue where it favours the runner-up, and a legend. "
+        "The map shows where the generator's pixel traces were read, not which objects matter",
+    )
+    p.add_argument(
         "--one-source",
         action="store_true",
         help="the samples come from one unknown source: one answer for the whole set (see above)",
@@ -118,10 +125,13 @@ def attribute(args: argparse.Namespace) -> int:
         model_path = paths.pop(0)  # the older form: provenance attribute MODEL SAMPLE...
     if args.rule is not None and not args.one_source:
         raise UsageError("--rule says how the members of one source combine: give it with --one-source")
+    if args.explain_dir is not None and args.no_explain:
+        raise UsageError("--explain-dir draws the explanations: it cannot go with --no-explain")
+    heatmaps = heatmap_folder(args.explain_dir)
     samples = gather_samples(paths, args.text, args.code)
     model = load_model_or_bundle(model_path)
     if args.one_source:
-        return attribute_set(args, samples, model)
+        return attribute_set(args, samples, model, heatmaps)
     results = attribute_records(
         samples,
         model,
@@ -130,11 +140,13 @@ def attribute(args: argparse.Namespace) -> int:
         progress=not args.quiet,
         explain=not args.no_explain,
     )
+    if heatmaps is not None:
+        draw_heatmaps(heatmaps, samples, results)
     emit(args, results, "\n".join(result_text(r) for r in results))
     return EXIT_SAMPLES_FAILED if any(r["error"] for r in results) else EXIT_OK
 
 
-def attribute_set(args: argparse.Namespace, samples: list, model: object) -> int:
+def attribute_set(args: argparse.Namespace, samples: list, model: object, heatmaps: Path | None) -> int:
     """``--one-source``: one record for the whole set (:func:`provenance.api.attribute_source`)."""
     from provenance.api import attribute_source_batch
 
@@ -147,9 +159,45 @@ def attribute_set(args: argparse.Namespace, samples: list, model: object) -> int
         rule=args.rule,
         explain=not args.no_explain,
     ).to_dict()
+    if heatmaps is not None:
+        draw_heatmaps(heatmaps, samples, record["per_sample"])
     emit(args, record, source_text(record))
     failed = record["error"] or any(r["error"] for r in record["per_sample"])
     return EXIT_SAMPLES_FAILED if failed else EXIT_OK
+
+
+def heatmap_folder(path: str | None) -> Path | None:
+    """``--explain-dir``'s folder, made when missing; a usage error naming it when it cannot be."""
+    if path is None:
+        return None
+    folder = Path(path)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(f"--explain-dir {path}: cannot make the folder ({exc.strerror or exc})") from None
+    if not os.access(folder, os.W_OK):
+        raise UsageError(f"--explain-dir {path}: the folder is not writable")
+    return folder
+
+
+def draw_heatmaps(folder: Path, samples: list, records: list[dict]) -> None:
+    """Write a heatmap for each record explained by regions (images), and name it in the record
+    (``explanation["heatmap"]``). The image is read again, with the same caps as the first time."""
+    from provenance.detectors.errors import SampleError
+    from provenance.detectors.image.reading import load_image
+    from provenance.heatmap import heatmap_name, write_heatmap
+
+    for position, (sample, record) in enumerate(zip(samples, records, strict=True), start=1):
+        explanation = record.get("explanation")
+        if not (isinstance(explanation, dict) and explanation.get("kind") == "regions"):
+            continue
+        target = folder / heatmap_name(position, record["sample"])
+        try:
+            write_heatmap(target, load_image(sample, name=record["sample"]), explanation)
+        except (SampleError, OSError) as exc:  # the answer stands; only its picture is missing
+            record["notes"].append(f"no heatmap written: {exc}")
+            continue
+        explanation["heatmap"] = str(target)
 
 
 def inspect(args: argparse.Namespace) -> int:

@@ -88,6 +88,16 @@ also printed on stdout. Exit 0: every sample (and group) answered; 1: some got e
         metavar="NAME",
         help='the field of .jsonl / .parquet lists naming each sample\'s group (default "group", else "source")',
     )
+    p.add_argument(
+        "--cluster",
+        action="store_true",
+        help="when the sweep completes, group its samples by likely common source (as `provenance cluster`) "
+        "into OUT/_clusters.json; reading the records back (provenance.batch.read_records) gives each its "
+        "cluster number. The samples are featurised once more, in this process",
+    )
+    p.add_argument(
+        "--min-size", type=int, default=2, metavar="N", help="with --cluster: groups of at least N samples (default 2)"
+    )
     add_evidence_flags(p)
     add_explain_flag(p)
     add_allow_outside(p)
@@ -110,6 +120,10 @@ def run(args: argparse.Namespace) -> int:
     k = 5 if args.k is None else args.k
     if k < 1:
         raise UsageError(f"-k {k}: at least 1")
+    if args.min_size != 2 and not args.cluster:
+        raise UsageError("--min-size is the smallest group --cluster reports: give --cluster")
+    if args.min_size < 1:
+        raise UsageError(f"--min-size {args.min_size}: at least 1")
     evidence_options(args)  # checks --trust-anchors
     summary = run_batch(
         args.inputs,
@@ -129,6 +143,8 @@ def run(args: argparse.Namespace) -> int:
         progress=not args.quiet,
         group_field=args.group_field,
         explain=not args.no_explain,
+        cluster=args.cluster,
+        min_size=args.min_size,
     )
     print(summary.describe(), file=sys.stderr)
     if args.json:

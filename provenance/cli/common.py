@@ -63,12 +63,21 @@ def add_evidence_flags(p: argparse.ArgumentParser, skip: bool = True) -> None:
 
 
 def add_explain_flag(p: argparse.ArgumentParser) -> None:
-    """``--no-explain``: answers without the features that weighed most."""
-    p.add_argument(
+    """``--no-explain`` (and ``--explain``, the default said aloud): answers with or without what decided."""
+    which = p.add_mutually_exclusive_group()
+    which.add_argument(
+        "--explain",
+        dest="no_explain",
+        action="store_false",
+        default=False,
+        help="say what decided each answer (the default): for text and code the features that weighed "
+        "most, for images a grid of the crops the model read, each with the log-odds of the label over "
+        "the runner-up it gives alone",
+    )
+    which.add_argument(
         "--no-explain",
         action="store_true",
-        help="leave out the features that weighed most in each answer (explanation): faster on "
-        "large batches of texts and code",
+        help="leave out the explanation of each answer: faster on large batches of texts and code",
     )
 
 

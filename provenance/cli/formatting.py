@@ -84,6 +84,8 @@ def result_text(r: dict[str, Any]) -> str:
         from provenance.explain import describe
 
         line += f"\n    why {r['candidates'][0][0]} over {r['candidates'][1][0]}: {describe(r['explanation'])}"
+        if isinstance(r["explanation"], dict) and r["explanation"].get("heatmap"):
+            line += f"\n    heatmap: {r['explanation']['heatmap']}"
     return line
 
 
@@ -148,4 +150,41 @@ def neighbours_text(r: dict[str, Any]) -> str:
     for rank, n in enumerate(r["neighbours"], 1):
         label = f" [{n['label']}]" if n["label"] is not None else ""
         lines.append(f"  {rank:>2}. {n['similarity']:.3f}  {n['id']}{label}")
+    return "\n".join(lines)
+
+
+#: what a clusterer's threshold was calibrated on, in words
+CALIBRATED_ON = {
+    "held-out": "known classes held out of its projection",
+    "in-sample": "the model's own classes (too few to hold any out)",
+    "bank": "the model's bank of training rows",
+    "fixed": "nothing (a fixed setting)",
+}
+
+
+def clustering_text(r: dict[str, Any]) -> str:
+    """``provenance cluster``'s answer: each group with its verdict and members, then the ungrouped."""
+    n, k = r["n_samples"], r["n_groups"]
+    lines = [f"{k} group{'' if k == 1 else 's'} of at least {r['min_size']} among {n} sample{'' if n == 1 else 's'}"]
+    for modality, cal in r["calibration"].items():
+        on = CALIBRATED_ON.get(cal["calibrated_on"], cal["calibrated_on"])
+        lines.append(f"  {modality}: distance threshold {cal['threshold']:.3g}, calibrated on {on}")
+    for g in r["groups"]:
+        if g["known"]:
+            verdict = f"{g['label']} (score {g['score']:.2f})"
+        else:
+            verdict = f"an unknown source (nearest known: {g['nearest_known']}, score {g['score']:.2f})"
+        lines.append(f"group {g['group']}: {g['size']} {g['modality']} samples from {verdict}")
+        refs = g.get("references")
+        if refs:
+            lines.append(f"    nearest references in the index: {refs['label']} ({refs['share']:.0%} of the vote)")
+        for note in g["notes"]:
+            lines.append(f"    note: {note}")
+        lines.extend(f"    {m}" for m in g["members"])
+    for u in r["ungrouped"]:
+        lines.append(f"ungrouped: {u['sample']} ({u['note']})")
+    for s in r["samples"]:
+        if s["error"]:
+            lines.append(f"failed: {s['error']}")
+    lines.extend(f"note: {note}" for note in r["notes"])
     return "\n".join(lines)

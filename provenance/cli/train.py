@@ -6,6 +6,7 @@ import argparse
 import sys
 import warnings
 from collections.abc import Sequence
+from pathlib import Path
 
 from provenance.cli.common import (
     EXIT_OK,
@@ -21,7 +22,7 @@ from provenance.cli.common import (
     parse_options,
     read_dataset,
 )
-from provenance.cli.formatting import evaluation_text, recipe_lines
+from provenance.cli.formatting import CALIBRATED_ON, evaluation_text, recipe_lines
 
 
 def register(subparsers: argparse._SubParsersAction, parents: Sequence[argparse.ArgumentParser]) -> None:
@@ -105,11 +106,20 @@ def register(subparsers: argparse._SubParsersAction, parents: Sequence[argparse.
         "evaluate",
         parents=parents,
         help="measure a model on labelled data",
-        description="Accuracy, macro-F1 and per-class figures on KNOWN; AUROC and OSCR with --unknown.",
+        description="Accuracy, macro-F1 and per-class figures on KNOWN; AUROC and OSCR with --unknown. "
+        "--report writes the same as one self-contained HTML page to look at: the confusion matrix, the "
+        "per-class table, the open-set ROC and precision-recall curves (with --unknown), the reliability "
+        "of the probabilities, the thresholds and the most confident mistakes with a thumbnail or an "
+        "excerpt of each (`train` writes one for its held-out samples into the model folder).",
     )
     p.add_argument("model", metavar="MODEL")
     p.add_argument("known", metavar="KNOWN", help="labelled data in the DATA forms of `train`")
     p.add_argument("--unknown", metavar="UNKNOWN", help="data from sources the model does not know")
+    p.add_argument(
+        "--report",
+        metavar="PATH",
+        help="also write an HTML report to PATH (one file, nothing loaded from the network; replaced atomically)",
+    )
     add_field_flags(p, groups=False)
     add_allow_outside(p)
     p.set_defaults(run=run)
@@ -187,6 +197,12 @@ def train(args: argparse.Namespace) -> int:
         "outlier_rejection": model.outlier_rejection_,
         "skipped": sorted(model.skipped_.values()),
         "threshold": model.threshold_,
+        # the held-out calibration split's report.html (none when no samples were held out)
+        "report": str(out / "report.html") if (out / "report.html").is_file() else None,
+        # how `provenance cluster` groups samples with this model (None: it could not be calibrated)
+        "clustering": None
+        if model.clusterer_ is None
+        else {"threshold": model.clusterer_.threshold_, "calibrated_on": model.clusterer_.calibration_},
     }
     human = (
         f"trained {extractor.registry_name} on {model.n_train_} {modality} samples, {len(model.classes_)} labels "
@@ -203,6 +219,13 @@ def train(args: argparse.Namespace) -> int:
             if model.n_outliers_
             else ""
         )
+        + (f"\nreport of the held-out samples: {payload['report']}" if payload["report"] else "")
+        + (
+            f"\ngrouping by source (provenance cluster): distance threshold {model.clusterer_.threshold_:.3g}, "
+            f"calibrated on {CALIBRATED_ON.get(model.clusterer_.calibration_, model.clusterer_.calibration_)}"
+            if model.clusterer_ is not None
+            else ""
+        )
         + recipe_lines(model.recipe_choice_)
     )
     emit(args, payload, human)
@@ -213,12 +236,67 @@ def evaluate(args: argparse.Namespace) -> int:
     """Measure the model on KNOWN (and, with --unknown, its open-set rejection)."""
     from provenance.evaluation import evaluate as measure
 
+    if args.report:
+        check_report_path(args.report)  # before the model is loaded and the samples measured
     model = load_attributor(args.model)
     known = read_dataset(args.known, model.modality, args.allow_outside, **dataset_fields(args))
     unknown = read_dataset(args.unknown, model.modality, args.allow_outside).samples if args.unknown else None
     try:
-        m = measure(model, known.samples, known.labels, unknown, progress=not args.quiet)
+        m = measure(
+            model,
+            known.samples,
+            known.labels,
+            unknown,
+            progress=not args.quiet,
+            details=bool(args.report),
+            names=shown_names(known.names, args.known),
+        )
     except ValueError as exc:  # labels the model does not know, too few samples
         raise UsageError(str(exc)) from None
-    emit(args, m, evaluation_text(m))
+    human = evaluation_text(m)
+    if args.report:
+        from provenance.report import write_report
+
+        details = m.pop("details")
+        details.model = details.model or Path(args.model).resolve().name
+        details.source = f"{args.known}" + (f" and, as unknown, {args.unknown}" if args.unknown else "")
+        try:
+            write_report(args.report, details)
+        except OSError as exc:
+            raise UsageError(f"--report {args.report}: cannot write it ({exc.strerror or exc})") from None
+        if args.json:  # stdout holds the JSON alone
+            print(f"report written to {args.report}", file=sys.stderr)
+        else:
+            human += f"\nreport written to {args.report}"
+    emit(args, m, human)
     return EXIT_SAMPLES_FAILED if m["errors"] else EXIT_OK
+
+
+def shown_names(names: Sequence[str], data: str) -> list[str]:
+    """The samples' names as a report shows them: a file inside the DATA folder by its path from
+    there (``gauss/001.png``), anything else (a JSONL ``id``, a file outside) as it is."""
+    base = Path(data) if Path(data).is_dir() else Path(data).parent
+    out = []
+    for name in names:
+        try:
+            out.append(Path(name).relative_to(base).as_posix())
+        except ValueError:
+            out.append(name)
+    return out
+
+
+def check_report_path(path: str) -> None:
+    """Refuse, before any work, a --report PATH that cannot be written: a folder, a file in a folder
+    that does not exist or that this user cannot write into (``UsageError``, exit 2)."""
+    from provenance.core.files import check_writable_beside
+
+    target = Path(path)
+    if target.is_dir():
+        raise UsageError(f"--report {path}: a folder; give the path of the HTML file to write")
+    folder = target.parent
+    if not folder.is_dir():
+        raise UsageError(f"--report {path}: the folder {folder} does not exist")
+    try:
+        check_writable_beside(target)  # the temporary file is made in that folder, then renamed
+    except OSError as exc:
+        raise UsageError(f"--report {path}: cannot write into {folder} ({exc.strerror or exc})") from None

@@ -286,12 +286,27 @@ class ConfigMixin:
             **_jsonable(learned),
             "saved_at": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
         }
-        return write_model_dir(directory, config, self.state_dict(), files=self.saved_files(), force=force)
+        return write_model_dir(
+            directory,
+            config,
+            self.state_dict(),
+            files=self.saved_files(),
+            documents=self.saved_documents(Path(directory)),
+            force=force,
+        )
 
     def saved_files(self) -> dict[str, Path]:
         """Files saved inside the folder beside the config and weights (``{"sub/name": source}``);
         none by default. They are staged with the model and swapped in with it."""
         return {}
+
+    def saved_documents(self, directory: Path) -> dict[str, bytes]:
+        """Files for people written into the folder with the model (``{"report.html": ...}``),
+        staged and swapped in with it; loading never reads them. By default the documents of the
+        transient ``calibration_record_`` a training run leaves on the object (an object with
+        ``documents(owner, directory)``), none when there is none: a loaded model has none."""
+        record = getattr(self, "calibration_record_", None)
+        return {} if record is None else dict(record.documents(self, directory))
 
     @classmethod
     def from_pretrained(cls: type[C], directory: str | os.PathLike, **overrides: Any) -> C:

@@ -126,13 +126,15 @@ def write_model_dir(
     arrays: dict[str, np.ndarray],
     *,
     files: dict[str, Path] | None = None,
+    documents: dict[str, bytes] | None = None,
     lock_timeout: float | None = None,
     force: bool = False,
 ) -> Path:
     """Write ``config`` and ``arrays`` into the model folder ``directory``, atomically.
 
     ``files`` (``{"autoencoder/config.json": source, ...}``) are copied into the folder as plain
-    files before it is swapped in, so they appear with the model, never after it.
+    files before it is swapped in, so they appear with the model, never after it; ``documents``
+    (``{"report.html": content}``) are written there the same way.
 
     * Writers are serialised by :func:`~provenance.core.locking.model_lock`; a reader never
       sees a half-written model: the new folder is written beside the old one and swapped in
@@ -156,6 +158,8 @@ def write_model_dir(
                 dest = _inside(tmp, name)
                 dest.parent.mkdir(parents=True, exist_ok=True)
                 shutil.copyfile(source, dest)  # follows links: the copy is a plain file
+            for name, content in (documents or {}).items():
+                _inside(tmp, name).write_bytes(content)
     return Path(directory)
 
 

@@ -120,4 +120,24 @@ def query(
     return out
 
 
-__all__ = ["add_references", "build_index", "embed", "query", "vote"]
+#: nearest references searched per member of a group
+GROUP_NEIGHBOURS = 10
+
+
+def group_references(
+    index: LinkageIndex, member: Any, features: np.ndarray, k: int = GROUP_NEIGHBOURS
+) -> dict[str, Any] | None:
+    """What a group's nearest references say (``provenance cluster --index``): the :func:`vote` of the
+    ``k`` nearest labelled references of each of its members (``features``, by ``member``'s
+    backbone). None for a group of another modality than the index's, or when no neighbour is labelled.
+    Raises :class:`~provenance.index.backbone.BackboneMismatchError` for a backbone the index was not
+    built with (also when ``features`` has no rows: the check before any group is answered)."""
+    if member.modality != index.modality:
+        return None
+    index.check_backbone(member)
+    if len(features) == 0:
+        return None
+    return vote([n for found in index.search(features, k) for n in found])
+
+
+__all__ = ["GROUP_NEIGHBOURS", "add_references", "build_index", "embed", "group_references", "query", "vote"]

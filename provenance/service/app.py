@@ -292,6 +292,28 @@ def _api_router() -> APIRouter:
         return JSONResponse(records)
 
     @router.post(
+        "/cluster",
+        tags=["attribution"],
+        openapi_extra=schemas.request_body(schemas.SamplesJSON, "files, plus optional text and code fields"),
+        responses={200: {"model": schemas.Clustering}},
+    )
+    async def cluster(
+        request: Request,
+        min_size: Annotated[
+            int, Query(ge=1, le=1_000_000, description="report groups of at least this many members (default 2)")
+        ] = 2,
+    ) -> JSONResponse:
+        """Group the samples by likely common source, as `provenance cluster --json`: each group with its
+        members, the known source it is most like and whether the model accepts it as that source. A sample
+        outside every group of `min_size` is listed as ungrouped ("no partner found" when alone); one that
+        cannot be read is in no group and its entry in `samples` carries the error. A group is a lead (its
+        members look alike to the model), not proof of a common origin."""
+        service = _service(request)
+        payload = await _payload(request, service)
+        result = await service.admission.run(lambda: work.cluster(payload.samples, service.model, min_size=min_size))
+        return JSONResponse(result)
+
+    @router.post(
         "/inspect",
         tags=["attribution"],
         openapi_extra=schemas.request_body(schemas.SamplesJSON, "files, plus optional text and code fields"),

@@ -42,7 +42,11 @@ class AttributionRecord(BaseModel):
     model: str | None
     open_set_score: float | None
     threshold: float | None
-    explanation: list[dict[str, Any]] | None = Field(description="the features that decided (text and code models)")
+    explanation: list[dict[str, Any]] | dict[str, Any] | None = Field(
+        description="what decided: for text and code a list of the features that weighed most; for images "
+        '{"kind": "regions", "grid", "rows", "cols", "crop", "label", "runner_up", ...}, the log-odds of the '
+        "label over the runner-up that each crop of the grid gives alone (pixel traces, not objects)"
+    )
     notes: list[str]
     evidence: list[Evidence]
     decided_by: str | None = Field(description="evidence, model, or null when nothing could decide")
@@ -152,6 +156,36 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     },
     504: {"model": Error, "description": "the request took longer than the timeout"},
 }
+
+
+class ClusterGroup(BaseModel):
+    """One group of samples taken to share a source."""
+
+    group: int = Field(description="1 for the largest group")
+    size: int
+    members: list[str] = Field(description="the samples' names")
+    modality: str
+    nearest_known: str | None = Field(description="the known source the group is most like")
+    known: bool = Field(description="whether the model accepts the group as that source (else: an unknown one)")
+    label: str = Field(description="the group's answer as one source: a known source, or 'unknown'")
+    score: float | None
+    candidates: list[tuple[str, float]]
+    open_set_score: float | None
+    threshold: float | None
+    notes: list[str]
+
+
+class Clustering(BaseModel):
+    """``provenance cluster --json``: which samples go together."""
+
+    n_samples: int
+    n_groups: int
+    min_size: int
+    groups: list[ClusterGroup] = Field(description="largest first")
+    ungrouped: list[dict[str, Any]] = Field(description='{"sample", "partners", "note"}: in no group of min_size')
+    samples: list[dict[str, Any]] = Field(description='{"sample", "group", "label", "modality", "error"} in order')
+    calibration: dict[str, dict[str, Any]] = Field(description="per modality: the distance threshold and its origin")
+    notes: list[str]
 
 
 def request_body(json_model: type[BaseModel], multipart_note: str) -> dict[str, Any]:

@@ -93,6 +93,18 @@ def attribute_source(
     )
 
 
+def cluster(inputs: list[Input], model: Model | None, *, min_size: int = 2) -> dict[str, Any]:
+    """The answer of ``provenance cluster --json`` for the inputs (:func:`provenance.clustering.cluster_batch`);
+    no model, or one that cannot group, raises its :class:`~provenance.core.errors.ProvenanceError` (a 422)."""
+    from provenance.clustering import ClusterError, cluster_batch
+
+    if model is None:
+        raise ClusterError("this service has no model: grouping by source needs one")
+    return cluster_batch(
+        [unreadable_or_sample(i) for i in inputs], model, names=[i.name for i in inputs], min_size=min_size
+    ).to_dict()
+
+
 # ---------------------------------------------------------------------- inspect
 def inspect(inputs: list[Input], evidence_options: dict[str, dict[str, Any]] | None = None) -> list[dict[str, Any]]:
     """One ``provenance inspect --json`` row per input (:func:`provenance.api.inspect_records`)."""

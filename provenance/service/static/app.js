@@ -158,22 +158,31 @@
     return answer.error ? errorRecord(job.name, job.name + ": " + answer.error) : answer.body[0];
   }
 
-  // every sample in one request: the service answers the set as one source (and each member in per_sample)
+  // every sample of a set in one request
+  function setRequest(jobs) {
+    const form = new FormData();
+    for (const job of jobs) {
+      if (job.kind === "file") form.append("files", job.file, job.file.name);
+      else form.append(job.kind, job.text);
+    }
+    return { method: "POST", headers: authHeaders(), body: form };
+  }
+
+  // the service answers the set as one source (and each member in per_sample)
   async function askGroup(jobs, onBusy) {
-    const answer = await send("/v1/attribute?one_source=true", () => {
-      const form = new FormData();
-      for (const job of jobs) {
-        if (job.kind === "file") form.append("files", job.file, job.file.name);
-        else form.append(job.kind, job.text);
-      }
-      return { method: "POST", headers: authHeaders(), body: form };
-    }, onBusy);
+    const answer = await send("/v1/attribute?one_source=true", () => setRequest(jobs), onBusy);
     if (!answer.error) return answer.body;
     return {
       label: null, score: null, unknown: false, candidates: [], n_samples: 0, modality: null, rule: null,
       open_set_score: null, threshold: null, decided_by: null, evidence: [], notes: [], per_sample: [],
       error: "The set could not be answered as one source: " + answer.error,
     };
+  }
+
+  // the service groups the files by likely common source
+  async function askClusters(jobs, onBusy) {
+    const answer = await send("/v1/cluster", () => setRequest(jobs), onBusy);
+    return answer.error ? { error: "The files could not be grouped: " + answer.error } : answer.body;
   }
 
   // ------------------------------------------------------------------ reading an answer
@@ -316,6 +325,60 @@
     return table;
   }
 
+  // ------------------------------------------------------------------ image explanations: the crops' heatmap
+  function regionsOf(rec) {
+    const e = rec.explanation;
+    return e && !Array.isArray(e) && e.kind === "regions" && Array.isArray(e.grid) && e.width > 0 && e.height > 0 ? e : null;
+  }
+
+  function regionsScale(e) {
+    let scale = 0;
+    e.grid.forEach((row) => row.forEach((v) => { if (Number.isFinite(v)) scale = Math.max(scale, Math.abs(v)); }));
+    return scale;
+  }
+
+  // each crop a box over the thumbnail, placed in percent of the image: red favours the label, blue the runner-up
+  function heatmapOverlay(e) {
+    const layer = testid(el("div", "heatmap"), "heatmap");
+    const scale = regionsScale(e);
+    e.grid.forEach((row, r) => row.forEach((v, c) => {
+      if (!Number.isFinite(v) || e.rows[r] === undefined || e.cols[c] === undefined) return;
+      const cell = testid(el("div", "heat-cell"), "heat-cell");
+      const alpha = scale > 0 ? 0.62 * Math.abs(v) / scale : 0;
+      cell.style.left = (100 * e.cols[c] / e.width) + "%";
+      cell.style.top = (100 * e.rows[r] / e.height) + "%";
+      cell.style.width = (100 * e.crop / e.width) + "%";
+      cell.style.height = (100 * e.crop / e.height) + "%";
+      cell.style.background = v > 0 ? "rgba(215, 48, 39, " + alpha + ")" : "rgba(49, 104, 175, " + alpha + ")";
+      cell.dataset.value = String(v);
+      cell.title = (v > 0 ? "favours " + e.label : "favours " + e.runner_up) + " (log-odds " + number(v) + ")";
+      layer.append(cell);
+    }));
+    return layer;
+  }
+
+  function regionsPanel(card, e) {
+    const panel = testid(el("div", "regions"), "regions");
+    const cells = e.grid.flat().filter(Number.isFinite);
+    const favour = cells.filter((v) => v > 0).length;
+    panel.append(testid(el("p", "regions-summary", favour + " of " + cells.length + " crops (" + e.crop + " px) favour " +
+      e.label + " over " + e.runner_up + ". Red: a crop that favours " + e.label + "; blue: one that favours " +
+      e.runner_up + "; the stronger the colour, the stronger its say (up to log-odds " + number(regionsScale(e)) + ")."),
+    "regions-summary"));
+    panel.append(el("p", "regions-caveat", "The model reads the generator's high-frequency traces in the pixels " +
+      "(noise, up-sampling and compression patterns), not the objects shown: the map says where those traces were read."));
+    const label = el("label", "switch");
+    const toggle = testid(el("input"), "heatmap-toggle");
+    toggle.type = "checkbox";
+    toggle.checked = true;
+    toggle.addEventListener("change", () => {
+      card.querySelectorAll(".heatmap").forEach((layer) => { layer.hidden = !toggle.checked; });
+    });
+    label.append(toggle, el("span", "switch-label", "Show the heatmap over the image"));
+    panel.append(label);
+    return panel;
+  }
+
   function preview(job, rec) {
     const box = el("div", "preview");
     if (job.kind === "file" && rec.error) {
@@ -324,7 +387,14 @@
       const img = testid(el("img", "thumb"), "thumbnail");
       img.alt = "the image " + job.name;
       img.src = URL.createObjectURL(job.file);
-      box.append(img);
+      const regions = regionsOf(rec);
+      if (regions) {
+        const wrap = el("div", "thumb-wrap");
+        wrap.append(img, heatmapOverlay(regions));
+        box.append(wrap);
+      } else {
+        box.append(img);
+      }
     } else if (job.kind !== "file") {
       box.append(el("pre", "snippet", job.text.slice(0, 800)));
     } else {
@@ -366,7 +436,10 @@
           "no evidence — the file says nothing about where it came from (a missing manifest proves nothing either way)."), "no-evidence"));
       }
     }
-    if ((rec.explanation || []).length && rec.candidates.length >= 2) {
+    const regions = regionsOf(rec);
+    if (regions) {
+      body.append(el("h4", null, "Where in the image: " + regions.label + " rather than " + regions.runner_up), regionsPanel(card, regions));
+    } else if (Array.isArray(rec.explanation) && rec.explanation.length && rec.candidates.length >= 2) {
       body.append(el("h4", null, "Why " + rec.candidates[0][0] + " rather than " + rec.candidates[1][0]), explanationTable(rec));
     }
     if ((rec.notes || []).length) {
@@ -508,6 +581,124 @@
     results.dataset.state = "done";
   }
 
+  // ------------------------------------------------------------------ group these files: which go together
+  function memberItem(job, sample) {
+    const li = testid(el("li", "member"), "member");
+    li.dataset.sample = sample.sample;
+    if (job && job.kind === "file" && (sample.modality === "image" || (job.file.type || "").startsWith("image/"))) {
+      const img = el("img", "member-thumb");
+      img.alt = "the image " + job.name;
+      img.src = URL.createObjectURL(job.file);
+      li.append(img);
+    }
+    li.append(el("span", "member-name", job ? job.title : sample.sample));
+    if (sample.label) li.append(el("span", "member-label", "alone: " + sample.label));
+    return li;
+  }
+
+  function renderClusters(results, jobs, rec) {
+    if (rec.error) {
+      results.append(testid(el("p", "error", rec.error), "cluster-error"));
+      return;
+    }
+    const summary = testid(el("p", "cluster-summary", rec.n_groups + (rec.n_groups === 1 ? " group" : " groups") +
+      " of at least " + rec.min_size + " among " + rec.n_samples + " files. A group's members look alike to the model, " +
+      "as files from one known source do: a lead to follow, not proof of a common origin."), "cluster-summary");
+    results.append(summary);
+    const byGroup = new Map();
+    rec.samples.forEach((sample, i) => {
+      if (sample.group === null) return;
+      if (!byGroup.has(sample.group)) byGroup.set(sample.group, []);
+      byGroup.get(sample.group).push([jobs[i], sample]);
+    });
+    for (const group of rec.groups) {
+      const card = testid(el("article", "result cluster-group"), "cluster-group");
+      card.dataset.group = String(group.group);
+      card.dataset.known = String(group.known);
+      const title = group.known
+        ? "Group " + group.group + ": " + group.size + " files from " + group.label
+        : "Group " + group.group + ": " + group.size + " files from an unknown source";
+      card.append(testid(el("h3", "cluster-title", title), "cluster-title"));
+      const sub = group.known
+        ? "The model accepts the group as " + group.label + " (score " + percent(group.score) + ")."
+        : "Nearest known source: " + group.nearest_known + " (score " + percent(group.score) + "), not close enough to be it.";
+      card.append(testid(el("p", "verdict-sub", sub), "cluster-verdict"));
+      const list = testid(el("ul", "members"), "members");
+      (byGroup.get(group.group) || []).forEach(([job, sample]) => list.append(memberItem(job, sample)));
+      card.append(list);
+      (group.notes || []).forEach((n) => card.append(el("p", "note", n)));
+      results.append(card);
+    }
+    const alone = rec.samples.map((sample, i) => [jobs[i], sample]).filter(([, sample]) => sample.group === null);
+    if (alone.length) {
+      const card = testid(el("article", "result cluster-ungrouped"), "cluster-ungrouped");
+      card.append(el("h3", "cluster-title", "In no group"));
+      const list = el("ul", "members");
+      const why = new Map(rec.ungrouped.map((u) => [u.sample, u.note]));
+      alone.forEach(([job, sample]) => {
+        const li = memberItem(job, sample);
+        li.append(el("span", "member-note", sample.error ? sample.error : (why.get(sample.sample) || "")));
+        list.append(li);
+      });
+      card.append(list);
+      results.append(card);
+    }
+    (rec.notes || []).forEach((n) => results.append(el("p", "note", n)));
+  }
+
+  async function groupFiles() {
+    if (state.running) return;
+    const jobs = state.files.map((file) => ({ kind: "file", file, name: file.name, title: file.name }));
+    if (jobs.length < 2) {
+      $("progress-text").textContent = "Add at least two files to group.";
+      return;
+    }
+    const results = startRun();
+    const progress = $("progress");
+    progress.hidden = false;
+    progress.removeAttribute("value");
+    $("progress-text").textContent = "Grouping " + jobs.length + " files by likely source…";
+    try {
+      const rec = await askClusters(jobs, (wait, attempt) => {
+        $("progress-text").textContent = "The service is busy: asking again in " + wait + " s (try " + attempt + ")…";
+      });
+      state.group = rec.error ? null : rec;
+      renderClusters(results, jobs, rec);
+      progress.max = 1;
+      progress.value = 1;
+      $("progress-text").textContent = rec.error ? "Stopped." : "Done: " + rec.n_groups + (rec.n_groups === 1 ? " group" : " groups") + ".";
+      results.dataset.state = "done";
+    } catch (err) {
+      $("progress-text").textContent = "Stopped: " + err.message + ".";
+    } finally {
+      endRun(state.group !== null);
+    }
+  }
+
+  // a run ends: the buttons are back, and Download when there is something to save
+  function endRun(saved) {
+    state.running = false;
+    $("analyse").disabled = false;
+    $("group-files").disabled = false;
+    $("download").disabled = !saved;
+  }
+
+  // a run begins: the files are taken, the buttons wait, the results are cleared
+  function startRun() {
+    state.running = true;
+    state.answers = [];
+    state.group = null;
+    state.files = [];
+    renderFileList();
+    $("analyse").disabled = true;
+    $("group-files").disabled = true;
+    $("download").disabled = true;
+    const results = $("results");
+    results.replaceChildren();
+    delete results.dataset.state;
+    return results;
+  }
+
   async function analyse() {
     if (state.running) return;
     const jobs = state.files.map((file) => ({ kind: "file", file, name: file.name, title: file.name }));
@@ -520,25 +711,14 @@
       $("progress-text").textContent = "Add files or paste a text first.";
       return;
     }
-    state.running = true;
-    state.answers = [];
-    state.group = null;
-    state.files = [];
-    renderFileList();
-    $("analyse").disabled = true;
-    $("download").disabled = true;
-    const results = $("results");
-    results.replaceChildren();
-    delete results.dataset.state;
+    const results = startRun();
     if ($("one-source").checked) {
       try {
         await analyseAsOneSource(jobs);
       } catch (err) {
         $("progress-text").textContent = "Stopped: " + err.message + ".";
       } finally {
-        state.running = false;
-        $("analyse").disabled = false;
-        $("download").disabled = state.group === null;
+        endRun(state.group !== null);
       }
       return;
     }
@@ -569,9 +749,7 @@
     } catch (err) {
       $("progress-text").textContent = "Stopped: " + err.message + ".";
     } finally {
-      state.running = false;
-      $("analyse").disabled = false;
-      $("download").disabled = state.answers.length === 0;
+      endRun(state.answers.length > 0);
     }
   }
 
@@ -619,6 +797,7 @@
       e.target.value = ""; // the same file may be chosen again
     });
     $("analyse").addEventListener("click", analyse);
+    $("group-files").addEventListener("click", groupFiles);
     $("download").addEventListener("click", download);
     $("clear").addEventListener("click", clear);
     $("token-form").addEventListener("submit", (e) => {
