@@ -20,6 +20,7 @@ OLD_BASES: dict[str, type[BaseException]] = {
     "BackboneMismatchError": ValueError,
     "BackboneUnavailableError": RuntimeError,
     "BodyTooLargeError": HTTPException,
+    "ClusterError": ValueError,
     "ConfigError": ValueError,
     "DatasetError": ValueError,
     "EmbeddingModelUnavailableError": RuntimeError,

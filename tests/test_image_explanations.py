@@ -135,7 +135,7 @@ def test_attribute_explain_dir_writes_a_heatmap_per_image(cnn_model: Attributor,
     if os.environ.get("PROVENANCE_WRITE_DOCS"):  # the README's picture, made here
         docs = Path(__file__).resolve().parents[1] / "docs"
         docs.mkdir(exist_ok=True)
-        Image.open(e["heatmap"]).convert("RGB").quantize(colors=64).save(docs / "heatmap.png", optimize=True)
+        Image.open(e["heatmap"]).convert("RGB").quantize(colors=160).save(docs / "heatmap.png", optimize=True)
     capsys.readouterr()
     assert main(["attribute", str(plain), "--model", str(tmp_path / "model"), "--explain-dir", str(out)]) == 0
     human = capsys.readouterr().out
