@@ -47,6 +47,16 @@ def _page(browser, base_url: str) -> tuple[object, list[str]]:
     return page, problems
 
 
+def _keep_screenshot(page, tmp_path: Path, name: str) -> None:
+    """A full-page screenshot, kept in $PROVENANCE_TEST_ARTEFACTS when it is set (for a person to look at)."""
+    page.screenshot(path=str(tmp_path / name), full_page=True)
+    assert (tmp_path / name).stat().st_size > 10_000
+    artefacts = os.environ.get("PROVENANCE_TEST_ARTEFACTS")
+    if artefacts:
+        Path(artefacts).mkdir(parents=True, exist_ok=True)
+        shutil.copy(tmp_path / name, Path(artefacts) / name)
+
+
 @pytest.mark.slow
 def test_the_heatmap_lies_over_the_thumbnail_and_toggles(base_url: str, browser, tmp_path: Path) -> None:
     mixed = tmp_path / "mixed.png"
@@ -78,11 +88,7 @@ def test_the_heatmap_lies_over_the_thumbnail_and_toggles(base_url: str, browser,
         assert card.get_by_test_id("heatmap").is_hidden()
         card.get_by_test_id("heatmap-toggle").check()
         assert card.get_by_test_id("heatmap").is_visible()
-        page.screenshot(path=str(tmp_path / "heatmap-page.png"), full_page=True)
-        artefacts = os.environ.get("PROVENANCE_TEST_ARTEFACTS")
-        if artefacts:
-            Path(artefacts).mkdir(parents=True, exist_ok=True)
-            shutil.copy(tmp_path / "heatmap-page.png", Path(artefacts) / "heatmap-page.png")
+        _keep_screenshot(page, tmp_path, "heatmap-page.png")
     finally:
         page.close()
     assert problems == [], problems
@@ -120,6 +126,7 @@ def test_group_these_files_shows_each_group_and_the_ungrouped(base_url: str, bro
         saved = tmp_path / "groups.json"
         download.value.save_as(saved)
         assert json.loads(saved.read_text())["n_groups"] == 2
+        _keep_screenshot(page, tmp_path, "groups-page.png")
     finally:
         page.close()
     assert problems == [], problems

@@ -585,7 +585,7 @@
   function memberItem(job, sample) {
     const li = testid(el("li", "member"), "member");
     li.dataset.sample = sample.sample;
-    if (job && job.kind === "file" && (sample.modality === "image" || (job.file.type || "").startsWith("image/"))) {
+    if (job && job.kind === "file" && !sample.error && sample.modality === "image") {
       const img = el("img", "member-thumb");
       img.alt = "the image " + job.name;
       img.src = URL.createObjectURL(job.file);
