@@ -101,12 +101,6 @@ def clusterer_for(model: Attributor) -> tuple[Any, str | None]:
     )
 
 
-def _group_ids(clusterer: Any, features: np.ndarray) -> np.ndarray:
-    if len(features) == 1:
-        return np.zeros(1, dtype=int)
-    return np.asarray(clusterer.predict(features), dtype=int)
-
-
 def cluster_batch(
     samples: Sequence[Any],
     model: Attributor | Bundle,
@@ -165,7 +159,7 @@ def cluster_batch(
         if note and note not in out.notes:
             out.notes.append(note)
         features = np.stack([rows[i] for i in positions])
-        ids = _group_ids(clusterer, features)
+        ids = clusterer.predict(features)
         out.calibration[modality] = {
             "threshold": float(clusterer.threshold_),
             "calibrated_on": clusterer.calibration_ if note is None else "bank",

@@ -27,12 +27,11 @@ MAX_CLUSTERS_BYTES = 512 * 2**20
 
 def cluster_sweep(folder: Path, items: list[Item], model: Any, min_size: int, progress: bool) -> dict[str, Any]:
     """Group the sweep's ``items`` with ``model`` and write ``OUT/_clusters.json``; returns its record."""
-    from provenance.api import Unreadable
+    from provenance.batch.work import model_inputs
     from provenance.clustering import cluster_batch
 
-    samples = [Unreadable(i.sample, i.error) if i.error is not None else i.as_sample() for i in items]
     result = cluster_batch(
-        samples, model, names=[i.sample for i in items], min_size=min_size, progress=progress
+        model_inputs(items), model, names=[i.sample for i in items], min_size=min_size, progress=progress
     ).to_dict()
     write_bytes(folder / CLUSTERS_NAME, json.dumps(result, allow_nan=False).encode("utf-8") + b"\n")
     return result

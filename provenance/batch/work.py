@@ -64,6 +64,14 @@ def text_sha256(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
 
 
+def model_inputs(items: list[Item]) -> list[Any]:
+    """What the API reads for each item: its sample, or, for an item that failed before reading (its
+    ``error``), an :class:`~provenance.api.Unreadable` that becomes its error record."""
+    from provenance.api import Unreadable
+
+    return [Unreadable(item.sample, item.error) if item.error is not None else item.as_sample() for item in items]
+
+
 def item_sha256(item: Item) -> str | None:
     """The content hash a record of ``item`` carries (None for an input error or an unreadable file)."""
     if item.error is not None:
@@ -166,11 +174,11 @@ class Worker:
 
     def run_group(self, items: list[Item]) -> list[str]:
         """The encoded record of one whole group (``items`` share their ``group``), as a one-line list."""
-        from provenance.api import Unreadable, attribute_source_batch
+        from provenance.api import attribute_source_batch
 
         try:
             answer = attribute_source_batch(
-                [Unreadable(item.sample, item.error) if item.error is not None else item.as_sample() for item in items],
+                model_inputs(items),
                 self.model,
                 names=[item.sample for item in items],
                 evidence=self.spec.evidence,
@@ -186,10 +194,10 @@ class Worker:
     def _attribute(self, items: list[Item]) -> list[dict[str, Any]]:
         """The records of ``provenance attribute --json`` (:func:`provenance.api.attribute_records`):
         an item that failed before reading (its ``error``) gets its error record there too."""
-        from provenance.api import Unreadable, attribute_records
+        from provenance.api import attribute_records
 
         return attribute_records(
-            [Unreadable(item.sample, item.error) if item.error is not None else item.as_sample() for item in items],
+            model_inputs(items),
             self.model,
             names=[item.sample for item in items],
             evidence=self.spec.evidence,
@@ -224,5 +232,6 @@ __all__ = [
     "group_record",
     "group_sha256",
     "item_sha256",
+    "model_inputs",
     "text_sha256",
 ]
