@@ -162,8 +162,15 @@ def test_a_trickled_body_is_answered_408(server: ServeProcess) -> None:
 @pytest.mark.slow
 def test_stalled_bodies_hold_no_worker(server: ServeProcess) -> None:
     """More stalled bodies than --max-connections: /healthz and /readyz still answer, other requests
-    get 503 with Retry-After while the slots are held, and each stalled body gets 408 at its deadline."""
-    socks = _stalled(server.port, MAX_CONNECTIONS + 4, _post_head(100) + b'{"text": "')
+    get 503 with Retry-After while the slots are held, and each stalled body in a slot gets 408 at
+    its deadline.
+
+    The ``extra`` bodies beyond the slots are answered either way, by timing: a connection that
+    arrives while an earlier one still waits for its headers cuts that one (408), and one that
+    arrives when every slot holds a request is let in and refused by the request cap (503 with
+    Retry-After). Either is an answer; what must not happen is a slot held past its deadline."""
+    extra = 4
+    socks = _stalled(server.port, MAX_CONNECTIONS + extra, _post_head(100) + b'{"text": "')
     try:
         time.sleep(0.3)  # every stalled request is in progress
         with httpx.Client(timeout=10) as client:
@@ -176,7 +183,10 @@ def test_stalled_bodies_hold_no_worker(server: ServeProcess) -> None:
             s.close()
         raise
     answers = _answers_before_close(socks, BODY_TIMEOUT_S + GRACE_S)
-    assert sorted({_status(a) for a in answers}) == [408], {a[:60] for a in answers}
+    statuses = [_status(a) for a in answers]
+    assert set(statuses) <= {408, 503}, {a[:60] for a in answers}
+    assert statuses.count(408) >= MAX_CONNECTIONS and statuses.count(503) <= extra, statuses
+    assert all(b"\r\nretry-after: " in a.lower() for a in answers if _status(a) == 503), answers
     _honest(server)
 
 
