@@ -43,6 +43,7 @@ Commands (2 CPU cores; run under ``nice``)::
     python -m benchmarks.cluster_dev --modality image --train-image   # once: 46 min here (2 shared cores)
     python -m benchmarks.cluster_dev --modality image
     python -m benchmarks.cluster_dev --modality text --methods lda,lda/shrinkage=0.5,head:standard
+    python -m benchmarks.cluster_dev --modality text --train-per-source 200 --extractor fusion:stylometry+markers
 
 Each run prints a table (method, ARI, purity, groups, true sources, samples: means over rotations
 and draws) and one JSON line.
@@ -97,7 +98,7 @@ def text_rotation(rotation: int, args: argparse.Namespace) -> dict[str, np.ndarr
     test = [r for r in test if r["label"] in held]
     print(f"  rotation {rotation}: held out {sorted(held)}; {len(train)} training texts", flush=True)
     t0 = time.perf_counter()
-    model = Attributor("stylometry", head="linear", open_set="msp", modality="text", seed=args.seed)
+    model = Attributor(args.extractor or "stylometry", head="linear", open_set="msp", modality="text", seed=args.seed)
     model.fit([r["text"] for r in train], [r["label"] for r in train])
     print(f"  fit {time.perf_counter() - t0:.0f} s", flush=True)
     return _featurise(model, train, test, "text")
@@ -117,7 +118,8 @@ def code_rotation(rotation: int, args: argparse.Namespace) -> dict[str, np.ndarr
     test = [r for r in te_hx if r["label"] in held]
     print(f"  rotation {rotation}: held out {sorted(held)}; {len(train)} training files", flush=True)
     t0 = time.perf_counter()
-    model = Attributor("code-structure", head="linear", open_set="msp", modality="code", seed=args.seed)
+    extractor = args.extractor or "code-structure"
+    model = Attributor(extractor, head="linear", open_set="msp", modality="code", seed=args.seed)
     model.fit([r["code"] for r in train], [r["label"] for r in train], groups=[r["group"] for r in train])
     print(f"  fit {time.perf_counter() - t0:.0f} s", flush=True)
     return _featurise(model, train, test, "code")
@@ -218,6 +220,7 @@ def cached(modality: str, rotation: int, args: argparse.Namespace) -> dict[str, 
     """One rotation's features, from ``--cache`` when there (computed and written otherwise)."""
     tag = f"_n{args.train_per_source}" if modality == "text" and args.train_per_source else ""
     tag += f"_{args.image_test}" if modality == "image" else ""
+    tag += f"_{args.extractor.replace(':', '-').replace('+', '-')}" if args.extractor and modality != "image" else ""
     path = Path(args.cache) / f"{modality}_r{rotation}_s{args.seed}{tag}.npz"
     if path.exists():
         with np.load(path) as f:
@@ -280,6 +283,9 @@ def main() -> None:
     ap.add_argument("--per-source", type=int, default=40, help="test samples per held-out source")
     ap.add_argument("--train-per-source", type=int, default=0, help="texts: cap training texts per LLM (0: all)")
     ap.add_argument("--image-test", choices=["test-prompts", "all"], default="test-prompts")
+    ap.add_argument(
+        "--extractor", default=None, help="texts and code: the extractor (stylometry / code-structure when not given)"
+    )
     ap.add_argument("--cache", default="/tmp/cluster_cache")
     ap.add_argument("--train-image", action="store_true", help="train and cache the image model first")
     add_seed(ap)

@@ -22,13 +22,13 @@ import html
 import io
 import math
 import os
-import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from provenance.core.visible import visible
 from provenance.openset.metrics import (
     accuracy,
     auroc,
@@ -56,19 +56,10 @@ MAX_CURVE_POINTS = 400
 #: names longer than this are cut in the middle (a path's start and its file name both stay)
 MAX_NAME_CHARS = 120
 
-# C0 and C1 controls (tab and newline kept), bidirectional overrides and isolates, unpaired surrogates
-_DISGUISING = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
-
-
-def _visible(value: Any) -> str:
-    """``value`` as text that shows what it is: characters that hide or reorder text, and the
-    unpaired surrogates of an undecodable file name (not UTF-8 at all), as ``\\uXXXX`` escapes."""
-    return _DISGUISING.sub(lambda m: f"\\u{ord(m.group()):04x}", str(value))
-
 
 def esc(value: Any) -> str:
     """``value`` escaped for HTML text, attributes and SVG (XML) alike."""
-    return html.escape(_visible(value), quote=True)
+    return html.escape(visible(value, lines=True), quote=True)
 
 
 def _short(name: str, limit: int = MAX_NAME_CHARS) -> str:

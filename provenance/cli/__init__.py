@@ -21,6 +21,7 @@ from provenance.cli import attribute, batch, bundle, cluster, demo, enroll, inde
 from provenance.cli.common import EXIT_BROKEN_PIPE, EXIT_USAGE, UsageError, output_flags
 from provenance.core.errors import ProvenanceError
 from provenance.core.plugins import load_plugins
+from provenance.core.visible import visible
 
 #: the command modules, in the order ``provenance --help`` lists their commands
 COMMANDS = (train, attribute, cluster, bundle, enroll, verify, serve, batch, index, demo)
@@ -51,7 +52,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return args.run(args)
     except ProvenanceError as exc:  # bad usage, or an input the library refused: it names what and why
-        print(f"provenance {args.command}: error: {exc}", file=sys.stderr)
+        print(f"provenance {args.command}: error: {visible(exc)}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM where a command turns it into one (batch: 143)
         print(f"interrupted ({exc})" if str(exc) else "interrupted", file=sys.stderr)

@@ -1,14 +1,33 @@
 """The human form of the commands' answers (``--json`` prints the records themselves).
 
 Each function takes the JSON record a command prints with ``--json`` and returns the lines a
-person reads, so the two forms never say different things.
+person reads, so the two forms never say different things. Every string of the record (a file
+name, a label, what a file's metadata says) is shown :func:`~provenance.core.visible.visible`:
+a crafted name cannot move the cursor, erase a line or start a line of its own.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import functools
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from provenance.core.visible import visible_record
+
+_F = TypeVar("_F", bound=Callable[..., str])
 
 
+def _shown(format_record: _F) -> _F:
+    """``format_record`` given its record with every string made visible (the JSON keeps them as they are)."""
+
+    @functools.wraps(format_record)
+    def wrapper(record: Any, *rest: Any) -> str:
+        return format_record(visible_record(record), *rest)
+
+    return wrapper  # type: ignore[return-value]
+
+
+@_shown
 def recipe_lines(choice: dict[str, Any] | None) -> str:
     """How ``--extractor auto`` chose, one line per candidate (empty when the recipe was named)."""
     if not choice:
@@ -31,6 +50,7 @@ def recipe_lines(choice: dict[str, Any] | None) -> str:
     return "\n".join(lines)
 
 
+@_shown
 def evaluation_text(m: dict[str, Any]) -> str:
     """The figures of ``evaluate``: overall, the recipe, open set, per class, unreadable samples."""
     lines = [f"n={m['n']} accuracy={m['accuracy']:.3f} macro_f1={m['macro_f1']:.3f}"]
@@ -48,6 +68,7 @@ def evaluation_text(m: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+@_shown
 def evidence_line(e: dict[str, Any]) -> str:
     """One evidence record: its kind, strength (and whether a signer is trusted), source and claim."""
     strength = e["strength"]
@@ -72,6 +93,7 @@ def _verdict(head: str, r: dict[str, Any], no_answer: str, evidence: str) -> str
     return f"{head}: {r['label']} score={r['score']:.3f}{flag}  [{cands}]"
 
 
+@_shown
 def result_text(r: dict[str, Any]) -> str:
     """One sample's answer from ``attribute``, with its evidence, notes and the why of its label."""
     no_answer = f"no answer ({r.get('modality') or 'unknown modality'})"
@@ -89,6 +111,7 @@ def result_text(r: dict[str, Any]) -> str:
     return line
 
 
+@_shown
 def source_text(r: dict[str, Any]) -> str:
     """The answer for a set from one source (``attribute --one-source``): the set's verdict, its
     notes, then each member's own answer, indented."""
@@ -104,6 +127,7 @@ def source_text(r: dict[str, Any]) -> str:
     return line
 
 
+@_shown
 def inspection_text(rows: list[dict[str, Any]]) -> str:
     """The evidence ``inspect`` found in each sample, one block per sample."""
     lines = []
@@ -118,6 +142,7 @@ def inspection_text(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+@_shown
 def verification_text(rows: list[dict[str, Any]]) -> str:
     """The rows of ``verify``: match or not, the score and the threshold it was held to."""
     lines = []
@@ -138,6 +163,7 @@ def verification_text(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+@_shown
 def neighbours_text(r: dict[str, Any]) -> str:
     """One sample's nearest references from ``index query``, and the neighbours' vote."""
     if r["error"]:
@@ -162,6 +188,7 @@ CALIBRATED_ON = {
 }
 
 
+@_shown
 def clustering_text(r: dict[str, Any]) -> str:
     """``provenance cluster``'s answer: each group with its verdict and members, then the ungrouped."""
     n, k = r["n_samples"], r["n_groups"]

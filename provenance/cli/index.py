@@ -24,6 +24,7 @@ from provenance.cli.common import (
 )
 from provenance.cli.formatting import neighbours_text
 from provenance.core.errors import ProvenanceError
+from provenance.core.visible import visible
 
 
 def register(subparsers: argparse._SubParsersAction, parents: Sequence[argparse.ArgumentParser]) -> None:
@@ -147,7 +148,7 @@ def _index_items(
 
 def _warn_skipped(errors: dict[int, str]) -> None:
     for msg in list(errors.values())[:20]:
-        print(f"warning: skipped reference {msg}", file=sys.stderr)
+        print(f"warning: skipped reference {visible(msg)}", file=sys.stderr)
     if len(errors) > 20:
         print(f"warning: ... and {len(errors) - 20} more unreadable references", file=sys.stderr)
 

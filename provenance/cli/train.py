@@ -23,6 +23,7 @@ from provenance.cli.common import (
     read_dataset,
 )
 from provenance.cli.formatting import CALIBRATED_ON, evaluation_text, recipe_lines
+from provenance.core.visible import visible
 
 
 def register(subparsers: argparse._SubParsersAction, parents: Sequence[argparse.ArgumentParser]) -> None:
@@ -182,7 +183,7 @@ def train(args: argparse.Namespace) -> int:
         except ValueError as exc:  # settings or data the model cannot train on (one label, tpr out of range)
             raise UsageError(f"{exc} (nothing written)") from None
     for w in caught:
-        print(f"warning: {w.message}", file=sys.stderr)
+        print(f"warning: {visible(w.message)}", file=sys.stderr)
     out = model.save_pretrained(args.output, force=args.force)
     extractor = model.extractor
     payload = {
