@@ -20,8 +20,11 @@ from provenance.service import Settings, create_app
 from tests.factories import TEXT_A, app_in_thread, png_bytes, signed_png
 
 TOKEN = "browser-test-token"
-#: a file name that would run script if the page ever put names into HTML
-HOSTILE_NAME = '<img src=x onerror="window.__pwned=1">.png'
+#: a file name that would run script if the page ever put names into HTML, and whose right-to-left
+#: override would show its end reversed ("gnp.exe") if the page printed it as it is
+HOSTILE_NAME = '<img src=x onerror="window.__pwned=1">\u202eexe.png'
+#: how the page shows it: as text, the override as an escape
+HOSTILE_SHOWN = HOSTILE_NAME.replace("\u202e", "\\u202e")
 
 
 @pytest.fixture(scope="module")
@@ -67,7 +70,8 @@ def test_the_page_answers_dropped_files_and_a_pasted_text(base_url: str, browser
         # "drop" the files through the drop zone's file input, one more with a hostile name, and paste a text
         (tmp_path / HOSTILE_NAME).write_bytes(png_bytes("gauss", 22))
         page.get_by_test_id("file-input").set_input_files([*paths, str(tmp_path / HOSTILE_NAME)])
-        assert "4 files ready" in page.get_by_test_id("file-list").inner_text()
+        ready = page.get_by_test_id("file-list").inner_text()
+        assert "4 files ready" in ready and HOSTILE_SHOWN in ready
         page.get_by_test_id("text-input").fill(TEXT_A)
         page.get_by_test_id("kind-text").check()
         page.get_by_test_id("analyse").click()
@@ -103,7 +107,7 @@ def test_the_page_answers_dropped_files_and_a_pasted_text(base_url: str, browser
         assert broken.get_by_test_id("error").inner_text() == "broken.png: not an image (unrecognised format)"
 
         hostile = page.locator("[data-testid=result]").nth(3)
-        assert hostile.get_by_test_id("sample-name").inner_text() == HOSTILE_NAME  # shown as text, never as HTML
+        assert hostile.get_by_test_id("sample-name").inner_text() == HOSTILE_SHOWN  # shown as text, never as HTML
         assert page.evaluate("window.__pwned") is None
 
         text = page.locator('[data-testid=result][data-sample="pasted text"]')

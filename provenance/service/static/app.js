@@ -1,5 +1,6 @@
 // provenance: the analysts' page. Plain JavaScript, no build step, nothing fetched from elsewhere.
-// Everything a file or an answer says is put on the page as text (textContent), never as HTML.
+// Everything a file or an answer says is put on the page as text (textContent), never as HTML, and
+// with the characters that reorder or hide text shown as \uXXXX escapes (visible()).
 "use strict";
 
 (() => {
@@ -16,10 +17,18 @@
   };
 
   // ------------------------------------------------------------------ small helpers
+  // Controls, bidirectional marks, overrides and isolates: a name "x\u202egnp.exe" must not read
+  // "xexe.png". Tabs and newlines stay (a text's preview keeps its lines). As provenance.core.visible.
+  const HIDING = /[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069\u2028\u2029]/g;
+
+  function visible(text) {
+    return String(text).replace(HIDING, (c) => "\\u" + c.charCodeAt(0).toString(16).padStart(4, "0"));
+  }
+
   function el(tag, className, text) {
     const node = document.createElement(tag);
     if (className) node.className = className;
-    if (text !== undefined && text !== null) node.textContent = String(text);
+    if (text !== undefined && text !== null) node.textContent = visible(text);
     return node;
   }
 
@@ -91,7 +100,7 @@
   function renderFileList() {
     const n = state.files.length;
     $("file-list").textContent = n
-      ? n + (n === 1 ? " file ready: " : " files ready: ") + state.files.map((f) => f.name).join(", ")
+      ? n + (n === 1 ? " file ready: " : " files ready: ") + state.files.map((f) => visible(f.name)).join(", ")
       : "";
   }
 
@@ -399,7 +408,7 @@
       box.append(el("pre", "snippet", job.text.slice(0, 800)));
     } else {
       const pre = el("pre", "snippet", "");
-      job.file.slice(0, 800).text().then((t) => { pre.textContent = t; }, () => { pre.textContent = "(no preview)"; });
+      job.file.slice(0, 800).text().then((t) => { pre.textContent = visible(t); }, () => { pre.textContent = "(no preview)"; });
       box.append(pre);
     }
     return box;
