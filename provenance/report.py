@@ -288,9 +288,12 @@ def _cell_style(count: int, row_total: int, diagonal: bool) -> str:
     return f"background:rgba({rgb},{share:.2f});color:{colour}"
 
 
-def confusion_table(y_true: np.ndarray, y_pred: np.ndarray, classes: Sequence[str]) -> str:
+def confusion_table(
+    y_true: np.ndarray, y_pred: np.ndarray, classes: Sequence[str], rejected: np.ndarray | None = None
+) -> str:
     """The confusion matrix as a table: a row per true class, a column per predicted class, each
-    cell's count shaded by its share of the row."""
+    cell's count shaded by its share of the row; with ``rejected`` (one flag per sample: below the
+    open-set threshold), a last column counts the row's samples the model answers "unknown"."""
     index = {c: i for i, c in enumerate(classes)}
     counts = np.zeros((len(classes), len(classes)), dtype=int)
     for t, p in zip(y_true.tolist(), y_pred.tolist(), strict=True):
@@ -304,10 +307,17 @@ def confusion_table(y_true: np.ndarray, y_pred: np.ndarray, classes: Sequence[st
             f'style="{_cell_style(int(n), total, i == j)}">{int(n)}</td>'
             for j, n in enumerate(counts[i])
         )
-        rows.append(f'<tr class="cm-row"><th scope="row">{esc(c)}</th>{cells}<td>{total}</td></tr>')
+        if rejected is not None:
+            n_unknown = int(np.sum(rejected[y_true.astype(str) == c]))
+            cells += f'<td>{total}</td><td class="rejected" data-true="{esc(c)}" data-rejected="{n_unknown}">'
+            cells += f"{n_unknown}</td>"
+        else:
+            cells += f"<td>{total}</td>"
+        rows.append(f'<tr class="cm-row"><th scope="row">{esc(c)}</th>{cells}</tr>')
+    last = "<th>total</th>" + ("<th>of them answered unknown</th>" if rejected is not None else "")
     return (
         '<div class="wrap"><table id="confusion"><thead><tr><th>true \u2193 / predicted \u2192</th>'
-        f"{head}<th>total</th></tr></thead><tbody>{''.join(rows)}</tbody></table></div>"
+        f"{head}{last}</tr></thead><tbody>{''.join(rows)}</tbody></table></div>"
     )
 
 
@@ -379,6 +389,8 @@ def render_report(details: EvaluationDetails, title: str | None = None) -> str:
     known = np.asarray(d.known_scores, dtype=np.float64)
     unknown = None if d.unknown_scores is None else np.asarray(d.unknown_scores, dtype=np.float64)
     has_open = unknown is not None and unknown.size > 0 and known.size > 0
+    # known samples the model answers "unknown": below the threshold (as Attributor.attribute decides)
+    rejected = known < d.threshold if d.threshold is not None and known.size == y_true.size else None
     ece = expected_calibration_error(proba, y_true, classes)
     title = title or f"Evaluation of {d.model or 'a model'}"
 
@@ -416,8 +428,14 @@ def render_report(details: EvaluationDetails, title: str | None = None) -> str:
             "Confusion matrix",
             "Each row is a true class, each column the class the model answered (before the open-set "
             "rule); a row adds up to that class's samples. The diagonal (blue) holds the right answers; "
-            "an orange cell off it is a confusion, and the darker the cell the larger its share of the row.",
-            confusion_table(y_true, y_pred, classes),
+            "an orange cell off it is a confusion, and the darker the cell the larger its share of the row."
+            + (
+                " The last column counts the row's samples whose open-set score is below the threshold: "
+                "the model answers those \u201cunknown\u201d, whatever their column."
+                if rejected is not None
+                else ""
+            ),
+            confusion_table(y_true, y_pred, classes, rejected),
         )
     )
     parts.append(

@@ -10,6 +10,7 @@ Playwright as in ``test_service_browser.py``).
 from __future__ import annotations
 
 import base64
+import dataclasses
 import io
 import json
 import os
@@ -48,13 +49,14 @@ DOCS_IMAGE = Path(__file__).resolve().parent.parent / "docs" / "report.png"
 # ---------------------------------------------------------------------- parsing the page
 class Page(HTMLParser):
     """What the tests read back: every start tag with its attributes (and where it sits), the
-    confusion matrix's cells, the text of the page."""
+    confusion matrix's cells (and its "answered unknown" column), the text of the page."""
 
     def __init__(self, text: str) -> None:
         super().__init__(convert_charrefs=True)
         self.tags: list[tuple[str, dict[str, str | None]]] = []
         self.ids: set[str] = set()
         self.cells: list[tuple[str, str, int]] = []
+        self.rejected: dict[str, int] = {}
         self.text: list[str] = []
         self._cell: dict[str, str | None] | None = None
         self.feed(text)
@@ -65,8 +67,10 @@ class Page(HTMLParser):
         self.tags.append((tag, a))
         if a.get("id"):
             self.ids.add(str(a["id"]))
-        if tag == "td" and "data-true" in a:
+        if tag == "td" and "data-predicted" in a:
             self._cell = a
+        if tag == "td" and "data-rejected" in a:
+            self.rejected[str(a["data-true"])] = int(str(a["data-rejected"]))
 
     def handle_data(self, data: str) -> None:
         self.text.append(data)
@@ -150,6 +154,7 @@ def test_evaluate_writes_a_report_that_agrees_with_the_evaluation(image_run: dic
         assert row == rep["support"]
         assert counts[c, c] == round(rep["recall"] * rep["support"])
         assert (counts[c, c] / col if col else 0.0) == pytest.approx(rep["precision"])
+        assert 0 <= page.rejected[c] <= row  # of the row, those the model answers unknown
     assert counts["upsampled", "gauss"] >= 3  # the moved images
 
     # the figures in the header and the plots: the evaluation's
@@ -312,6 +317,13 @@ def test_a_report_of_the_api_without_unknowns(stats_model: Attributor, image_dat
     page = Page(text)
     assert "no-unknown" in page.ids and "&lt;script&gt;" in text and "<script" not in text
     assert sum(n for _, _, n in page.cells) == m["n"] == len(details.y_true)
+    # the last column: each class's known samples below the open-set threshold (answered unknown),
+    # with the model's threshold and with one that rejects about half of them
+    for threshold in (details.threshold, float(np.median(details.known_scores))):
+        below = np.asarray(details.known_scores) < threshold
+        shown = Page(render_report(dataclasses.replace(details, threshold=threshold))).rejected
+        assert shown == {c: int(np.sum(below[details.y_true == c])) for c in details.classes}
+    assert sum(shown.values()) == int(np.sum(below)) > 0
     check_self_contained(text, page)
     assert set(evaluate(stats_model, x, y)) == set(m) - {"details"}
 
