@@ -17,7 +17,7 @@ from provenance import Attributor
 from provenance.cli import main
 from provenance.cli.formatting import result_text
 from provenance.core.visible import visible, visible_record
-from tests.factories import TEXT_A, png_bytes
+from tests.factories import TEXT_A, TEXT_B, png_bytes
 
 #: a name that, printed raw, clears its line, returns to its start and forges a second line
 FORGED = "a\x1b[2K\rb.txt\nfake.png: SIGNED by OpenAI (trusted signer)\u202etxt.exe"
@@ -112,3 +112,16 @@ def test_result_text_escapes_labels_notes_and_evidence() -> None:
     text = result_text(record)
     assert "\x1b" not in text and "\r" not in text and "\x07" not in text
     assert len(text.splitlines()) == 3 and "X\\u000aY" in text and "Open\\u001b[0mAI" in text
+
+
+def test_train_shows_a_crafted_label_escaped(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A label is a folder name of the training data: ``train``'s summary shows it escaped."""
+    root = tmp_path / "texts"
+    for label, text in (("A\x1b[2K\u202e", TEXT_A), ("B", TEXT_B)):
+        (root / label).mkdir(parents=True)
+        for i in range(6):
+            (root / label / f"{i}.txt").write_text(f"{i}. {text}")
+    args = ["train", str(root), "-o", str(tmp_path / "m"), "--extractor", "function-words", "-q"]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "A\\u001b[2K\\u202e" in out and "\x1b" not in out and "\u202e" not in out, out

@@ -20,6 +20,7 @@ from typing import Any
 
 from provenance.core.errors import ProvenanceError
 from provenance.core.files import MAX_FILE_BYTES
+from provenance.core.visible import visible
 from provenance.result import finite
 
 EXIT_OK, EXIT_SAMPLES_FAILED, EXIT_USAGE = 0, 1, 2
@@ -239,7 +240,8 @@ def read_dataset(path: str, modality: str | None, allow_outside: bool = False, *
 # ---------------------------------------------------------------------- printing
 def emit(args: argparse.Namespace, payload: Any, human: str) -> None:
     """Print a command's answer: ``payload`` as JSON with ``--json`` (non-finite numbers as null),
-    else the ``human`` text."""
+    else the ``human`` text, its controls and bidirectional marks shown as escapes (its lines kept;
+    the formatting functions escape each field's newlines too)."""
     if args.json:
         payload = finite(payload)
         if isinstance(payload, list) and len(payload) > 1:
@@ -251,5 +253,5 @@ def emit(args: argparse.Namespace, payload: Any, human: str) -> None:
             json.dump(payload, sys.stdout, indent=2, allow_nan=False)
             sys.stdout.write("\n")
     else:
-        print(human)
+        print(visible(human, lines=True))
     sys.stdout.flush()  # a closed pipe shows here, inside main's handler, not at interpreter exit
