@@ -34,7 +34,11 @@ Methods (``--methods``, comma-separated):
   :class:`provenance.openset.clusters.SourceClusterer` with that
   projection and settings (threshold calibrated on held-out training classes, no oracle), e.g.
   ``lda``, ``within-whiten/shrinkage=0.3/linkage=ward``, ``standard/metric=euclidean``;
-* ``head:SPEC``: the same on the head's decision values (one per training class) instead of features.
+* ``head:SPEC``: the same on the head's decision values (one per training class) instead of features;
+* ``centred:SPEC``: the same, each batch (a test set, a calibration draw) centred on its own mean
+  before the cosine (transductive: the sources a batch shares are taken out);
+* ``mlp:HIDDEN:SPEC``: the same on a learnt embedding, the ReLU hidden layer (``HIDDEN`` units) of an
+  MLP classifier of the training sources (sklearn, early stopping, standardised inputs).
 
 Commands (2 CPU cores; run under ``nice``)::
 
@@ -264,14 +268,54 @@ def fit_method(method: str, d: dict[str, np.ndarray], seed: int) -> tuple[Any, d
             return fcluster(linkage(Z, "ward"), k_true, criterion="maxclust")
 
         return oracle, {}
-    key = "Xte"
+    Xte = d["Xte"]
     if method.startswith("head:"):
-        Xtr, key, method = d["Htr"], "Hte", method[len("head:") :]
+        Xtr, Xte, method = d["Htr"], d["Hte"], method[len("head:") :]
+    elif method.startswith("mlp:"):
+        hidden, method = method[len("mlp:") :].split(":", 1)
+        Xtr, Xte = mlp_embedding(Xtr, ytr, Xte, int(hidden), seed)
+    cls = SourceClusterer
+    if method.startswith("centred:"):
+        cls, method = _centred_clusterer(), method[len("centred:") :]
     _, kw = parse_spec(method)
     kw.setdefault("seed", seed)
-    model = SourceClusterer(**kw).fit(Xtr, ytr)
+    model = cls(**kw).fit(Xtr, ytr)
     notes = {"threshold": model.threshold_, "split_score": float(np.mean(model.split_scores_))}
-    return (lambda rows: model.predict(d[key][rows])), notes
+    return (lambda rows: model.predict(Xte[rows])), notes
+
+
+def mlp_embedding(
+    Xtr: np.ndarray, ytr: np.ndarray, Xte: np.ndarray, hidden: int, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """The ReLU hidden layer of an MLP trained to tell the training sources apart, for both sets."""
+    from sklearn.neural_network import MLPClassifier
+    from sklearn.preprocessing import StandardScaler
+
+    scaler = StandardScaler().fit(Xtr)
+    mlp = MLPClassifier(hidden_layer_sizes=(hidden,), max_iter=200, early_stopping=True, random_state=seed)
+    mlp.fit(scaler.transform(Xtr), ytr)
+
+    def embed(X: np.ndarray) -> np.ndarray:
+        return np.maximum(scaler.transform(X) @ mlp.coefs_[0] + mlp.intercepts_[0], 0.0)
+
+    return embed(Xtr), embed(Xte)
+
+
+def _centred_clusterer() -> type:
+    from provenance.openset.clusters import SourceClusterer
+
+    class CentredClusterer(SourceClusterer):
+        """SourceClusterer whose every projected batch is centred on its own mean before the cosine."""
+
+        def _project(self, X: np.ndarray, mean: np.ndarray, scale: np.ndarray, proj: np.ndarray) -> np.ndarray:
+            Z = ((X - mean) / scale) @ proj
+            if len(Z) > 1:
+                Z = Z - Z.mean(axis=0)
+            if self.metric == "cosine":
+                Z /= np.maximum(np.linalg.norm(Z, axis=1, keepdims=True), 1e-12)
+            return Z
+
+    return CentredClusterer
 
 
 def main() -> None:
