@@ -206,6 +206,22 @@ def test_no_traceback_for_stalls_cuts_and_disconnects(server: ServeProcess) -> N
     assert "Exceeded concurrency limit" not in out
 
 
+@pytest.mark.slow
+def test_a_crafted_path_cannot_forge_a_log_line(server: ServeProcess) -> None:
+    """A path no route matches is logged as sent: its percent-escaped ESC, CR and LF (decoded by
+    the server) are written as escapes, so the log keeps one line per request."""
+    forged = "POST /v1/attribute 200 n=1"
+    with httpx.Client(timeout=10) as client:
+        r = client.get(f"{server.url}/x%1b[2K%0d%0a{forged.replace(' ', '%20')}")
+    assert r.status_code == 404
+    deadline = time.monotonic() + 10
+    while "\\u001b[2K" not in server.output() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    out = server.output()
+    assert "GET /x\\u001b[2K\\u000d\\u000a" + forged + " 404" in out, out[-2000:]
+    assert "\x1b" not in out and not any(line.startswith(forged) for line in out.splitlines())
+
+
 # ---------------------------------------------------------------------- in-process
 def test_deeply_nested_json_is_422_naming_the_limit(two_author_text_model: Attributor) -> None:
     """Nesting past the limit is refused before the parser recurses (100,000 deep was a 500 and a

@@ -39,6 +39,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from provenance.core.errors import ProvenanceError
 from provenance.core.plugins import load_plugins
+from provenance.core.visible import visible
 from provenance.service import schemas, work
 from provenance.service.limits import Admission, BodyLimit, RequestCap
 from provenance.service.settings import Settings
@@ -420,8 +421,9 @@ class RequestLog:
             await self.app(scope, receive, sending)
         finally:
             route = scope.get("route")
-            # the route's template; a path no route matched is logged as sent, shortened
-            path = getattr(route, "path", None) or scope["path"][:100]
+            # the route's template; a path no route matched is logged as sent, shortened, and with its
+            # controls escaped: `/%1b[2K%0d...` decodes to a terminal escape that would forge a log line
+            path = getattr(route, "path", None) or visible(scope["path"][:100])
             n = state.get("n_samples") if isinstance(state, dict) else None
             log.info(
                 "%s %s %d n=%s %.1fms",
