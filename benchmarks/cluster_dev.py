@@ -11,8 +11,9 @@ about 0 = unrelated) and purity (share of samples whose group's majority source 
   fitted on those training features; ``--per-source`` answers of each held-out LLM to test
   instructions are grouped, ``--draws`` times per rotation.
 * code: js-humanevalx-dev (5 LLMs) + js-commercial-dev (4). Each rotation holds out 2 HumanEval-X
-  LLMs; the attributor (``code-structure`` + linear) is trained on the 3 others and the 4 commercial
-  LLMs (training tasks, split by task); held-out LLMs' files of test tasks are grouped.
+  LLMs (a seeded order of the ten pairs); the attributor (``code-structure`` + linear) is trained
+  on the 3 others and the 4 commercial LLMs (training tasks, split by task); held-out LLMs' files
+  of test tasks are grouped.
 * images: imagen-dev (7 generators). glid3 and midj are held out; the default image attributor
   (``residual-cnn``) is trained once on the other 5 generators' training prompts (split by prompt,
   seed 0) once (``--train-image``), which caches the model in /tmp/cluster_img_model and every
@@ -115,6 +116,8 @@ def code_rotation(rotation: int, args: argparse.Namespace) -> dict[str, np.ndarr
     hx, com = load_js_set("humanevalx"), load_js_set("commercial")
     five = sorted({r["label"] for r in hx})
     pairs = [(a, b) for i, a in enumerate(five) for b in five[i + 1 :]]
+    # a seeded order of the 10 pairs: in their plain order the first four all hold out the same LLM
+    pairs = [pairs[i] for i in np.random.default_rng(200).permutation(len(pairs))]
     held = set(pairs[rotation % len(pairs)])
     tr_hx, te_hx = js_split(hx, args.seed)
     tr_com, _ = js_split(com, args.seed)
